@@ -1,0 +1,11 @@
+//! Roster's pure core: the enrollment model, the rules as data, the recurrence
+//! calendar and the decisions the rules make. Nothing here does I/O or reads a
+//! clock: callers pass facts and "today" in and get decisions back.
+
+pub mod calendar;
+pub mod decide;
+pub mod model;
+pub mod retry;
+pub mod validate;
+
+pub use model::*;

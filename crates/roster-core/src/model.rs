@@ -1,0 +1,312 @@
+//! The vocabulary of Roster: enums with their wire names, sources and rules.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+/// Defines a string-backed enum with its wire names, `as_str`, `FromStr` and
+/// the list of accepted values (used in validation messages).
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(text: &str) -> Result<Self, UnknownValue> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { value: text.to_string(), allowed: Self::NAMES }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// A string that is not one of an enum's wire names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value {value:?}; expected one of {}", allowed.join(", "))]
+pub struct UnknownValue {
+    pub value: String,
+    pub allowed: &'static [&'static str],
+}
+
+wire_enum!(
+    /// What a user is: a person learning, an administrator, or a service account.
+    Role { Admin => "admin", Learner => "learner", Integration => "integration" }
+);
+
+wire_enum!(
+    /// The four kinds of learning activity.
+    ActivityKind {
+        OnlineCourse => "online_course",
+        InstructorLed => "instructor_led",
+        Curriculum => "curriculum",
+        CourseBundle => "course_bundle",
+    }
+);
+
+wire_enum!(
+    /// Why the learner takes the activity.
+    EnrollmentType { Elected => "elected", Recommended => "recommended", Required => "required" }
+);
+
+wire_enum!(
+    /// Where an enrollment stands. `in_progress` is open; all others are closed.
+    Status {
+        InProgress => "in_progress",
+        Passed => "passed",
+        Failed => "failed",
+        NoShow => "no_show",
+        Incomplete => "incomplete",
+        Dropped => "dropped",
+    }
+);
+
+wire_enum!(
+    /// The event of a post-enrollment rule (R31).
+    Trigger { Enrolled => "enrolled", Completed => "completed", Failed => "failed" }
+);
+
+wire_enum!(
+    /// When users created or changed by CSV import or SCIM are evaluated (R18).
+    IntegrationEvaluation { Nightly => "nightly", Immediate => "immediate" }
+);
+
+impl Status {
+    pub fn is_open(self) -> bool {
+        self == Status::InProgress
+    }
+
+    /// `passed` and `failed` are complete: they carry a `completed_at` (R5).
+    pub fn is_complete(self) -> bool {
+        matches!(self, Status::Passed | Status::Failed)
+    }
+}
+
+impl ActivityKind {
+    /// Curricula and bundles hold courses in `item_ids`.
+    pub fn has_items(self) -> bool {
+        matches!(self, ActivityKind::Curriculum | ActivityKind::CourseBundle)
+    }
+
+    /// Post-enrollment rules may be added to every kind but bundles (R30).
+    pub fn accepts_post_enrollments(self) -> bool {
+        self != ActivityKind::CourseBundle
+    }
+}
+
+/// Why an enrollment exists (R20).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    Manual {
+        by: i64,
+    },
+    #[serde(rename = "self")]
+    SelfEnrolled,
+    Url,
+    AutoEnrollment {
+        activity_id: i64,
+        period: String,
+    },
+    PostEnrollment {
+        rule_id: i64,
+        from_enrollment_id: i64,
+    },
+    Curriculum {
+        enrollment_id: i64,
+    },
+    Bundle {
+        enrollment_id: i64,
+    },
+    Import,
+}
+
+impl Source {
+    /// The `kind` tag, as stored in its own column for filtering.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Manual { .. } => "manual",
+            Source::SelfEnrolled => "self",
+            Source::Url => "url",
+            Source::AutoEnrollment { .. } => "auto_enrollment",
+            Source::PostEnrollment { .. } => "post_enrollment",
+            Source::Curriculum { .. } => "curriculum",
+            Source::Bundle { .. } => "bundle",
+            Source::Import => "import",
+        }
+    }
+
+    pub const KINDS: &'static [&'static str] = &[
+        "manual",
+        "self",
+        "url",
+        "auto_enrollment",
+        "post_enrollment",
+        "curriculum",
+        "bundle",
+        "import",
+    ];
+}
+
+/// Who an auto-enrollment rule reaches (R10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    None,
+    Company,
+    Groups,
+}
+
+/// When a one-time enrollment is due (R12).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OneTimeDue {
+    WithinDays(u32),
+    OnDate(Date),
+}
+
+/// How often a rule enrolls (R12).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Recurrence {
+    OneTime {
+        #[serde(default)]
+        due: Option<OneTimeDue>,
+    },
+    Annual {
+        due_each_year_on: MonthDay,
+    },
+    EveryMonths {
+        months: u32,
+    },
+}
+
+/// A month and day of the year, `MM-DD`; 02-29 is allowed (R12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MonthDay {
+    pub month: i8,
+    pub day: i8,
+}
+
+impl MonthDay {
+    pub fn parse(text: &str) -> Option<MonthDay> {
+        let (month, day) = text.split_once('-')?;
+        if month.len() != 2 || day.len() != 2 {
+            return None;
+        }
+        let month: i8 = month.parse().ok()?;
+        let day: i8 = day.parse().ok()?;
+        // A leap year accepts every real month-day, 02-29 included.
+        Date::new(2024, month, day).ok()?;
+        Some(MonthDay { month, day })
+    }
+}
+
+impl fmt::Display for MonthDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}-{:02}", self.month, self.day)
+    }
+}
+
+impl Serialize for MonthDay {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MonthDay {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        MonthDay::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a valid MM-DD")))
+    }
+}
+
+/// A saved auto-enrollment rule (R10–R12); `None` scope is stored as no rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoRule {
+    pub scope: Scope,
+    #[serde(default)]
+    pub group_ids: Vec<i64>,
+    #[serde(default)]
+    pub hired_after: Option<Date>,
+    pub recurrence: Recurrence,
+    #[serde(default)]
+    pub initial_due_days: Option<u32>,
+}
+
+/// A post-enrollment rule (R31).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostRule {
+    pub id: i64,
+    pub activity_id: i64,
+    pub when: Trigger,
+    pub delay_days: u32,
+    pub target_ids: Vec<i64>,
+    pub allow_consecutive: bool,
+}
+
+/// What a rule's period is called in the `period` column (R14).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Period {
+    Once,
+    /// An annual period, named by its end date.
+    Annual(Date),
+    /// The N-th enrollment (1-based) of an every_months chain.
+    Cycle(u32),
+}
+
+impl Period {
+    pub fn parse(text: &str) -> Option<Period> {
+        if text == "once" {
+            return Some(Period::Once);
+        }
+        if let Some(n) = text.strip_prefix("cycle-") {
+            return n.parse().ok().filter(|n| *n >= 1).map(Period::Cycle);
+        }
+        text.parse::<Date>().ok().map(Period::Annual)
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Period::Once => f.write_str("once"),
+            Period::Annual(end) => write!(f, "{end}"),
+            Period::Cycle(n) => write!(f, "cycle-{n}"),
+        }
+    }
+}
+
+/// Outcome of one target of a post-enrollment job (R36, R41, R21).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetOutcome {
+    Create,
+    AlreadyEnrolled,
+    AlreadyCompleted,
+    UserInactive,
+    Exempt,
+}
