@@ -8,7 +8,15 @@ use crate::model::{AutoRule, MonthDay, OneTimeDue, Period, Recurrence};
 
 /// The end of the annual period `MM-DD` in `year`; 29 February becomes
 /// 28 February in common years (R12).
+/// Years beyond the calendar saturate at its first or last day, so that the
+/// functions below stay total up to 9999-12-31.
 pub fn annual_end_in_year(year: i16, month_day: MonthDay) -> Date {
+    if year > Date::MAX.year() {
+        return Date::MAX;
+    }
+    if year < Date::MIN.year() {
+        return Date::MIN;
+    }
     match Date::new(year, month_day.month, month_day.day) {
         Ok(date) => date,
         // Only 02-29 in a common year can fail: MonthDay is validated on a leap year.
@@ -18,7 +26,7 @@ pub fn annual_end_in_year(year: i16, month_day: MonthDay) -> Date {
 }
 
 /// The end of the annual period containing `day`: the first `MM-DD` on or
-/// after it (R12).
+/// after it (R12). After the last `MM-DD` of year 9999 it is 9999-12-31.
 pub fn annual_period_end(day: Date, month_day: MonthDay) -> Date {
     let this_year = annual_end_in_year(day.year(), month_day);
     if this_year >= day {
@@ -45,8 +53,8 @@ pub fn add_days(date: Date, days: u32) -> Date {
     date.checked_add((days as i64).days()).unwrap_or(Date::MAX)
 }
 
-/// The period a sweep on `today` must make sure each matching user has, or
-/// `None` for every_months (whose chain only needs a first enrollment).
+/// The period a sweep on `today` must make sure each matching user has; for
+/// every_months it is the chain's first, `cycle-1` (R14).
 pub fn current_period(recurrence: &Recurrence, today: Date) -> Period {
     match recurrence {
         Recurrence::OneTime { .. } => Period::Once,
@@ -81,7 +89,8 @@ pub fn due_for_new(rule: &AutoRule, period: &Period, today: Date, first: bool) -
 
 /// The next period after `period` was passed on `completed_on`, with its due
 /// date, for annual and every_months rules (R19); `today` is the date of the
-/// completion as seen by the clock. One-time rules have no next period.
+/// completion as seen by the clock. One-time rules have no next period, nor
+/// has the last cycle a `u32` can count.
 pub fn next_period_on_completion(
     recurrence: &Recurrence,
     period: &Period,
@@ -96,7 +105,7 @@ pub fn next_period_on_completion(
             Some((Period::Annual(next), Some(next)))
         }
         (Recurrence::EveryMonths { months }, Period::Cycle(n)) => Some((
-            Period::Cycle(n + 1),
+            Period::Cycle(n.checked_add(1)?),
             Some(add_months(completed_on, *months)),
         )),
         _ => None,

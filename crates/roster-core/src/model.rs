@@ -213,7 +213,10 @@ pub struct MonthDay {
 impl MonthDay {
     pub fn parse(text: &str) -> Option<MonthDay> {
         let (month, day) = text.split_once('-')?;
-        if month.len() != 2 || day.len() != 2 {
+        // Integer parsing alone would let "+1-01" through; only two digits each
+        // spell a month and a day.
+        let two_digits = |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+        if !two_digits(month) || !two_digits(day) {
             return None;
         }
         let month: i8 = month.parse().ok()?;
@@ -279,14 +282,19 @@ pub enum Period {
 }
 
 impl Period {
+    /// Reads a period name; only the spelling `Display` writes is accepted, so
+    /// that one period has exactly one name in the (rule, user, period) key (R14).
     pub fn parse(text: &str) -> Option<Period> {
-        if text == "once" {
-            return Some(Period::Once);
-        }
-        if let Some(n) = text.strip_prefix("cycle-") {
-            return n.parse().ok().filter(|n| *n >= 1).map(Period::Cycle);
-        }
-        text.parse::<Date>().ok().map(Period::Annual)
+        let period = if text == "once" {
+            Period::Once
+        } else if let Some(n) = text.strip_prefix("cycle-") {
+            Period::Cycle(n.parse().ok().filter(|n| *n >= 1)?)
+        } else {
+            Period::Annual(text.parse::<Date>().ok()?)
+        };
+        // jiff also reads "20270630", "+002027-06-30" or "2027-06-30T10:00", and
+        // integers read "01" or "+1": all would alias a canonical name.
+        (period.to_string() == text).then_some(period)
     }
 }
 

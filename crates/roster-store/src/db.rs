@@ -1,0 +1,243 @@
+//! The two backends behind one `Store`, transactions, migrations and the
+//! mapping of database errors to store errors.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, SqlSafeStr, Sqlite, SqlitePool, Transaction};
+
+/// Runs `$body` with `$c` bound to the transaction's connection, whichever
+/// backend it is on. The body is compiled once per backend, so the same SQL
+/// text and binds serve both.
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(transaction) => {
+                let $c = &mut **transaction;
+                $body
+            }
+            $crate::db::Tx::Postgres(transaction) => {
+                let $c = &mut **transaction;
+                $body
+            }
+        }
+    };
+}
+
+/// Like `on_tx!`, with different SQL text per backend.
+macro_rules! on_tx_sql {
+    ($tx:expr, $sqlite:expr, $postgres:expr, $sql:ident, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(transaction) => {
+                let $c = &mut **transaction;
+                let $sql = $sqlite;
+                $body
+            }
+            $crate::db::Tx::Postgres(transaction) => {
+                let $c = &mut **transaction;
+                let $sql = $postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool to one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A transaction on either backend. Dropped without `commit`, it rolls back.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write; the string names it.
+    #[error("conflict on {0}")]
+    Conflict(String),
+    #[error("unsupported database URL {0:?}: use sqlite://FILE or postgres://…")]
+    BadUrl(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Microseconds since the epoch, as stored.
+pub fn micros(timestamp: Timestamp) -> i64 {
+    timestamp.as_microsecond()
+}
+
+pub fn from_micros(value: i64) -> Timestamp {
+    Timestamp::from_microsecond(value).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url`. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true)
+                .pragma("cache_size", "-65536")
+                .pragma("temp_store", "memory");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options)
+                .await?;
+            Ok(Store::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options)
+                .await?;
+            Ok(Store::Postgres(pool))
+        } else {
+            Err(StoreError::BadUrl(url.to_string()))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the backend's migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(pool) => migrator(SQLITE_MIGRATIONS).run(pool).await?,
+            Store::Postgres(pool) => migrator(POSTGRES_MIGRATIONS).run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A transaction that will write: on SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), so it never fails midway on an upgrade.
+    pub async fn write(&self) -> Result<Tx> {
+        Ok(match self {
+            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A transaction that only reads.
+    pub async fn read(&self) -> Result<Tx> {
+        Ok(match self {
+            Store::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        match self {
+            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(pool) => pool.close().await,
+            Store::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(transaction) => transaction.commit().await?,
+            Tx::Postgres(transaction) => transaction.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(transaction) => transaction.rollback().await?,
+            Tx::Postgres(transaction) => transaction.rollback().await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../migrations/sqlite/0001_initial.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../migrations/postgres/0001_initial.sql"),
+)];
+
+fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations = list
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Turns a unique-constraint violation into `Conflict`, naming the column or
+/// index; every other error passes through. The one place constraint errors
+/// are interpreted.
+pub(crate) fn on_constraint(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(database_error) = &error
+        && database_error.is_unique_violation()
+    {
+        let name = database_error
+            .constraint()
+            .map(str::to_string)
+            .unwrap_or_else(|| database_error.message().to_string());
+        return StoreError::Conflict(name);
+    }
+    StoreError::Database(error)
+}

@@ -1,0 +1,229 @@
+//! Durable jobs: enqueued in the caller's transaction, claimed under a lease
+//! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite),
+//! completed in the handler's transaction, retried with backoff.
+
+use crate::db::{Result, Tx};
+use crate::records::JobRecord;
+
+const JOB_COLUMNS: &str = "id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
+     attempts, last_error, outcome, created_at, finished_at";
+
+#[derive(Clone, Debug, Default)]
+pub struct NewJob {
+    pub kind: String,
+    pub run_at: i64,
+    pub dedupe_key: Option<String>,
+    pub payload: String,
+    pub rule_id: Option<i64>,
+    pub sweep_id: Option<i64>,
+    pub user_id: Option<i64>,
+}
+
+/// A job this worker holds the lease of.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub run_at: i64,
+    pub payload: String,
+    pub rule_id: Option<i64>,
+    pub sweep_id: Option<i64>,
+    pub attempts: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    pub rule_id: Option<i64>,
+    pub after_id: i64,
+    pub limit: i64,
+}
+
+impl Tx {
+    /// Enqueues the job; a job with the same `dedupe_key` already there wins
+    /// and `None` is returned.
+    pub async fn enqueue(&mut self, job: &NewJob, now: i64) -> Result<Option<i64>> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(
+            "INSERT INTO jobs (kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, created_at) \
+             VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id"
+        )
+        .bind(&job.kind)
+        .bind(job.run_at)
+        .bind(&job.dedupe_key)
+        .bind(&job.payload)
+        .bind(job.rule_id)
+        .bind(job.sweep_id)
+        .bind(job.user_id)
+        .bind(now)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    /// Takes the earliest job due at business time `now` (or whose lease
+    /// expired at real time `real_now`), leasing it to `owner` until
+    /// `lease_until` (real time). `kind` narrows the choice.
+    pub async fn claim_job(
+        &mut self,
+        owner: &str,
+        now: i64,
+        real_now: i64,
+        lease_until: i64,
+        kind: Option<&str>,
+    ) -> Result<Option<ClaimedJob>> {
+        Ok(on_tx_sql!(self,
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM jobs WHERE ((state = 'pending' AND run_at <= $3) \
+             OR (state = 'running' AND lease_expires_at < $4)) AND ($5 IS NULL OR kind = $5) \
+             ORDER BY run_at, id LIMIT 1) \
+             RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts",
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM jobs WHERE ((state = 'pending' AND run_at <= $3) \
+             OR (state = 'running' AND lease_expires_at < $4)) AND ($5::text IS NULL OR kind = $5) \
+             ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts",
+            sql, c => sqlx::query_as(sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(real_now)
+            .bind(kind)
+            .fetch_optional(c)
+            .await?))
+    }
+
+    /// Marks the job done with its outcome, if this owner still holds it.
+    /// False means the lease was lost: the caller must roll back.
+    pub async fn complete_job(
+        &mut self,
+        id: i64,
+        owner: &str,
+        outcome: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let changed = on_tx!(self, c => sqlx::query(
+            "UPDATE jobs SET state = 'done', outcome = $3, finished_at = $4, lease_owner = NULL, \
+             lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2 AND state = 'running'"
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(outcome)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(changed == 1)
+    }
+
+    /// Records a failed attempt: back to `pending` at `retry_at`, or `failed`
+    /// for good when `give_up`.
+    pub async fn fail_job(
+        &mut self,
+        id: i64,
+        owner: &str,
+        error: &str,
+        retry_at: i64,
+        give_up: bool,
+        now: i64,
+    ) -> Result<()> {
+        on_tx!(self, c => sqlx::query(
+            "UPDATE jobs SET state = CASE WHEN $5 THEN 'failed' ELSE 'pending' END, run_at = CASE WHEN $5 THEN run_at ELSE $4 END, \
+             last_error = $3, lease_owner = NULL, lease_expires_at = NULL, \
+             finished_at = CASE WHEN $5 THEN $6 ELSE NULL END WHERE id = $1 AND lease_owner = $2"
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(error)
+        .bind(retry_at)
+        .bind(give_up)
+        .bind(now)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(())
+    }
+
+    /// Cancels a pending job; false when it is not pending.
+    pub async fn cancel_job(&mut self, id: i64, now: i64) -> Result<bool> {
+        let changed = on_tx!(self, c => sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = $2 WHERE id = $1 AND state = 'pending'"
+        )
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(changed == 1)
+    }
+
+    pub async fn get_job(&mut self, id: i64) -> Result<Option<JobRecord>> {
+        Ok(
+            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(c)
+        .await?),
+        )
+    }
+
+    pub async fn list_jobs(&mut self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
+        Ok(
+            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > $1 AND ($2 IS NULL OR state = $2) \
+             AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR rule_id = $4) ORDER BY id LIMIT $5"
+        )))
+        .bind(filter.after_id)
+        .bind(&filter.state)
+        .bind(&filter.kind)
+        .bind(filter.rule_id)
+        .bind(filter.limit)
+        .fetch_all(c)
+        .await?),
+        )
+    }
+
+    /// The earliest `run_at` of a pending job due by `until`, if any.
+    pub async fn next_job_time(&mut self, until: i64) -> Result<Option<i64>> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(
+            "SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at <= $1"
+        )
+        .bind(until)
+        .fetch_one(c)
+        .await?))
+    }
+
+    /// How many jobs are pending and due, or running, at business time `now`.
+    pub async fn count_due_jobs(&mut self, now: i64) -> Result<i64> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE (state = 'pending' AND run_at <= $1) OR state = 'running'"
+        )
+        .bind(now)
+        .fetch_one(c)
+        .await?))
+    }
+
+    /// Pending post-enrollment jobs of a user (for explain, R20).
+    pub async fn pending_jobs_of_user(&mut self, user_id: i64) -> Result<Vec<JobRecord>> {
+        Ok(
+            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = $1 AND state IN ('pending', 'running') ORDER BY run_at, id"
+        )))
+        .bind(user_id)
+        .fetch_all(c)
+        .await?),
+        )
+    }
+
+    /// Pending jobs with `run_at` in [from, to), for the forecast (R17).
+    pub async fn pending_jobs_between(&mut self, from: i64, to: i64) -> Result<Vec<JobRecord>> {
+        Ok(
+            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'pending' AND run_at >= $1 AND run_at < $2 ORDER BY run_at, id"
+        )))
+        .bind(from)
+        .bind(to)
+        .fetch_all(c)
+        .await?),
+        )
+    }
+}

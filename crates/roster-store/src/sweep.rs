@@ -1,0 +1,222 @@
+//! The set-based sweep of one activity's auto-enrollment rule over a range of
+//! user ids (R10–R16). "What must exist" versus "what exists" is computed by
+//! the database; the unique key (activity, user, period) makes every step
+//! safe to repeat after a crash or alongside another process.
+
+use crate::db::{Result, Tx};
+
+/// One activity's rule, resolved for one day, over users `user_lo..user_hi`.
+#[derive(Clone, Debug)]
+pub struct ActivitySweep {
+    pub activity_id: i64,
+    /// Scope `groups` (the rule's groups are in `auto_rule_groups`).
+    pub by_groups: bool,
+    pub hired_after: Option<String>,
+    /// The period each matching user needs: 'once', 'YYYY-MM-DD' or 'cycle-1'.
+    pub period: String,
+    pub kind: SweepKind,
+    /// Due date of a user's first enrollment from this rule.
+    pub due_first: Option<String>,
+    /// Due date of a later one.
+    pub due_later: Option<String>,
+    pub today: String,
+    pub now: i64,
+    pub source_json: String,
+    pub user_lo: i64,
+    pub user_hi: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweepKind {
+    OneTime,
+    Annual,
+    EveryMonths,
+}
+
+/// What a sweep did (or would do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepCounts {
+    pub created: i64,
+    pub adopted: i64,
+    pub closed: i64,
+    pub skipped: i64,
+}
+
+/// An enrollment the sweep touched: (enrollment id, user id).
+pub type Touched = (i64, i64);
+
+/// An open enrollment to adopt, as it was: (id, user id, type, due_on, first).
+pub type AdoptCandidate = (i64, i64, String, Option<String>, bool);
+
+// The users the rule matches today ($1 activity, $2 lo, $3 hi, $4 hired_after,
+// $5 by_groups, $6 today): active people in scope, hired after the date, not exempt.
+const MATCHING: &str = "u.active = TRUE AND u.role <> 'integration' AND u.id >= $2 AND u.id < $3 \
+     AND ($4 IS NULL OR (u.hired_on IS NOT NULL AND u.hired_on > $4)) \
+     AND ($5 = FALSE OR EXISTS (SELECT 1 FROM group_members gm JOIN auto_rule_groups rg \
+          ON rg.group_id = gm.group_id WHERE rg.activity_id = $1 AND gm.user_id = u.id))";
+const NOT_EXEMPT: &str = "NOT EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = u.id \
+     AND x.activity_id = $1 AND (x.until IS NULL OR x.until >= $6))";
+const EXEMPT: &str = "EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = u.id \
+     AND x.activity_id = $1 AND (x.until IS NULL OR x.until >= $6))";
+// Whether the user's need is already met ($7 period).
+const UNSATISFIED_ONCE: &str = "NOT EXISTS (SELECT 1 FROM enrollments s WHERE s.activity_id = $1 \
+     AND s.user_id = u.id AND (s.period = 'once' OR s.status = 'passed') AND $7 = 'once')";
+const UNSATISFIED_ANNUAL: &str = "NOT EXISTS (SELECT 1 FROM enrollments s WHERE s.activity_id = $1 \
+     AND s.user_id = u.id AND s.period = $7)";
+const UNSATISFIED_CYCLE: &str = "NOT EXISTS (SELECT 1 FROM enrollments s WHERE s.activity_id = $1 \
+     AND s.user_id = u.id AND s.period LIKE 'cycle-%' AND $7 = 'cycle-1')";
+// Whether this rule gave the user an enrollment before (for initial_due_days).
+const HAD_PERIOD: &str = "EXISTS (SELECT 1 FROM enrollments h WHERE h.activity_id = $1 \
+     AND h.user_id = u.id AND h.period IS NOT NULL)";
+
+impl ActivitySweep {
+    fn unsatisfied(&self) -> &'static str {
+        match self.kind {
+            SweepKind::OneTime => UNSATISFIED_ONCE,
+            SweepKind::Annual => UNSATISFIED_ANNUAL,
+            SweepKind::EveryMonths => UNSATISFIED_CYCLE,
+        }
+    }
+}
+
+/// Binds the seven shared parameters of the clauses above, in order.
+macro_rules! bind_common {
+    ($query:expr, $sweep:expr) => {
+        $query
+            .bind($sweep.activity_id)
+            .bind($sweep.user_lo)
+            .bind($sweep.user_hi)
+            .bind(&$sweep.hired_after)
+            .bind($sweep.by_groups)
+            .bind(&$sweep.today)
+            .bind(&$sweep.period)
+    };
+}
+
+impl Tx {
+    /// Annual rollover (R14): closes as `incomplete` every open enrollment of
+    /// an earlier annual period of the activity in the user range.
+    pub async fn sweep_close_earlier(&mut self, sweep: &ActivitySweep) -> Result<Vec<Touched>> {
+        if sweep.kind != SweepKind::Annual {
+            return Ok(Vec::new());
+        }
+        Ok(on_tx!(self, c => sqlx::query_as(
+            "UPDATE enrollments SET status = 'incomplete', updated_at = $5 WHERE activity_id = $1 \
+             AND user_id >= $2 AND user_id < $3 AND status = 'in_progress' AND period IS NOT NULL \
+             AND period LIKE '____-__-__' AND period < $4 RETURNING id, user_id"
+        )
+        .bind(sweep.activity_id)
+        .bind(sweep.user_lo)
+        .bind(sweep.user_hi)
+        .bind(&sweep.period)
+        .bind(sweep.now)
+        .fetch_all(c)
+        .await?))
+    }
+
+    /// Open enrollments no period holds, of matching users whose need is not
+    /// met (R15), as they are before adoption.
+    pub async fn sweep_adopt_candidates(
+        &mut self,
+        sweep: &ActivitySweep,
+    ) -> Result<Vec<AdoptCandidate>> {
+        let sql = format!(
+            "SELECT e.id, e.user_id, e.type, e.due_on, NOT {HAD_PERIOD} AS first \
+             FROM enrollments e JOIN users u ON u.id = e.user_id \
+             WHERE e.activity_id = $1 AND e.status = 'in_progress' AND e.period IS NULL \
+             AND {MATCHING} AND {NOT_EXEMPT} AND {} ORDER BY e.user_id",
+            sweep.unsatisfied()
+        );
+        Ok(
+            on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), sweep)
+            .fetch_all(c)
+            .await?),
+        )
+    }
+
+    /// Adopts one open enrollment for the period (R15): required, the due
+    /// date a new one would get if it had none, the period set.
+    pub async fn sweep_adopt(
+        &mut self,
+        id: i64,
+        period: &str,
+        due_on: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let changed = on_tx!(self, c => sqlx::query(
+            "UPDATE enrollments SET type = 'required', period = $2, due_on = $3, updated_at = $4 \
+             WHERE id = $1 AND status = 'in_progress' AND period IS NULL"
+        )
+        .bind(id)
+        .bind(period)
+        .bind(due_on)
+        .bind(now)
+        .execute(c)
+        .await
+        .map_err(crate::db::on_constraint)?
+        .rows_affected());
+        Ok(changed == 1)
+    }
+
+    /// Creates the period's enrollment for every matching user whose need is
+    /// not met and who has no open enrollment in the activity (R14), in one
+    /// statement, in user order. Returns what it created.
+    pub async fn sweep_create(&mut self, sweep: &ActivitySweep) -> Result<Vec<Touched>> {
+        let sql = format!(
+            "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
+             enrolled_at, completed_at, source_kind, source, period, updated_at) \
+             SELECT u.id, $1, 'required', 'in_progress', CASE WHEN {HAD_PERIOD} THEN $9 ELSE $8 END, \
+             NULL, NULL, $10, NULL, 'auto_enrollment', $11, $7, $10 FROM users u \
+             WHERE {MATCHING} AND {NOT_EXEMPT} AND {} \
+             AND NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
+                 AND o.status = 'in_progress') \
+             ORDER BY u.id ON CONFLICT DO NOTHING RETURNING id, user_id",
+            sweep.unsatisfied()
+        );
+        Ok(
+            on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), sweep)
+            .bind(&sweep.due_first)
+            .bind(&sweep.due_later)
+            .bind(sweep.now)
+            .bind(&sweep.source_json)
+            .fetch_all(c)
+            .await?),
+        )
+    }
+
+    /// Matching users whose need is blocked by an open enrollment another
+    /// period holds (R2), plus exempt users the rule would otherwise reach (R21).
+    pub async fn sweep_count_skipped(&mut self, sweep: &ActivitySweep) -> Result<i64> {
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM users u WHERE {MATCHING} AND {NOT_EXEMPT} AND {unsatisfied} \
+               AND EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
+                 AND o.status = 'in_progress' AND o.period IS NOT NULL)) \
+             + (SELECT COUNT(*) FROM users u WHERE {MATCHING} AND {EXEMPT} AND {unsatisfied})",
+            unsatisfied = sweep.unsatisfied()
+        );
+        Ok(
+            on_tx!(self, c => bind_common!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), sweep)
+            .fetch_one(c)
+            .await?),
+        )
+    }
+
+    /// The highest user id, to cut the sweep into ranges.
+    pub async fn max_user_id(&mut self) -> Result<i64> {
+        let max: Option<i64> =
+            on_tx!(self, c => sqlx::query_scalar("SELECT MAX(id) FROM users").fetch_one(c).await?);
+        Ok(max.unwrap_or(0))
+    }
+
+    /// Users the rule matches today and who are not exempt, over the range:
+    /// for preview lists and forecasts.
+    pub async fn sweep_matching_count(&mut self, sweep: &ActivitySweep) -> Result<i64> {
+        let sql =
+            format!("SELECT COUNT(*) FROM users u WHERE {MATCHING} AND {NOT_EXEMPT} AND $7 = $7");
+        Ok(
+            on_tx!(self, c => bind_common!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), sweep)
+            .fetch_one(c)
+            .await?),
+        )
+    }
+}
