@@ -8,6 +8,7 @@ use crate::model::{AutoRule, MonthDay, OneTimeDue, Period, Recurrence};
 
 /// The end of the annual period `MM-DD` in `year`; 29 February becomes
 /// 28 February in common years (R12).
+///
 /// Years beyond the calendar saturate at its first or last day, so that the
 /// functions below stay total up to 9999-12-31.
 pub fn annual_end_in_year(year: i16, month_day: MonthDay) -> Date {

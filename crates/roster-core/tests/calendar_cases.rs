@@ -7,6 +7,7 @@
 //! Recurrences and rules are written in their JSON wire form.
 
 use jiff::civil::Date;
+use proptest::strategy::Strategy;
 use roster_core::calendar::{
     add_months, annual_end_in_year, annual_period_end, due_for_new, next_annual_period_end,
     next_period_on_completion,
@@ -848,4 +849,27 @@ fn r12_annual_rule_with_february_29_is_valid() {
         r#"check_auto_rule {"scope":"company","recurrence":{"kind":"annual","due_each_year_on":"02-29"}}"#,
         "ok",
     );
+}
+
+proptest::proptest! {
+    #[test]
+    fn r14_every_period_name_reads_back_as_the_same_period(
+        period in proptest::prop_oneof![
+            proptest::strategy::Just(Period::Once),
+            (1u32..).prop_map(Period::Cycle),
+            (0i32..3_652_059).prop_map(|offset| {
+                Period::Annual(date("0000-01-01").checked_add(jiff::ToSpan::days(offset)).unwrap())
+            }),
+        ]
+    ) {
+        let text = period.to_string();
+        proptest::prop_assert_eq!(Period::parse(&text), Some(period));
+    }
+
+    #[test]
+    fn r14_any_text_accepted_as_a_period_is_its_own_canonical_name(text in "(cycle-)?[+0-9T:-]{0,14}|once") {
+        if let Some(period) = Period::parse(&text) {
+            proptest::prop_assert_eq!(period.to_string(), text);
+        }
+    }
 }

@@ -102,12 +102,13 @@ fn writes_nothing(plan: &SweepPlan) -> bool {
     plan_steps(plan) == 0
 }
 
+/// An enrollment as compared across runs: user, id (0 when a sweep made it),
+/// period, status, due date.
+type Row = (i64, i64, Option<Period>, Status, Option<Date>);
+
 /// The state with the ids of enrollments a sweep created erased, sorted: two
 /// runs that created the same rows in another order compare equal.
-fn modulo_new_ids(
-    state: &[EnrollmentFacts],
-    first_new_id: i64,
-) -> Vec<(i64, i64, Option<Period>, Status, Option<Date>)> {
+fn modulo_new_ids(state: &[EnrollmentFacts], first_new_id: i64) -> Vec<Row> {
     let mut rows: Vec<_> = state
         .iter()
         .map(|e| {
