@@ -280,6 +280,24 @@ impl Tx {
         )
     }
 
+    /// Open enrollments of an activity due in [from, to], counted per day.
+    pub async fn due_counts(
+        &mut self,
+        activity_id: i64,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, i64)>> {
+        Ok(on_tx!(self, c => sqlx::query_as(
+            "SELECT due_on, COUNT(*) FROM enrollments WHERE activity_id = $1 AND status = 'in_progress' \
+             AND due_on >= $2 AND due_on <= $3 GROUP BY due_on ORDER BY due_on"
+        )
+        .bind(activity_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(c)
+        .await?))
+    }
+
     /// In-progress enrollments of inactive users (R54), oldest first.
     pub async fn purge_candidates(&mut self) -> Result<Vec<EnrollmentRecord>> {
         Ok(

@@ -191,7 +191,7 @@ impl Tx {
             "SELECT (SELECT COUNT(*) FROM users u WHERE {MATCHING} AND {NOT_EXEMPT} AND {unsatisfied} \
                AND EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
                  AND o.status = 'in_progress' AND o.period IS NOT NULL)) \
-             + (SELECT COUNT(*) FROM users u WHERE {MATCHING} AND {EXEMPT} AND {unsatisfied})",
+             + (SELECT COUNT(*) FROM users u WHERE {MATCHING} AND {EXEMPT})",
             unsatisfied = sweep.unsatisfied()
         );
         Ok(

@@ -1,0 +1,321 @@
+//! The learner's side: catalog and self-enrollment (R1, R3, R4), History
+//! (R60), Plan and its iCalendar feed (R61), and home rows (R62). Everything
+//! here is the caller's own data.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use icalendar::{Calendar, Component, EventLike};
+use jiff::ToSpan;
+use roster_core::{EnrollmentType, Source, Status};
+use roster_store::{ActivityRecord, EnrollmentFilter, EnrollmentRow};
+use serde_json::{Value, json};
+
+use crate::api::{activity_json, enrollment_row_view, enrollments_csv, page, wants_csv};
+use crate::auth::Actor;
+use crate::body::{JsonBody, QueryParams};
+use crate::engine::enroll::{Created, NewEnrollment, create};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub async fn catalog(
+    State(state): State<AppState>,
+    _actor: Actor,
+    query: QueryParams,
+) -> ApiResult<Json<Value>> {
+    let (limit, cursor) = query.page()?;
+    let kind = query.enumeration::<roster_core::ActivityKind>("kind")?;
+    let mut tx = state.store.read().await?;
+    let records = tx
+        .list_activities(
+            query.text("q").as_deref(),
+            kind.map(|kind| kind.as_str()),
+            true,
+            cursor.unwrap_or(0),
+            limit,
+        )
+        .await?;
+    let mut items = Vec::with_capacity(records.len());
+    for record in records {
+        let mut view = activity_json(&mut tx, record).await?;
+        if let Some(object) = view.as_object_mut() {
+            // Rules are administration, not catalog content.
+            object.remove("auto_enrollment");
+            object.remove("post_enrollments");
+        }
+        items.push(view);
+    }
+    tx.rollback().await?;
+    Ok(Json(page(items, limit)))
+}
+
+/// Self-enrollment by either path (R1, R3, R4).
+async fn self_enroll_into(
+    state: &AppState,
+    actor: &Actor,
+    activity: ActivityRecord,
+    source: Source,
+) -> ApiResult<Response> {
+    if !activity.active {
+        return Err(ApiError::rule(format!(
+            "\"{}\" is inactive: it cannot be enrolled in (R3)",
+            activity.title
+        )));
+    }
+    let mut tx = state.store.write().await?;
+    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
+    let mut missing = Vec::new();
+    for prerequisite in tx.prerequisite_ids(activity.id).await? {
+        if !tx.ever_passed(actor.id(), prerequisite).await? {
+            let title = tx
+                .get_activity(prerequisite)
+                .await?
+                .map(|a| a.title)
+                .unwrap_or_default();
+            missing.push((prerequisite, title));
+        }
+    }
+    if !missing.is_empty() {
+        let names = missing
+            .iter()
+            .map(|(_, title)| format!("\"{title}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ApiError::Invalid {
+            detail: format!("pass the prerequisites first: {names} (R4)"),
+            errors: vec![crate::error::FieldError {
+                field: "activity_id".into(),
+                message: format!("missing prerequisites: {names}"),
+            }],
+            extra: Some(json!({
+                "missing_prerequisite_ids": missing.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                "missing_prerequisites": missing.iter().map(|(id, title)| json!({"id": id, "title": title})).collect::<Vec<_>>(),
+            })),
+        });
+    }
+    let new = NewEnrollment {
+        user_id: actor.id(),
+        activity_id: activity.id,
+        enrollment_type: EnrollmentType::Elected,
+        status: Status::InProgress,
+        due_on: None,
+        required_by: None,
+        reason: None,
+        source,
+        period: None,
+    };
+    match create(&mut tx, &ctx, new).await? {
+        Created::Created(record) => {
+            tx.commit().await?;
+            state.jobs_ready.notify_waiters();
+            Ok((
+                StatusCode::CREATED,
+                Json(crate::api::enrollment_view(&record, &ctx.today.to_string())),
+            )
+                .into_response())
+        }
+        Created::AlreadyEnrolled | Created::PeriodHeld => Err(ApiError::Conflict(
+            "you already have an open enrollment in this activity (R2)".into(),
+        )),
+    }
+}
+
+pub async fn self_enroll(
+    State(state): State<AppState>,
+    actor: Actor,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let mut fields = body.fields();
+    let activity_id = fields.int("activity_id")?;
+    if activity_id.is_none() {
+        fields.error("activity_id", "is required");
+    }
+    fields.finish()?;
+    let activity_id = activity_id.unwrap_or_default();
+    let mut tx = state.store.read().await?;
+    let activity = tx.get_activity(activity_id).await?;
+    tx.rollback().await?;
+    let activity = activity.ok_or_else(|| ApiError::not_found("activity"))?;
+    if !activity.in_catalog {
+        return Err(ApiError::rule(format!(
+            "\"{}\" is not in the catalog; use its enrollment URL (R3)",
+            activity.title
+        )));
+    }
+    self_enroll_into(&state, &actor, activity, Source::SelfEnrolled).await
+}
+
+pub async fn enroll_by_url(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
+    let mut tx = state.store.read().await?;
+    let activity = tx.find_activity_by_token(&token).await?;
+    tx.rollback().await?;
+    let activity = activity.ok_or_else(|| ApiError::not_found("enrollment link"))?;
+    self_enroll_into(&state, &actor, activity, Source::Url).await
+}
+
+/// R60: all the learner's enrollments, newest first, searchable and filterable.
+pub async fn history(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    query: QueryParams,
+) -> ApiResult<Response> {
+    let (limit, cursor) = query.page()?;
+    let from = query.date("from")?;
+    let to = query.date("to")?;
+    let mut tx = state.store.read().await?;
+    let ctx = state.ctx(&mut tx, None).await?;
+    let tz = ctx.settings.time_zone();
+    let start_of = |date: jiff::civil::Date| {
+        date.to_zoned(tz.clone())
+            .ok()
+            .map(|zoned| zoned.timestamp().as_microsecond())
+    };
+    let csv = wants_csv(&headers);
+    let filter = EnrollmentFilter {
+        user_id: Some(actor.id()),
+        status: query
+            .enumeration::<Status>("status")?
+            .map(|status| status.as_str().into()),
+        enrollment_type: query
+            .enumeration::<EnrollmentType>("type")?
+            .map(|value| value.as_str().into()),
+        enrolled_from: from.and_then(start_of),
+        enrolled_to: to
+            .and_then(|date| date.checked_add(1.day()).ok())
+            .and_then(start_of),
+        title_q: query.text("q"),
+        today: ctx.today.to_string(),
+        cursor,
+        newest_first: true,
+        limit: if csv && cursor.is_none() {
+            i64::MAX
+        } else {
+            limit
+        },
+        ..EnrollmentFilter::default()
+    };
+    let rows = tx.list_enrollments(&filter).await?;
+    tx.rollback().await?;
+    if csv {
+        return Ok(enrollments_csv(&rows, &filter.today, "history.csv")?);
+    }
+    let items = rows
+        .iter()
+        .map(|row| enrollment_row_view(row, &filter.today))
+        .collect();
+    Ok(Json(page(items, limit)).into_response())
+}
+
+/// The learner's open enrollments in active activities (R37, R61, R62).
+async fn open_visible(
+    state: &AppState,
+    actor: &Actor,
+) -> ApiResult<(Vec<EnrollmentRow>, jiff::civil::Date)> {
+    let mut tx = state.store.read().await?;
+    let ctx = state.ctx(&mut tx, None).await?;
+    let mut rows = tx
+        .list_enrollments(&EnrollmentFilter {
+            user_id: Some(actor.id()),
+            status: Some("in_progress".into()),
+            activity_active: Some(true),
+            today: ctx.today.to_string(),
+            limit: i64::MAX,
+            ..EnrollmentFilter::default()
+        })
+        .await?;
+    tx.rollback().await?;
+    // Soonest due first, undated last; ties by enrollment id.
+    rows.sort_by(|a, b| {
+        let key = |row: &EnrollmentRow| {
+            (
+                row.enrollment.due_on.is_none(),
+                row.enrollment.due_on.clone(),
+                row.enrollment.id,
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    Ok((rows, ctx.today))
+}
+
+pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Value>> {
+    let (rows, today) = open_visible(&state, &actor).await?;
+    let soon = today.checked_add(7.days()).unwrap_or(today).to_string();
+    let month = today.checked_add(30.days()).unwrap_or(today).to_string();
+    let today_text = today.to_string();
+    let mut groups: [Vec<Value>; 5] = Default::default();
+    for row in &rows {
+        let index = match row.enrollment.due_on.as_deref() {
+            None => 4,
+            Some(due) if due < today_text.as_str() => 0,
+            Some(due) if due <= soon.as_str() => 1,
+            Some(due) if due <= month.as_str() => 2,
+            Some(_) => 3,
+        };
+        groups[index].push(enrollment_row_view(row, &today_text));
+    }
+    let [overdue, due_soon, due_this_month, later, no_due_date] = groups;
+    Ok(Json(json!({
+        "today": today_text,
+        "overdue": overdue,
+        "due_soon": due_soon,
+        "due_this_month": due_this_month,
+        "later": later,
+        "no_due_date": no_due_date,
+    })))
+}
+
+pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
+    let (rows, _) = open_visible(&state, &actor).await?;
+    let mut calendar = Calendar::new();
+    calendar.name("Roster plan");
+    for row in &rows {
+        let Some(due) = row.enrollment.due_on.as_deref() else {
+            continue;
+        };
+        let Ok(date) = chrono::NaiveDate::parse_from_str(due, "%Y-%m-%d") else {
+            continue;
+        };
+        let event = icalendar::Event::new()
+            .uid(&format!("enrollment-{}@roster", row.enrollment.id))
+            .summary(&format!("Due: {}", row.activity_title))
+            .description(&format!(
+                "{} enrollment in {}",
+                row.enrollment.enrollment_type, row.activity_title
+            ))
+            .all_day(date)
+            .done();
+        calendar.push(event);
+    }
+    let body = calendar.done().to_string();
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/calendar; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"plan.ics\""),
+    );
+    Ok(response)
+}
+
+pub async fn home(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Value>> {
+    let (rows, today) = open_visible(&state, &actor).await?;
+    let today_text = today.to_string();
+    let row_of = |kind: &str| -> Vec<Value> {
+        rows.iter()
+            .filter(|row| row.enrollment.enrollment_type == kind)
+            .map(|row| enrollment_row_view(row, &today_text))
+            .collect()
+    };
+    Ok(Json(
+        json!({"required": row_of("required"), "recommended": row_of("recommended")}),
+    ))
+}

@@ -1,0 +1,294 @@
+//! The REST API under `/api/v1`: routes, shared views of records, pagination
+//! and CSV output.
+
+pub mod activities;
+pub mod admin;
+pub mod enrollments;
+pub mod learner;
+pub mod users;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use jiff::Timestamp;
+use roster_store::{EnrollmentRecord, EnrollmentRow, Tx, UserRecord};
+use serde_json::{Value, json};
+
+use crate::engine::rules::{activity_from, post_rule_from};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(users::create_user).get(users::list_users))
+        .route("/users/{id}", get(users::get_user).patch(users::patch_user))
+        .route("/users/{id}/tokens", post(users::issue_token))
+        .route(
+            "/users/{id}/enrollments",
+            get(enrollments::list_user_enrollments),
+        )
+        .route("/groups", post(users::create_group).get(users::list_groups))
+        .route(
+            "/groups/{id}",
+            get(users::get_group)
+                .patch(users::patch_group)
+                .delete(users::delete_group),
+        )
+        .route(
+            "/groups/{id}/members/{user_id}",
+            put(users::add_member).delete(users::remove_member),
+        )
+        .route(
+            "/activities",
+            post(activities::create_activity).get(activities::list_activities),
+        )
+        .route(
+            "/activities/{id}",
+            get(activities::get_activity).patch(activities::patch_activity),
+        )
+        .route(
+            "/activities/{id}/auto-enrollment",
+            put(activities::put_auto_enrollment),
+        )
+        .route(
+            "/activities/{id}/auto-enrollment/preview",
+            post(activities::preview_auto_enrollment),
+        )
+        .route(
+            "/activities/{id}/post-enrollments",
+            get(activities::list_post_rules).post(activities::create_post_rule),
+        )
+        .route(
+            "/activities/{id}/post-enrollments/{rule_id}",
+            axum::routing::patch(activities::patch_post_rule).delete(activities::delete_post_rule),
+        )
+        .route(
+            "/activities/{id}/enrollments",
+            post(enrollments::enroll_users).get(enrollments::list_activity_enrollments),
+        )
+        .route("/enrollments", get(enrollments::list_enrollments))
+        .route("/enrollments/bulk-update", post(enrollments::bulk_update))
+        .route("/enrollments/bulk-delete", post(enrollments::bulk_delete))
+        .route(
+            "/enrollments/{id}",
+            get(enrollments::get_enrollment).patch(enrollments::patch_enrollment),
+        )
+        .route(
+            "/enrollments/{id}/explain",
+            get(enrollments::explain_enrollment),
+        )
+        .route(
+            "/enrollments/{id}/attachments",
+            post(enrollments::upload_attachment).get(enrollments::list_attachments),
+        )
+        .route(
+            "/enrollments/{id}/attachments/{aid}",
+            get(enrollments::download_attachment).delete(enrollments::delete_attachment),
+        )
+        .route(
+            "/enrollments/{id}/tasks",
+            post(enrollments::create_task).get(enrollments::list_tasks),
+        )
+        .route("/explain", get(enrollments::explain_pair))
+        .route(
+            "/maintenance/purge-inactive",
+            post(enrollments::purge_inactive),
+        )
+        .route("/catalog", get(learner::catalog))
+        .route("/me/enrollments", post(learner::self_enroll))
+        .route("/enroll/{token}", post(learner::enroll_by_url))
+        .route("/me/history", get(learner::history))
+        .route("/me/plan", get(learner::plan))
+        .route("/me/plan.ics", get(learner::plan_ics))
+        .route("/me/home", get(learner::home))
+        .route("/sweeps", post(admin::start_sweep).get(admin::list_sweeps))
+        .route("/sweeps/{id}", get(admin::get_sweep))
+        .route("/jobs", get(admin::list_jobs))
+        .route("/jobs/run-due", post(admin::run_due_jobs))
+        .route("/jobs/{id}", get(admin::get_job))
+        .route("/jobs/{id}/cancel", post(admin::cancel_job))
+        .route("/clock", get(admin::get_clock).post(admin::set_clock))
+        .route("/audit", get(admin::list_audit))
+        .route(
+            "/settings",
+            get(admin::get_settings).patch(admin::patch_settings),
+        )
+        .route(
+            "/exemptions",
+            post(admin::create_exemption).get(admin::list_exemptions),
+        )
+        .route(
+            "/exemptions/{id}",
+            axum::routing::delete(admin::delete_exemption),
+        )
+        .route("/forecast", get(admin::forecast))
+        .route("/imports/users", post(admin::import_users))
+        .route("/openapi.json", get(crate::openapi::openapi_json))
+}
+
+/// RFC 3339 text of a stored timestamp (microseconds).
+pub fn timestamp_text(micros: i64) -> String {
+    Timestamp::from_microsecond(micros)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_string()
+}
+
+/// `{"items":[…],"next_cursor":…}`; the cursor is the last item's id when
+/// the page is full.
+pub fn page(items: Vec<Value>, limit: i64) -> Value {
+    let next_cursor = if items.len() as i64 >= limit {
+        items
+            .last()
+            .and_then(|item| item["id"].as_i64())
+            .map(|id| id.to_string())
+    } else {
+        None
+    };
+    json!({"items": items, "next_cursor": next_cursor})
+}
+
+pub async fn user_json(tx: &mut Tx, user: &UserRecord) -> anyhow::Result<Value> {
+    let group_ids = tx.user_group_ids(user.id).await?;
+    Ok(json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "display_name": user.display_name,
+        "active": user.active,
+        "hired_on": user.hired_on,
+        "external_id": user.external_id,
+        "group_ids": group_ids,
+        "role": user.role,
+        "created_at": timestamp_text(user.created_at),
+    }))
+}
+
+pub async fn activity_json(
+    tx: &mut Tx,
+    record: roster_store::ActivityRecord,
+) -> anyhow::Result<Value> {
+    let prerequisite_ids = tx.prerequisite_ids(record.id).await?;
+    let item_ids = tx.item_ids(record.id).await?;
+    let post = tx.post_rules(record.id).await?;
+    let activity = activity_from(record);
+    let record = &activity.record;
+    Ok(json!({
+        "id": record.id,
+        "title": record.title,
+        "kind": record.kind,
+        "active": record.active,
+        "in_catalog": record.in_catalog,
+        "allow_failure": record.allow_failure,
+        "prerequisite_ids": prerequisite_ids,
+        "item_ids": item_ids,
+        "enrollment_url": format!("/api/v1/enroll/{}", record.enrollment_token),
+        "auto_enrollment": activity.rule,
+        "post_enrollments": post.iter().map(|rule| post_rule_json(&post_rule_from(rule))).collect::<Vec<_>>(),
+        "created_at": timestamp_text(record.created_at),
+    }))
+}
+
+pub fn post_rule_json(rule: &roster_core::PostRule) -> Value {
+    json!({
+        "id": rule.id,
+        "activity_id": rule.activity_id,
+        "when": rule.when,
+        "delay_days": rule.delay_days,
+        "target_ids": rule.target_ids,
+        "allow_consecutive": rule.allow_consecutive,
+    })
+}
+
+/// The API view of an enrollment; `overdue` is derived from `today` (R61).
+pub fn enrollment_view(record: &EnrollmentRecord, today: &str) -> Value {
+    let mut value = crate::engine::enroll::enrollment_json(record);
+    let overdue =
+        record.status == "in_progress" && record.due_on.as_deref().is_some_and(|due| due < today);
+    value["overdue"] = json!(overdue);
+    value
+}
+
+pub fn enrollment_row_view(row: &EnrollmentRow, today: &str) -> Value {
+    let mut value = enrollment_view(&row.enrollment, today);
+    value["activity_title"] = json!(row.activity_title);
+    value["activity_kind"] = json!(row.activity_kind);
+    value["username"] = json!(row.username);
+    value
+}
+
+/// Whether the client asked for CSV.
+pub fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"))
+}
+
+/// A cell safe from formula injection in spreadsheets.
+pub fn csv_cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Enrollment rows as CSV with a header row.
+pub fn enrollments_csv(
+    rows: &[EnrollmentRow],
+    today: &str,
+    filename: &str,
+) -> anyhow::Result<Response> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record([
+        "id",
+        "user_id",
+        "username",
+        "activity_id",
+        "activity_title",
+        "type",
+        "status",
+        "due_on",
+        "overdue",
+        "required_by",
+        "reason",
+        "enrolled_at",
+        "completed_at",
+        "source",
+        "period",
+    ])?;
+    for row in rows {
+        let record = &row.enrollment;
+        let overdue = record.status == "in_progress"
+            && record.due_on.as_deref().is_some_and(|due| due < today);
+        writer.write_record([
+            record.id.to_string(),
+            record.user_id.to_string(),
+            csv_cell(&row.username),
+            record.activity_id.to_string(),
+            csv_cell(&row.activity_title),
+            record.enrollment_type.clone(),
+            record.status.clone(),
+            record.due_on.clone().unwrap_or_default(),
+            overdue.to_string(),
+            csv_cell(record.required_by.as_deref().unwrap_or("")),
+            csv_cell(record.reason.as_deref().unwrap_or("")),
+            timestamp_text(record.enrolled_at),
+            record.completed_at.map(timestamp_text).unwrap_or_default(),
+            record.source_kind.clone(),
+            record.period.clone().unwrap_or_default(),
+        ])?;
+    }
+    let bytes = writer.into_inner()?;
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,269 @@
+//! Start-up: logging, the store, the bootstrap admin, the background workers
+//! and the HTTP server with its middleware.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use roster_store::{Store, UserInsert};
+use tokio::sync::Notify;
+
+use crate::auth::hash_token;
+use crate::cli::ServeArgs;
+use crate::clock::{Clock, ClockMode};
+use crate::error::ApiError;
+use crate::state::{App, AppState};
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Connects and applies the migrations.
+pub async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot open {url}: {error}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot migrate {url}: {error}"))?;
+    Ok(store)
+}
+
+fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+async fn build_state(
+    store: Store,
+    mode: ClockMode,
+    data_dir: std::path::PathBuf,
+) -> anyhow::Result<AppState> {
+    let clock = Clock::load(mode, &store).await?;
+    let worker_id = format!("{}-{}", std::process::id(), &crate::auth::new_token()[..8]);
+    Ok(AppState(Arc::new(App {
+        store,
+        clock,
+        data_dir,
+        worker_id,
+        jobs_ready: Notify::new(),
+        metrics: metrics_handle(),
+    })))
+}
+
+/// State for one-shot commands (sweep, demo, import, export).
+pub async fn offline_state(url: &str) -> anyhow::Result<AppState> {
+    let store = open_store(url).await?;
+    let data_dir = std::env::var_os("ROSTER_DATA_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| "roster-data".into());
+    build_state(store, ClockMode::System, data_dir).await
+}
+
+/// Makes sure the admin user `admin` exists and owns `token`.
+async fn bootstrap_admin(state: &AppState, token: &str) -> anyhow::Result<()> {
+    let mut tx = state.store.write().await?;
+    let now = state.clock.now().as_microsecond();
+    let id = match tx.find_user_by_username("admin").await? {
+        Some(mut user) => {
+            if user.role != "admin" || !user.active {
+                user.role = "admin".into();
+                user.active = true;
+                tx.update_user(&user, now).await?;
+            }
+            user.id
+        }
+        None => {
+            tx.insert_user(
+                &UserInsert {
+                    username: "admin".into(),
+                    email: "admin@localhost".into(),
+                    display_name: "Administrator".into(),
+                    active: true,
+                    role: "admin".into(),
+                    ..UserInsert::default()
+                },
+                now,
+            )
+            .await?
+        }
+    };
+    tx.insert_token(id, &hash_token(token), now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v1", crate::api::router())
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(2 * 1024 * 1024))
+        .with_state(state)
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store.database).await?;
+    tokio::fs::create_dir_all(&args.data_dir).await?;
+    let state = build_state(store, args.clock, args.data_dir.clone()).await?;
+    if let Some(token) = args
+        .bootstrap_token
+        .as_deref()
+        .filter(|token| !token.is_empty())
+    {
+        bootstrap_admin(&state, token).await?;
+    }
+    if args.demo {
+        let mut tx = state.store.read().await?;
+        let users = tx.count_users().await?;
+        tx.rollback().await?;
+        if users <= 1 {
+            let summary = crate::demo::load(&state, 300).await?;
+            tracing::info!("{summary}");
+        }
+    }
+    for _ in 0..args.workers.max(1) {
+        tokio::spawn(crate::engine::jobs::worker_loop(state.clone()));
+    }
+    tokio::spawn(crate::engine::jobs::scheduler_loop(state.clone()));
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", args.listen))?;
+    let address: SocketAddr = listener.local_addr()?;
+    tracing::info!(%address, database = %redact(&args.store.database), clock = args.clock.as_str(), "roster is listening");
+    let app = router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    state.store.close().await;
+    Ok(())
+}
+
+/// The database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    if state.store.ping().await {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ok"})),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "database unavailable"})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut body = state
+        .metrics
+        .as_ref()
+        .map(|handle| handle.render())
+        .unwrap_or_default();
+    if let Ok(mut tx) = state.store.read().await {
+        if let Ok(due) = tx.count_due_jobs(state.clock.now().as_microsecond()).await {
+            body.push_str("# HELP roster_jobs_due Jobs pending and due, or running.\n# TYPE roster_jobs_due gauge\n");
+            body.push_str(&format!("roster_jobs_due {due}\n"));
+        }
+        if let Ok(users) = tx.count_users().await {
+            body.push_str(
+                "# HELP roster_users Users in the organisation.\n# TYPE roster_users gauge\n",
+            );
+            body.push_str(&format!("roster_users {users}\n"));
+        }
+        let _ = tx.rollback().await;
+    }
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("resource")
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = ApiError::BadRequest("method not allowed".into()).into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// Counts requests by status and times them.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("roster_http_requests_total", "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("roster_http_request_seconds").record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,383 @@
+//! Creating and changing enrollments, with every effect the rules attach:
+//! post-enrollment triggers (R32, R33), the next period on completion (R19),
+//! curriculum and bundle completion and bundle expansion (R39, R40).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use jiff::ToSpan;
+use jiff::civil::Date;
+use roster_core::calendar::next_period_on_completion;
+use roster_core::{ActivityKind, EnrollmentType, Period, Recurrence, Source, Status, Trigger};
+use roster_store::{AuditEntry, EnrollmentInsert, EnrollmentPatch, EnrollmentRecord, NewJob, Tx};
+use serde_json::json;
+
+use crate::engine::rules::{Activity, load_activity, post_rules};
+use crate::engine::sweep::activity_sweep;
+use crate::state::Ctx;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An enrollment to create.
+#[derive(Clone, Debug)]
+pub struct NewEnrollment {
+    pub user_id: i64,
+    pub activity_id: i64,
+    pub enrollment_type: EnrollmentType,
+    pub status: Status,
+    pub due_on: Option<Date>,
+    pub required_by: Option<String>,
+    pub reason: Option<String>,
+    pub source: Source,
+    pub period: Option<String>,
+}
+
+impl NewEnrollment {
+    /// A required, in-progress enrollment without due date made by a rule.
+    pub fn by_rule(user_id: i64, activity_id: i64, source: Source) -> NewEnrollment {
+        NewEnrollment {
+            user_id,
+            activity_id,
+            enrollment_type: EnrollmentType::Required,
+            status: Status::InProgress,
+            due_on: None,
+            required_by: None,
+            reason: None,
+            source,
+            period: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Created {
+    Created(EnrollmentRecord),
+    /// An open enrollment exists (R2).
+    AlreadyEnrolled,
+    /// The rule period is held by another enrollment (R14).
+    PeriodHeld,
+}
+
+/// The fields a change may set; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct Change {
+    pub enrollment_type: Option<EnrollmentType>,
+    pub status: Option<Status>,
+    pub due_on: Option<Option<Date>>,
+    pub required_by: Option<Option<String>>,
+    pub reason: Option<Option<String>>,
+}
+
+/// The enrollment as the audit log and the API show it.
+pub fn enrollment_json(record: &EnrollmentRecord) -> serde_json::Value {
+    json!({
+        "id": record.id,
+        "user_id": record.user_id,
+        "activity_id": record.activity_id,
+        "type": record.enrollment_type,
+        "status": record.status,
+        "due_on": record.due_on,
+        "required_by": record.required_by,
+        "reason": record.reason,
+        "enrolled_at": crate::api::timestamp_text(record.enrolled_at),
+        "completed_at": record.completed_at.map(crate::api::timestamp_text),
+        "source": serde_json::from_str::<serde_json::Value>(&record.source).unwrap_or(serde_json::Value::Null),
+        "period": record.period,
+    })
+}
+
+/// Creates the enrollment unless R2 or R14 refuse it, then applies its effects.
+pub fn create<'a>(
+    tx: &'a mut Tx,
+    ctx: &'a Ctx,
+    new: NewEnrollment,
+) -> BoxFuture<'a, anyhow::Result<Created>> {
+    Box::pin(async move {
+        let insert = EnrollmentInsert {
+            user_id: new.user_id,
+            activity_id: new.activity_id,
+            enrollment_type: new.enrollment_type.as_str().into(),
+            status: new.status.as_str().into(),
+            due_on: new.due_on.map(|date| date.to_string()),
+            required_by: new.required_by.clone(),
+            reason: new.reason.clone(),
+            enrolled_at: ctx.micros(),
+            completed_at: new.status.is_complete().then(|| ctx.micros()),
+            source_kind: new.source.kind().into(),
+            source: serde_json::to_string(&new.source)?,
+            period: new.period.clone(),
+        };
+        let Some(record) = tx.insert_enrollment(&insert).await? else {
+            return Ok(
+                match tx.open_enrollment(new.user_id, new.activity_id).await? {
+                    Some(_) => Created::AlreadyEnrolled,
+                    None => Created::PeriodHeld,
+                },
+            );
+        };
+        tx.audit(
+            AuditEntry {
+                actor_id: ctx.actor,
+                action: "enrollment.create",
+                entity: "enrollment",
+                entity_id: Some(record.id),
+                before: None,
+                after: Some(enrollment_json(&record).to_string()),
+            },
+            ctx.micros(),
+        )
+        .await?;
+        let Some(activity) = load_activity(tx, record.activity_id).await? else {
+            return Ok(Created::Created(record));
+        };
+        after_create(tx, ctx, &record, &activity).await?;
+        // Effects may have completed it (a curriculum already passed, R39).
+        let record = tx.get_enrollment(record.id).await?.unwrap_or(record);
+        Ok(Created::Created(record))
+    })
+}
+
+/// The effects of a new enrollment (R32, R39, R40), whichever path made it.
+pub fn after_create<'a>(
+    tx: &'a mut Tx,
+    ctx: &'a Ctx,
+    record: &'a EnrollmentRecord,
+    activity: &'a Activity,
+) -> BoxFuture<'a, anyhow::Result<()>> {
+    Box::pin(async move {
+        fire(tx, ctx, record, Trigger::Enrolled).await?;
+        let status: Status = record.status.parse().unwrap_or(Status::InProgress);
+        match status {
+            Status::Passed => {
+                fire(tx, ctx, record, Trigger::Completed).await?;
+                on_passed(tx, ctx, record, activity).await?;
+            }
+            Status::Failed => fire(tx, ctx, record, Trigger::Failed).await?,
+            _ => {}
+        }
+        if activity.kind == ActivityKind::CourseBundle {
+            for item_id in tx.item_ids(activity.record.id).await? {
+                let source = Source::Bundle {
+                    enrollment_id: record.id,
+                };
+                create(
+                    tx,
+                    ctx,
+                    NewEnrollment::by_rule(record.user_id, item_id, source),
+                )
+                .await?;
+            }
+        }
+        if activity.kind.has_items() && status.is_open() {
+            complete_if_all_items_passed(tx, ctx, record.id).await?;
+        }
+        Ok(())
+    })
+}
+
+/// Applies a change to an enrollment and its effects (R5, R19, R32, R39).
+pub fn change<'a>(
+    tx: &'a mut Tx,
+    ctx: &'a Ctx,
+    before: EnrollmentRecord,
+    change: Change,
+) -> BoxFuture<'a, anyhow::Result<EnrollmentRecord>> {
+    Box::pin(async move {
+        let old_status: Status = before.status.parse().unwrap_or(Status::InProgress);
+        let new_status = change.status.unwrap_or(old_status);
+        let completed_at = if !new_status.is_complete() {
+            None
+        } else if new_status != old_status {
+            Some(ctx.micros())
+        } else {
+            before.completed_at
+        };
+        let patch = EnrollmentPatch {
+            enrollment_type: change
+                .enrollment_type
+                .map(|value| value.as_str().to_string())
+                .unwrap_or_else(|| before.enrollment_type.clone()),
+            status: new_status.as_str().into(),
+            due_on: match change.due_on {
+                Some(due) => due.map(|date| date.to_string()),
+                None => before.due_on.clone(),
+            },
+            required_by: change
+                .required_by
+                .unwrap_or_else(|| before.required_by.clone()),
+            reason: change.reason.unwrap_or_else(|| before.reason.clone()),
+            completed_at,
+            period: before.period.clone(),
+        };
+        tx.update_enrollment(before.id, &patch, ctx.micros())
+            .await?;
+        let after = tx
+            .get_enrollment(before.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("enrollment {} vanished", before.id))?;
+        tx.audit(
+            AuditEntry {
+                actor_id: ctx.actor,
+                action: "enrollment.update",
+                entity: "enrollment",
+                entity_id: Some(before.id),
+                before: Some(enrollment_json(&before).to_string()),
+                after: Some(enrollment_json(&after).to_string()),
+            },
+            ctx.micros(),
+        )
+        .await?;
+        if new_status != old_status {
+            match new_status {
+                Status::Passed => {
+                    fire(tx, ctx, &after, Trigger::Completed).await?;
+                    if let Some(activity) = load_activity(tx, after.activity_id).await? {
+                        on_passed(tx, ctx, &after, &activity).await?;
+                    }
+                }
+                Status::Failed => fire(tx, ctx, &after, Trigger::Failed).await?,
+                _ => {}
+            }
+        }
+        Ok(after)
+    })
+}
+
+/// Captures every rule in force on the activity for `trigger` as a job, in the
+/// caller's transaction, due `delay_days` × 24 hours from now (R33).
+async fn fire(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    record: &EnrollmentRecord,
+    trigger: Trigger,
+) -> anyhow::Result<()> {
+    for rule in post_rules(tx, record.activity_id).await? {
+        if rule.when != trigger {
+            continue;
+        }
+        let run_at = ctx
+            .now
+            .checked_add((rule.delay_days as i64 * 24).hours())
+            .unwrap_or(ctx.now);
+        let payload = json!({
+            "rule_id": rule.id,
+            "activity_id": rule.activity_id,
+            "when": trigger.as_str(),
+            "delay_days": rule.delay_days,
+            "from_enrollment_id": record.id,
+            "user_id": record.user_id,
+            "target_ids": rule.target_ids,
+            "allow_consecutive": rule.allow_consecutive,
+            "triggered_at": ctx.now.to_string(),
+        });
+        tx.enqueue(
+            &NewJob {
+                kind: "post_enrollment".into(),
+                run_at: run_at.as_microsecond(),
+                dedupe_key: None,
+                payload: payload.to_string(),
+                rule_id: Some(rule.id),
+                sweep_id: None,
+                user_id: Some(record.user_id),
+            },
+            ctx.micros(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a pass sets off: the rule's next period (R19) and the completion of
+/// curricula and bundles holding the activity (R39, R40).
+async fn on_passed(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    record: &EnrollmentRecord,
+    activity: &Activity,
+) -> anyhow::Result<()> {
+    next_period(tx, ctx, record, activity).await?;
+    for parent in tx
+        .open_parent_enrollments(record.user_id, record.activity_id)
+        .await?
+    {
+        complete_if_all_items_passed(tx, ctx, parent.id).await?;
+    }
+    Ok(())
+}
+
+/// R19: a passed period of an annual or every_months rule enrolls the learner
+/// in the next one at once, if they still match and it does not exist yet.
+async fn next_period(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    record: &EnrollmentRecord,
+    activity: &Activity,
+) -> anyhow::Result<()> {
+    let (Some(rule), Some(period)) = (
+        &activity.rule,
+        record.period.as_deref().and_then(Period::parse),
+    ) else {
+        return Ok(());
+    };
+    if matches!(rule.recurrence, Recurrence::OneTime { .. }) {
+        return Ok(());
+    }
+    let Some((next, due)) =
+        next_period_on_completion(&rule.recurrence, &period, ctx.today, ctx.today)
+    else {
+        return Ok(());
+    };
+    let probe = activity_sweep(
+        activity.record.id,
+        rule,
+        ctx.today,
+        ctx,
+        record.user_id,
+        record.user_id + 1,
+    );
+    if tx.sweep_matching_count(&probe).await? == 0 {
+        return Ok(());
+    }
+    let next = next.to_string();
+    let source = Source::AutoEnrollment {
+        activity_id: activity.record.id,
+        period: next.clone(),
+    };
+    let mut new = NewEnrollment::by_rule(record.user_id, activity.record.id, source);
+    new.due_on = due;
+    new.period = Some(next);
+    create(tx, ctx, new).await?;
+    Ok(())
+}
+
+/// Passes an open curriculum or bundle enrollment whose courses are all passed.
+fn complete_if_all_items_passed<'a>(
+    tx: &'a mut Tx,
+    ctx: &'a Ctx,
+    enrollment_id: i64,
+) -> BoxFuture<'a, anyhow::Result<()>> {
+    Box::pin(async move {
+        let Some(parent) = tx.get_enrollment(enrollment_id).await? else {
+            return Ok(());
+        };
+        if parent.status != Status::InProgress.as_str() {
+            return Ok(());
+        }
+        if tx
+            .passed_all_items(parent.user_id, parent.activity_id)
+            .await?
+        {
+            change(
+                tx,
+                ctx,
+                parent,
+                Change {
+                    status: Some(Status::Passed),
+                    ..Change::default()
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,319 @@
+//! R20: why an enrollment exists (its chain of sources up to a person or a
+//! rule), and why a user has no enrollment in an activity.
+
+use std::collections::BTreeSet;
+
+use roster_core::decide::{Mismatch, UserFacts, match_user};
+use roster_core::{ActivityKind, Role, Scope, Source};
+use roster_store::{ActivityRecord, EnrollmentRecord, Tx, UserRecord};
+use serde_json::{Value, json};
+
+use crate::engine::rules::activity_from;
+use crate::state::Ctx;
+
+async fn title(tx: &mut Tx, activity_id: i64) -> anyhow::Result<String> {
+    Ok(tx
+        .get_activity(activity_id)
+        .await?
+        .map(|a| a.title)
+        .unwrap_or_else(|| format!("activity {activity_id}")))
+}
+
+async fn person(tx: &mut Tx, user_id: i64) -> anyhow::Result<String> {
+    Ok(tx
+        .get_user(user_id)
+        .await?
+        .map(|u| {
+            if u.display_name.is_empty() {
+                u.username
+            } else {
+                u.display_name
+            }
+        })
+        .unwrap_or_else(|| format!("user {user_id}")))
+}
+
+/// One step of the chain, in words.
+async fn describe(
+    tx: &mut Tx,
+    record: &EnrollmentRecord,
+    source: &Source,
+) -> anyhow::Result<String> {
+    let activity = title(tx, record.activity_id).await?;
+    Ok(match source {
+        Source::Manual { by } => format!(
+            "{} enrolled the learner in \"{activity}\" by hand",
+            person(tx, *by).await?
+        ),
+        Source::SelfEnrolled => format!("The learner enrolled in \"{activity}\" from the catalog"),
+        Source::Url => format!("The learner enrolled in \"{activity}\" through its enrollment URL"),
+        Source::Import => format!("An import enrolled the learner in \"{activity}\""),
+        Source::AutoEnrollment {
+            activity_id,
+            period,
+        } => format!(
+            "The auto-enrollment rule of \"{}\" enrolled the learner for period {period}",
+            title(tx, *activity_id).await?
+        ),
+        Source::PostEnrollment {
+            rule_id,
+            from_enrollment_id,
+        } => format!(
+            "Post-enrollment rule {rule_id} enrolled the learner in \"{activity}\" after enrollment {from_enrollment_id}"
+        ),
+        Source::Curriculum { enrollment_id } => {
+            format!("Curriculum enrollment {enrollment_id} enrolled the learner in \"{activity}\"")
+        }
+        Source::Bundle { enrollment_id } => {
+            format!("Bundle enrollment {enrollment_id} enrolled the learner in \"{activity}\"")
+        }
+    })
+}
+
+pub async fn explain_enrollment(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    record: &EnrollmentRecord,
+) -> anyhow::Result<Value> {
+    let mut chain = Vec::new();
+    let mut current = Some(record.clone());
+    let mut seen = BTreeSet::new();
+    while let Some(step) = current.take() {
+        if !seen.insert(step.id) {
+            break;
+        }
+        let source: Source = serde_json::from_str(&step.source).unwrap_or(Source::Import);
+        let text = describe(tx, &step, &source).await?;
+        chain.push(json!({
+            "enrollment_id": step.id,
+            "activity_id": step.activity_id,
+            "activity_title": title(tx, step.activity_id).await?,
+            "source": source,
+            "text": text,
+        }));
+        let parent = match source {
+            Source::PostEnrollment {
+                from_enrollment_id, ..
+            } => Some(from_enrollment_id),
+            Source::Curriculum { enrollment_id } | Source::Bundle { enrollment_id } => {
+                Some(enrollment_id)
+            }
+            _ => None,
+        };
+        if let Some(parent) = parent {
+            match tx.get_enrollment(parent).await? {
+                Some(parent_record) => current = Some(parent_record),
+                None => chain.push(json!({"enrollment_id": parent, "text": format!("Enrollment {parent} has since been deleted")})),
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    if record.period.is_some() && record.source_kind != "auto_enrollment" {
+        notes.push(format!(
+            "The auto-enrollment rule adopted this enrollment for period {} (R15)",
+            record.period.as_deref().unwrap_or_default()
+        ));
+    }
+    if let Some(exemption) = tx
+        .exemption_on(record.user_id, record.activity_id, &ctx.today.to_string())
+        .await?
+    {
+        notes.push(format!(
+            "The learner is exempt from the automation of this activity: {} (until {})",
+            exemption.reason,
+            exemption.until.as_deref().unwrap_or("further notice")
+        ));
+    }
+    let summary = chain
+        .iter()
+        .map(|step| step["text"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join("; because ");
+    Ok(json!({
+        "enrollment_id": record.id,
+        "user_id": record.user_id,
+        "activity_id": record.activity_id,
+        "summary": summary,
+        "chain": chain,
+        "notes": notes,
+    }))
+}
+
+/// Why the user has (or has no) enrollment in the activity.
+pub async fn explain_pair(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    user: &UserRecord,
+    activity: ActivityRecord,
+) -> anyhow::Result<Value> {
+    let activity = activity_from(activity);
+    let enrollments = tx.enrollments_of(user.id, activity.record.id).await?;
+    let open = enrollments.iter().find(|e| e.status == "in_progress");
+    let mut reasons: Vec<Value> = Vec::new();
+    let mut push =
+        |code: &str, message: String| reasons.push(json!({"code": code, "message": message}));
+
+    let exemption = tx
+        .exemption_on(user.id, activity.record.id, &ctx.today.to_string())
+        .await?;
+    match &activity.rule {
+        None => push("no_rule", "The activity has no auto-enrollment rule".into()),
+        Some(rule) if rule.scope == Scope::None => {
+            push("no_rule", "The activity has no auto-enrollment rule".into())
+        }
+        Some(rule) => {
+            let facts = UserFacts {
+                id: user.id,
+                active: user.active,
+                role: user.role.parse().unwrap_or(Role::Learner),
+                hired_on: user.hired_on.as_deref().and_then(|d| d.parse().ok()),
+                group_ids: tx.user_group_ids(user.id).await?.into_iter().collect(),
+                exempt: exemption.is_some(),
+            };
+            match match_user(rule, &facts) {
+                Ok(()) => {
+                    let period = roster_core::calendar::current_period(&rule.recurrence, ctx.today)
+                        .to_string();
+                    if enrollments
+                        .iter()
+                        .any(|e| e.period.as_deref() == Some(period.as_str()))
+                    {
+                        push(
+                            "period_held",
+                            format!(
+                                "The rule's current period {period} already has its enrollment"
+                            ),
+                        );
+                    } else if open.is_some() {
+                        push(
+                            "open_enrollment",
+                            "The learner already has an open enrollment in the activity (R2)"
+                                .into(),
+                        );
+                    } else {
+                        push(
+                            "awaiting_sweep",
+                            format!(
+                                "The rule matches the learner; the next sweep enrolls them for period {period} (R13)"
+                            ),
+                        );
+                    }
+                }
+                Err(Mismatch::NoRule) => {
+                    push("no_rule", "The activity has no auto-enrollment rule".into())
+                }
+                Err(Mismatch::ServiceAccount) => push(
+                    "service_account",
+                    "The user is an integration account; no rule enrolls service accounts (R10)"
+                        .into(),
+                ),
+                Err(Mismatch::Inactive) => push(
+                    "inactive_user",
+                    "The user is inactive; inactive users are never auto-enrolled (R10)".into(),
+                ),
+                Err(Mismatch::NotInGroups) => push(
+                    "not_in_groups",
+                    format!(
+                        "The user is in none of the rule's groups {:?} (R10)",
+                        rule.group_ids
+                    ),
+                ),
+                Err(Mismatch::NoHireDate) => push(
+                    "no_hire_date",
+                    "The rule enrolls users hired after a date and the user has no hire date (R11)"
+                        .into(),
+                ),
+                Err(Mismatch::HiredTooEarly(after)) => push(
+                    "hired_too_early",
+                    format!(
+                        "The rule enrolls users hired after {after}; the user was hired on {} (R11)",
+                        user.hired_on.as_deref().unwrap_or("?")
+                    ),
+                ),
+                Err(Mismatch::Exempt) => {
+                    let exemption = exemption.as_ref();
+                    push(
+                        "exempt",
+                        format!(
+                            "The user is exempt from this activity's automation: {} (until {}) (R21)",
+                            exemption.map(|e| e.reason.as_str()).unwrap_or_default(),
+                            exemption
+                                .and_then(|e| e.until.as_deref())
+                                .unwrap_or("further notice")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if !activity.record.active {
+        push(
+            "inactive_activity",
+            "The activity is inactive: learners cannot self-enroll and do not see it (R3, R37)"
+                .into(),
+        );
+    }
+    let mut missing = Vec::new();
+    for prerequisite in tx.prerequisite_ids(activity.record.id).await? {
+        if !tx.ever_passed(user.id, prerequisite).await? {
+            missing.push(
+                json!({"activity_id": prerequisite, "title": title(tx, prerequisite).await?}),
+            );
+        }
+    }
+    if !missing.is_empty() {
+        push(
+            "prerequisites",
+            format!(
+                "Self-enrollment needs these prerequisites passed first: {} (R4)",
+                missing
+                    .iter()
+                    .map(|m| m["title"].as_str().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    if activity.kind == ActivityKind::CourseBundle || activity.kind == ActivityKind::Curriculum {
+        let items = tx.item_ids(activity.record.id).await?;
+        push(
+            "items",
+            format!("The {} holds {} course(s)", activity.kind, items.len()),
+        );
+    }
+    let mut pending = Vec::new();
+    for job in tx.pending_jobs_of_user(user.id).await? {
+        let payload: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
+        let targets: Vec<i64> =
+            serde_json::from_value(payload["target_ids"].clone()).unwrap_or_default();
+        if targets.contains(&activity.record.id) {
+            pending.push(json!({"job_id": job.id, "run_at": crate::api::timestamp_text(job.run_at), "rule_id": job.rule_id}));
+        }
+    }
+    if !pending.is_empty() {
+        push(
+            "pending_job",
+            format!(
+                "{} pending post-enrollment job(s) will enroll the learner; the first runs at {}",
+                pending.len(),
+                pending[0]["run_at"].as_str().unwrap_or_default()
+            ),
+        );
+    }
+    let open_view = open.map(|record| crate::api::enrollment_view(record, &ctx.today.to_string()));
+    let explanation = match open {
+        Some(record) => Some(explain_enrollment(tx, ctx, record).await?),
+        None => None,
+    };
+    Ok(json!({
+        "user_id": user.id,
+        "activity_id": activity.record.id,
+        "enrolled": open.is_some(),
+        "open_enrollment": open_view,
+        "enrollment_count": enrollments.len(),
+        "explanation": explanation,
+        "reasons": reasons,
+        "missing_prerequisites": missing,
+        "pending_jobs": pending,
+    }))
+}

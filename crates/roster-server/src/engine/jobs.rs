@@ -1,0 +1,391 @@
+//! The job worker as a step function (`run_next`), the handlers of each job
+//! kind, draining due jobs (`run_due`), playing a manual clock forward, and
+//! the nightly scheduler.
+
+use std::time::Duration;
+
+use jiff::{Timestamp, ToSpan};
+use roster_core::decide::{TargetFacts, decide_target};
+use roster_core::{Source, TargetOutcome};
+use roster_store::{ClaimedJob, StoreError, SweepCounts};
+use serde_json::{Value, json};
+
+use crate::engine::enroll::{Created, NewEnrollment, create};
+use crate::engine::rules::load_activity;
+use crate::engine::sweep::{BATCH_USERS, start_sweep, sweep_range};
+use crate::state::{AppState, Ctx};
+
+/// How long a claimed job stays leased without renewal, in real seconds.
+pub const LEASE_SECONDS: i64 = 30;
+
+fn real_micros() -> i64 {
+    Timestamp::now().as_microsecond()
+}
+
+/// Claims and runs one due job. `Ok(false)` when none is due.
+pub async fn run_next(state: &AppState) -> anyhow::Result<bool> {
+    let mut tx = state.store.write().await?;
+    let claimed = tx
+        .claim_job(
+            &state.worker_id,
+            state.clock.now().as_microsecond(),
+            real_micros(),
+            real_micros() + LEASE_SECONDS * 1_000_000,
+            None,
+        )
+        .await?;
+    tx.commit().await?;
+    let Some(job) = claimed else {
+        return Ok(false);
+    };
+    if let Err(error) = handle(state, &job).await {
+        tracing::warn!(job_id = job.id, kind = %job.kind, error = %format!("{error:#}"), "job attempt failed");
+        metrics::counter!("roster_jobs_failed_attempts_total").increment(1);
+        let give_up = !roster_core::retry::should_retry(job.attempts as i32);
+        let retry_at = state.clock.now().as_microsecond()
+            + roster_core::retry::backoff_seconds(job.attempts as i32) * 1_000_000;
+        let mut tx = state.store.write().await?;
+        tx.fail_job(
+            job.id,
+            &state.worker_id,
+            &format!("{error:#}"),
+            retry_at,
+            give_up,
+            state.clock.now().as_microsecond(),
+        )
+        .await?;
+        tx.commit().await?;
+    } else {
+        metrics::counter!("roster_jobs_done_total", "kind" => job.kind.clone()).increment(1);
+    }
+    Ok(true)
+}
+
+async fn handle(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
+    let payload: Value = serde_json::from_str(&job.payload)?;
+    match job.kind.as_str() {
+        "post_enrollment" => run_post_enrollment(state, job, &payload).await,
+        "sweep_activity" => run_sweep_activity(state, job, &payload).await,
+        other => anyhow::bail!("unknown job kind {other:?}"),
+    }
+}
+
+/// R36, R41, R21: for each target of the snapshot, create or say why not.
+async fn run_post_enrollment(
+    state: &AppState,
+    job: &ClaimedJob,
+    payload: &Value,
+) -> anyhow::Result<()> {
+    let user_id = payload["user_id"].as_i64().unwrap_or_default();
+    let rule_id = payload["rule_id"].as_i64().unwrap_or_default();
+    let from_enrollment_id = payload["from_enrollment_id"].as_i64().unwrap_or_default();
+    let allow_consecutive = payload["allow_consecutive"].as_bool().unwrap_or(false);
+    let targets: Vec<i64> =
+        serde_json::from_value(payload["target_ids"].clone()).unwrap_or_default();
+
+    let mut tx = state.store.write().await?;
+    let ctx = state.ctx(&mut tx, None).await?;
+    let user_active = tx.get_user(user_id).await?.is_some_and(|user| user.active);
+    let mut outcomes = Vec::new();
+    for target in targets {
+        if load_activity(&mut tx, target).await?.is_none() {
+            outcomes.push(json!({"activity_id": target, "outcome": "target_missing"}));
+            continue;
+        }
+        let facts = TargetFacts {
+            user_active,
+            exempt: tx
+                .exemption_on(user_id, target, &ctx.today.to_string())
+                .await?
+                .is_some(),
+            has_open: tx.open_enrollment(user_id, target).await?.is_some(),
+            ever_passed: tx.ever_passed(user_id, target).await?,
+        };
+        let outcome = match decide_target(facts, allow_consecutive) {
+            TargetOutcome::Create => {
+                let source = Source::PostEnrollment {
+                    rule_id,
+                    from_enrollment_id,
+                };
+                match create(
+                    &mut tx,
+                    &ctx,
+                    NewEnrollment::by_rule(user_id, target, source),
+                )
+                .await?
+                {
+                    Created::Created(record) => {
+                        json!({"activity_id": target, "outcome": "created", "enrollment_id": record.id})
+                    }
+                    Created::AlreadyEnrolled | Created::PeriodHeld => {
+                        json!({"activity_id": target, "outcome": "already_enrolled"})
+                    }
+                }
+            }
+            other => json!({"activity_id": target, "outcome": other}),
+        };
+        outcomes.push(outcome);
+    }
+    if tx
+        .complete_job(
+            job.id,
+            &state.worker_id,
+            &Value::Array(outcomes).to_string(),
+            ctx.micros(),
+        )
+        .await?
+    {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(())
+}
+
+/// One activity of a sweep: ranges of users, one transaction each, the lease
+/// renewed with every range so a dead worker's job is taken over.
+async fn run_sweep_activity(
+    state: &AppState,
+    job: &ClaimedJob,
+    payload: &Value,
+) -> anyhow::Result<()> {
+    let sweep_id = payload["sweep_id"].as_i64().unwrap_or_default();
+    let activity_id = payload["activity_id"].as_i64().unwrap_or_default();
+    let day = payload["day"].as_str().and_then(crate::body::parse_date);
+    let mut tx = state.store.write().await?;
+    let mut ctx = state.ctx(&mut tx, None).await?;
+    if let Some(day) = day {
+        ctx.today = day;
+    }
+    let activity = load_activity(&mut tx, activity_id).await?;
+    let max_user = tx.max_user_id().await?;
+    tx.commit().await?;
+
+    let mut total = SweepCounts::default();
+    if let Some(activity) = activity {
+        let mut lo = 0;
+        while lo <= max_user {
+            let hi = lo + BATCH_USERS;
+            let mut tx = state.store.write().await?;
+            let counts = sweep_range(&mut tx, &ctx, &activity, lo, hi).await?.counts;
+            tx.add_sweep_counts(
+                sweep_id,
+                counts.created,
+                counts.adopted,
+                counts.closed,
+                counts.skipped,
+            )
+            .await?;
+            let lease_until = real_micros() + LEASE_SECONDS * 1_000_000;
+            if !tx
+                .renew_lease(job.id, &state.worker_id, lease_until)
+                .await?
+            {
+                tx.rollback().await?;
+                anyhow::bail!("lost the lease of sweep job {}", job.id);
+            }
+            tx.commit().await?;
+            total.created += counts.created;
+            total.adopted += counts.adopted;
+            total.closed += counts.closed;
+            total.skipped += counts.skipped;
+            lo = hi;
+        }
+    }
+    let mut tx = state.store.write().await?;
+    let outcome = json!({
+        "activity_id": activity_id,
+        "created": total.created,
+        "adopted": total.adopted,
+        "closed": total.closed,
+        "skipped": total.skipped,
+    });
+    if tx
+        .complete_job(
+            job.id,
+            &state.worker_id,
+            &outcome.to_string(),
+            state.clock.now().as_microsecond(),
+        )
+        .await?
+    {
+        tx.finish_sweep_job(sweep_id, state.clock.now().as_microsecond())
+            .await?;
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    metrics::counter!("roster_sweep_enrollments_created_total").increment(total.created as u64);
+    Ok(())
+}
+
+/// Runs every job due at the clock's time, including those that running jobs
+/// make due, and waits for due jobs other workers hold. Returns how many ran.
+pub async fn run_due(state: &AppState) -> anyhow::Result<u64> {
+    let mut ran = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        if run_next(state).await? {
+            ran += 1;
+            continue;
+        }
+        let mut tx = state.store.read().await?;
+        let waiting = tx
+            .count_due_jobs(state.clock.now().as_microsecond())
+            .await?;
+        tx.rollback().await?;
+        if waiting == 0 || std::time::Instant::now() > deadline {
+            return Ok(ran);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The first nightly sweep instant strictly after `after`.
+pub fn next_nightly_after(after: Timestamp, ctx: &Ctx) -> Timestamp {
+    let tz = ctx.settings.time_zone();
+    let local = after.to_zoned(tz.clone());
+    let mut day = local.date();
+    loop {
+        let instant = day
+            .to_datetime(ctx.settings.sweep_time())
+            .to_zoned(tz.clone())
+            .map(|zoned| zoned.timestamp())
+            .unwrap_or(after);
+        if instant > after {
+            return instant;
+        }
+        day = day.checked_add(1.day()).unwrap_or(day);
+        if day == jiff::civil::Date::MAX {
+            return Timestamp::MAX;
+        }
+    }
+}
+
+/// Plays a manual clock forward to `target`: every job at its `run_at` and
+/// every nightly sweep at its time, in order, each seeing its own time.
+pub async fn advance_clock(state: &AppState, target: Timestamp) -> anyhow::Result<()> {
+    run_due(state).await?;
+    loop {
+        let current = state.clock.now();
+        let mut tx = state.store.read().await?;
+        let ctx = state.ctx(&mut tx, None).await?;
+        let next_job = tx
+            .next_job_time(target.as_microsecond())
+            .await?
+            .map(Timestamp::from_microsecond)
+            .transpose()?
+            .filter(|at| *at > current);
+        tx.rollback().await?;
+        let next_sweep = Some(next_nightly_after(current, &ctx)).filter(|at| *at <= target);
+        match (next_job, next_sweep) {
+            (Some(job_at), sweep_at) if sweep_at.is_none_or(|sweep_at| job_at < sweep_at) => {
+                state.clock.set(&state.store, job_at).await?;
+                run_due(state).await?;
+            }
+            (_, Some(sweep_at)) => {
+                state.clock.set(&state.store, sweep_at).await?;
+                start_nightly(state).await?;
+                run_due(state).await?;
+            }
+            _ => {
+                state.clock.set(&state.store, target).await?;
+                run_due(state).await?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Starts the nightly sweep of the clock's local day, unless it exists or a
+/// sweep is running (whichever process sees the time first wins).
+pub async fn start_nightly(state: &AppState) -> anyhow::Result<Option<i64>> {
+    let mut tx = state.store.write().await?;
+    let ctx = state.ctx(&mut tx, None).await?;
+    if tx.nightly_sweep_exists(&ctx.today.to_string()).await? {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    match start_sweep(&mut tx, &ctx, "nightly", ctx.today).await {
+        Ok(id) => {
+            tx.commit().await?;
+            tracing::info!(sweep_id = id, day = %ctx.today, "nightly sweep started");
+            state.jobs_ready.notify_waiters();
+            Ok(Some(id))
+        }
+        Err(StoreError::Conflict(_)) => {
+            tx.rollback().await?;
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The background worker: runs due jobs, then waits for a notification or a
+/// second, until the process stops.
+pub async fn worker_loop(state: AppState) {
+    loop {
+        loop {
+            match run_next(&state).await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "job worker error");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = state.jobs_ready.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
+        }
+    }
+}
+
+/// The nightly scheduler on the system clock: once the local time passes
+/// `nightly_sweep_at`, the day's sweep starts (once, across processes).
+pub async fn scheduler_loop(state: AppState) {
+    loop {
+        if state.clock.mode() == crate::clock::ClockMode::System
+            && let Err(error) = scheduler_tick(&state).await
+        {
+            tracing::warn!(error = %format!("{error:#}"), "scheduler error");
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+async fn scheduler_tick(state: &AppState) -> anyhow::Result<()> {
+    let mut tx = state.store.read().await?;
+    let ctx = state.ctx(&mut tx, None).await?;
+    let exists = tx.nightly_sweep_exists(&ctx.today.to_string()).await?;
+    tx.rollback().await?;
+    let local_time = ctx.now.to_zoned(ctx.settings.time_zone()).time();
+    if !exists && local_time >= ctx.settings.sweep_time() {
+        start_nightly(state).await?;
+    }
+    Ok(())
+}
+
+/// A dry-run sweep: every activity swept inside a transaction that is rolled
+/// back; only the counts remain.
+pub async fn dry_run_counts(state: &AppState, actor: Option<i64>) -> anyhow::Result<SweepCounts> {
+    let mut tx = state.store.read().await?;
+    let activities = tx.activities_with_rules().await?;
+    tx.rollback().await?;
+    let mut total = SweepCounts::default();
+    for record in activities {
+        let activity = crate::engine::rules::activity_from(record);
+        let mut tx = state.store.write().await?;
+        let ctx = state.ctx(&mut tx, actor).await?;
+        let counts = sweep_range(&mut tx, &ctx, &activity, 0, i64::MAX)
+            .await?
+            .counts;
+        tx.rollback().await?;
+        total.created += counts.created;
+        total.adopted += counts.adopted;
+        total.closed += counts.closed;
+        total.skipped += counts.skipped;
+    }
+    Ok(total)
+}

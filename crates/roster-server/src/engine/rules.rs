@@ -1,0 +1,45 @@
+//! Loading the rules of an activity from the store into core types.
+
+use roster_core::{ActivityKind, AutoRule, PostRule, Trigger};
+use roster_store::{ActivityRecord, PostRuleRecord, Tx};
+
+/// An activity with its kind parsed and its auto-enrollment rule, if any.
+#[derive(Clone, Debug)]
+pub struct Activity {
+    pub record: ActivityRecord,
+    pub kind: ActivityKind,
+    pub rule: Option<AutoRule>,
+}
+
+pub fn activity_from(record: ActivityRecord) -> Activity {
+    let kind = record.kind.parse().unwrap_or(ActivityKind::OnlineCourse);
+    let rule = record
+        .auto_rule
+        .as_deref()
+        .and_then(|json| serde_json::from_str::<AutoRule>(json).ok());
+    Activity { record, kind, rule }
+}
+
+pub async fn load_activity(tx: &mut Tx, id: i64) -> anyhow::Result<Option<Activity>> {
+    Ok(tx.get_activity(id).await?.map(activity_from))
+}
+
+pub fn post_rule_from(record: &PostRuleRecord) -> PostRule {
+    PostRule {
+        id: record.id,
+        activity_id: record.activity_id,
+        when: record.trigger_on.parse().unwrap_or(Trigger::Enrolled),
+        delay_days: record.delay_days.clamp(0, 3650) as u32,
+        target_ids: serde_json::from_str(&record.target_ids).unwrap_or_default(),
+        allow_consecutive: record.allow_consecutive,
+    }
+}
+
+pub async fn post_rules(tx: &mut Tx, activity_id: i64) -> anyhow::Result<Vec<PostRule>> {
+    Ok(tx
+        .post_rules(activity_id)
+        .await?
+        .iter()
+        .map(post_rule_from)
+        .collect())
+}

@@ -1,0 +1,237 @@
+//! The sweep (R13–R16): one job per activity with a rule, each cutting the
+//! users into id ranges written one transaction each; the same code evaluates
+//! one user at once (R18) and previews a rule inside a rolled-back
+//! transaction (R17).
+
+use jiff::civil::Date;
+use roster_core::calendar::{current_period, due_for_new};
+use roster_core::{ActivityKind, AutoRule, Recurrence, Scope, Source};
+use roster_store::{ActivitySweep, AuditEntry, NewJob, StoreError, SweepCounts, SweepKind, Tx};
+use serde_json::json;
+
+use crate::engine::enroll::after_create;
+use crate::engine::rules::{Activity, activity_from, post_rules};
+use crate::state::Ctx;
+
+/// Users per range: one transaction each.
+pub const BATCH_USERS: i64 = 5_000;
+
+/// The store's description of `rule` on `today` over users `lo..hi`.
+pub fn activity_sweep(
+    activity_id: i64,
+    rule: &AutoRule,
+    today: Date,
+    ctx: &Ctx,
+    lo: i64,
+    hi: i64,
+) -> ActivitySweep {
+    let period = current_period(&rule.recurrence, today);
+    let kind = match rule.recurrence {
+        Recurrence::OneTime { .. } => SweepKind::OneTime,
+        Recurrence::Annual { .. } => SweepKind::Annual,
+        Recurrence::EveryMonths { .. } => SweepKind::EveryMonths,
+    };
+    let source = Source::AutoEnrollment {
+        activity_id,
+        period: period.to_string(),
+    };
+    ActivitySweep {
+        activity_id,
+        by_groups: rule.scope == Scope::Groups,
+        hired_after: rule.hired_after.map(|date| date.to_string()),
+        period: period.to_string(),
+        kind,
+        due_first: due_for_new(rule, &period, today, true).map(|date| date.to_string()),
+        due_later: due_for_new(rule, &period, today, false).map(|date| date.to_string()),
+        today: today.to_string(),
+        now: ctx.micros(),
+        source_json: serde_json::to_string(&source).unwrap_or_default(),
+        user_lo: lo,
+        user_hi: hi,
+    }
+}
+
+/// What one range of a sweep did: counts, and the enrollments created and
+/// adopted as (enrollment id, user id).
+#[derive(Clone, Debug, Default)]
+pub struct RangeOutcome {
+    pub counts: SweepCounts,
+    pub created: Vec<(i64, i64)>,
+    pub adopted: Vec<(i64, i64)>,
+}
+
+/// Sweeps one activity's rule over users `lo..hi` on `ctx.today`, in `tx`.
+pub async fn sweep_range(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    activity: &Activity,
+    lo: i64,
+    hi: i64,
+) -> anyhow::Result<RangeOutcome> {
+    let mut outcome = RangeOutcome::default();
+    let Some(rule) = &activity.rule else {
+        return Ok(outcome);
+    };
+    if rule.scope == Scope::None {
+        return Ok(outcome);
+    }
+    let sweep = activity_sweep(activity.record.id, rule, ctx.today, ctx, lo, hi);
+    let counts = &mut outcome.counts;
+
+    let mut outcome_adopted = Vec::new();
+    let closed = tx.sweep_close_earlier(&sweep).await?;
+    counts.closed = closed.len() as i64;
+    let entries: Vec<AuditEntry> = closed
+        .iter()
+        .map(|(id, _)| AuditEntry {
+            actor_id: ctx.actor,
+            action: "enrollment.rollover",
+            entity: "enrollment",
+            entity_id: Some(*id),
+            before: Some(json!({"status": "in_progress"}).to_string()),
+            after: Some(json!({"status": "incomplete", "new_period": sweep.period}).to_string()),
+        })
+        .collect();
+    tx.audit_many(&entries, ctx.micros()).await?;
+
+    for (id, user_id, old_type, old_due, first) in tx.sweep_adopt_candidates(&sweep).await? {
+        let due = old_due.clone().or(if first {
+            sweep.due_first.clone()
+        } else {
+            sweep.due_later.clone()
+        });
+        let adopted = match tx
+            .sweep_adopt(id, &sweep.period, due.as_deref(), ctx.micros())
+            .await
+        {
+            Ok(adopted) => adopted,
+            Err(StoreError::Conflict(_)) => false,
+            Err(error) => return Err(error.into()),
+        };
+        if adopted {
+            counts.adopted += 1;
+            outcome_adopted.push((id, user_id));
+            tx.audit(
+                AuditEntry {
+                    actor_id: ctx.actor,
+                    action: "enrollment.adopt",
+                    entity: "enrollment",
+                    entity_id: Some(id),
+                    before: Some(
+                        json!({"type": old_type, "due_on": old_due, "period": null}).to_string(),
+                    ),
+                    after: Some(
+                        json!({"type": "required", "due_on": due, "period": sweep.period})
+                            .to_string(),
+                    ),
+                },
+                ctx.micros(),
+            )
+            .await?;
+        }
+    }
+
+    let created = tx.sweep_create(&sweep).await?;
+    counts.created = created.len() as i64;
+    if !created.is_empty() {
+        tx.audit(
+            AuditEntry {
+                actor_id: ctx.actor,
+                action: "sweep.create",
+                entity: "activity",
+                entity_id: Some(activity.record.id),
+                before: None,
+                after: Some(
+                    json!({
+                        "period": sweep.period,
+                        "enrollment_ids": created.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                    })
+                    .to_string(),
+                ),
+            },
+            ctx.micros(),
+        )
+        .await?;
+        // Effects only where something listens: post rules, bundles, curricula.
+        let has_rules = !post_rules(tx, activity.record.id).await?.is_empty();
+        if has_rules
+            || activity.kind != ActivityKind::OnlineCourse
+                && activity.kind != ActivityKind::InstructorLed
+        {
+            for (id, _) in &created {
+                if let Some(record) = tx.get_enrollment(*id).await? {
+                    after_create(tx, ctx, &record, activity).await?;
+                }
+            }
+        }
+    }
+    counts.skipped = tx.sweep_count_skipped(&sweep).await?;
+    outcome.adopted = outcome_adopted;
+    outcome.created = created;
+    Ok(outcome)
+}
+
+/// R18: evaluates one user against every saved rule, in the caller's transaction.
+pub async fn evaluate_user(tx: &mut Tx, ctx: &Ctx, user_id: i64) -> anyhow::Result<SweepCounts> {
+    let mut total = SweepCounts::default();
+    for record in tx.activities_with_rules().await? {
+        let activity = activity_from(record);
+        let counts = sweep_range(tx, ctx, &activity, user_id, user_id + 1)
+            .await?
+            .counts;
+        total.created += counts.created;
+        total.adopted += counts.adopted;
+        total.closed += counts.closed;
+        total.skipped += counts.skipped;
+    }
+    Ok(total)
+}
+
+/// Starts a sweep: the record and one job per activity with a rule, in one
+/// transaction. `Conflict` when one is queued or running (or the nightly of
+/// `day` exists).
+pub async fn start_sweep(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    trigger_by: &str,
+    day: Date,
+) -> Result<i64, StoreError> {
+    let sweep_id = tx
+        .insert_sweep(false, trigger_by, &day.to_string(), ctx.micros(), ctx.actor)
+        .await?;
+    let activities = tx.activities_with_rules().await?;
+    for activity in &activities {
+        tx.enqueue(
+            &NewJob {
+                kind: "sweep_activity".into(),
+                run_at: ctx.micros(),
+                dedupe_key: Some(format!("sweep:{sweep_id}:{}", activity.id)),
+                payload: json!({"sweep_id": sweep_id, "activity_id": activity.id, "day": day.to_string()}).to_string(),
+                rule_id: None,
+                sweep_id: Some(sweep_id),
+                user_id: None,
+            },
+            ctx.micros(),
+        )
+        .await?;
+    }
+    if activities.is_empty() {
+        tx.finish_sweep(sweep_id, "done", ctx.micros()).await?;
+    } else {
+        tx.set_sweep_jobs(sweep_id, activities.len() as i64, "queued")
+            .await?;
+    }
+    tx.audit(
+        AuditEntry {
+            actor_id: ctx.actor,
+            action: "sweep.start",
+            entity: "sweep",
+            entity_id: Some(sweep_id),
+            before: None,
+            after: Some(json!({"trigger": trigger_by, "day": day.to_string(), "activities": activities.len()}).to_string()),
+        },
+        ctx.micros(),
+    )
+    .await?;
+    Ok(sweep_id)
+}

@@ -1,0 +1,154 @@
+//! The one HTTP error type: every failure becomes `application/problem+json`
+//! (RFC 9457) with a status chosen in one place. 5xx bodies are opaque and the
+//! cause is logged once.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use roster_store::StoreError;
+use serde_json::json;
+
+/// A field that failed validation.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid token")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{detail}")]
+    Invalid {
+        detail: String,
+        errors: Vec<FieldError>,
+        extra: Option<serde_json::Value>,
+    },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError::Invalid {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError {
+                field: field.to_string(),
+                message,
+            }],
+            extra: None,
+        }
+    }
+
+    pub fn invalid_many(errors: Vec<FieldError>) -> ApiError {
+        let detail = errors
+            .iter()
+            .map(|error| format!("{}: {}", error.field, error.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::Invalid {
+            detail,
+            errors,
+            extra: None,
+        }
+    }
+
+    pub fn rule(detail: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            detail: detail.into(),
+            errors: Vec::new(),
+            extra: None,
+        }
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::NotFound(what.to_string())
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Conflict(what) => ApiError::Conflict(conflict_message(&what)),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// Words for a unique constraint the store reported.
+fn conflict_message(constraint: &str) -> String {
+    if constraint.contains("username") {
+        "a user with this username already exists".into()
+    } else if constraint.contains("external_id") {
+        "a user with this external_id already exists".into()
+    } else if constraint.contains("user_groups") || constraint.contains("name") {
+        "a group with this name already exists".into()
+    } else if constraint.contains("one_open") {
+        "the user already has an open enrollment in this activity".into()
+    } else if constraint.contains("sweeps") {
+        "a sweep is already queued or running".into()
+    } else {
+        format!("conflict: {constraint}")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let detail = match &self {
+            ApiError::Internal(error) => {
+                tracing::error!(error = ?error, "internal error");
+                "internal error; see the server log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        if let ApiError::Invalid { errors, extra, .. } = &self {
+            if !errors.is_empty() {
+                body["errors"] = json!(errors);
+            }
+            if let Some(serde_json::Value::Object(extra)) = extra {
+                for (key, value) in extra {
+                    body[key] = value.clone();
+                }
+            }
+        }
+        let mut response = (status, body.to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
