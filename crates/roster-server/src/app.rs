@@ -138,14 +138,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         bootstrap_admin(&state, token).await?;
     }
+    let mut demo_summary = None;
     if args.demo {
         let mut tx = state.store.read().await?;
-        let users = tx.count_users().await?;
+        let loaded = tx.find_group_by_name("Sales").await?.is_some();
         tx.rollback().await?;
-        if users <= 1 {
-            let summary = crate::demo::load(&state, 300).await?;
-            tracing::info!("{summary}");
-        }
+        demo_summary = Some(if loaded {
+            "demo organisation already loaded (its tokens were printed when it was loaded)".to_string()
+        } else {
+            crate::demo::load(&state, 300).await?
+        });
     }
     for _ in 0..args.workers.max(1) {
         tokio::spawn(crate::engine::jobs::worker_loop(state.clone()));
@@ -156,6 +158,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", args.listen))?;
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, database = %redact(&args.store.database), clock = args.clock.as_str(), "roster is listening");
+    println!("Roster is running at http://{address}");
+    println!("  API:     http://{address}/api/v1  (OpenAPI: http://{address}/api/v1/openapi.json)");
+    println!("  health:  http://{address}/healthz   metrics: http://{address}/metrics");
+    match args.bootstrap_token.as_deref().filter(|token| !token.is_empty()) {
+        Some(_) => println!("  admin:   user `admin`, token from ROSTER_BOOTSTRAP_TOKEN (send `Authorization: Bearer <token>`)"),
+        None => println!("  no ROSTER_BOOTSTRAP_TOKEN set: set it to get an admin token"),
+    }
+    if let Some(summary) = &demo_summary {
+        println!("  {summary}");
+    }
     let app = router(state.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

@@ -4,7 +4,12 @@ use crate::db::{Result, Tx};
 use crate::records::{AttachmentRecord, ExemptionRecord, SweepRecord, TaskRecord};
 
 const SWEEP_COLUMNS: &str = "id, state, dry_run, trigger_by, day, started_at, finished_at, created, \
-     adopted, closed, skipped, jobs_total, jobs_done";
+     adopted, closed, skipped, jobs_total, jobs_done, duration_ms";
+
+/// Real time in microseconds: sweep durations are operational, not business time.
+fn real_now() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
+}
 
 impl Tx {
     pub async fn get_setting(&mut self, key: &str) -> Result<Option<String>> {
@@ -176,14 +181,15 @@ impl Tx {
         by: Option<i64>,
     ) -> Result<i64> {
         Ok(on_tx!(self, c => sqlx::query_scalar(
-            "INSERT INTO sweeps (state, dry_run, trigger_by, day, started_at, created_by) \
-             VALUES ('queued', $1, $2, $3, $4, $5) RETURNING id"
+            "INSERT INTO sweeps (state, dry_run, trigger_by, day, started_at, created_by, real_started_at) \
+             VALUES ('queued', $1, $2, $3, $4, $5, $6) RETURNING id"
         )
         .bind(dry_run)
         .bind(trigger_by)
         .bind(day)
         .bind(now)
         .bind(by)
+        .bind(real_now())
         .fetch_one(c)
         .await
         .map_err(crate::db::on_constraint)?))
@@ -274,20 +280,25 @@ impl Tx {
         on_tx!(self, c => sqlx::query(
             "UPDATE sweeps SET jobs_done = jobs_done + 1, \
              state = CASE WHEN jobs_done + 1 >= jobs_total THEN 'done' ELSE 'running' END, \
-             finished_at = CASE WHEN jobs_done + 1 >= jobs_total THEN $2 ELSE NULL END WHERE id = $1"
+             finished_at = CASE WHEN jobs_done + 1 >= jobs_total THEN $2 ELSE NULL END, \
+             duration_ms = CASE WHEN jobs_done + 1 >= jobs_total THEN ($3 - real_started_at) / 1000 ELSE NULL END WHERE id = $1"
         )
         .bind(id)
         .bind(now)
+        .bind(real_now())
         .execute(c)
         .await?.rows_affected());
         Ok(())
     }
 
     pub async fn finish_sweep(&mut self, id: i64, state: &str, now: i64) -> Result<()> {
-        on_tx!(self, c => sqlx::query("UPDATE sweeps SET state = $2, finished_at = $3 WHERE id = $1")
+        on_tx!(self, c => sqlx::query(
+            "UPDATE sweeps SET state = $2, finished_at = $3, duration_ms = ($4 - real_started_at) / 1000 WHERE id = $1"
+        )
             .bind(id)
             .bind(state)
             .bind(now)
+            .bind(real_now())
             .execute(c)
             .await?.rows_affected());
         Ok(())

@@ -156,4 +156,6 @@ pub struct SweepRecord {
     pub skipped: i64,
     pub jobs_total: i64,
     pub jobs_done: i64,
+    /// Real time the sweep took, once finished.
+    pub duration_ms: Option<i64>,
 }

@@ -35,7 +35,7 @@ pub fn sweep_json(record: &SweepRecord) -> Value {
         "day": record.day,
         "started_at": timestamp_text(record.started_at),
         "finished_at": record.finished_at.map(timestamp_text),
-        "duration_ms": record.finished_at.map(|finished| (finished - record.started_at) / 1000),
+        "duration_ms": record.duration_ms,
         "created": record.created,
         "adopted": record.adopted,
         "closed": record.closed,
@@ -55,37 +55,28 @@ pub async fn start_sweep(
     let dry_run = fields.bool("dry_run")?.unwrap_or(false);
     fields.finish()?;
     if dry_run {
-        let started = std::time::Instant::now();
-        let counts = dry_run_counts(&state, Some(actor.id())).await?;
         let mut tx = state.store.write().await?;
         let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-        let id = tx
-            .insert_sweep(
-                true,
-                "manual",
-                &ctx.today.to_string(),
-                ctx.micros(),
-                Some(actor.id()),
-            )
-            .await?;
-        tx.add_sweep_counts(
-            id,
-            counts.created,
-            counts.adopted,
-            counts.closed,
-            counts.skipped,
-        )
-        .await?;
-        tx.finish_sweep(
-            id,
-            "done",
-            ctx.micros() + started.elapsed().as_micros() as i64,
-        )
-        .await?;
-        let record = tx
-            .get_sweep(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("sweep"))?;
+        let id = match tx.insert_sweep(true, "manual", &ctx.today.to_string(), ctx.micros(), Some(actor.id())).await {
+            Ok(id) => id,
+            Err(StoreError::Conflict(_)) => return Err(ApiError::Conflict("another dry run is in progress".into())),
+            Err(error) => return Err(error.into()),
+        };
+        tx.commit().await?;
+        let counts = dry_run_counts(&state, Some(actor.id())).await;
+        let mut tx = state.store.write().await?;
+        let record = match counts {
+            Ok(counts) => {
+                tx.add_sweep_counts(id, counts.created, counts.adopted, counts.closed, counts.skipped).await?;
+                tx.finish_sweep(id, "done", ctx.micros()).await?;
+                tx.get_sweep(id).await?.ok_or_else(|| ApiError::not_found("sweep"))?
+            }
+            Err(error) => {
+                tx.finish_sweep(id, "failed", ctx.micros()).await?;
+                tx.commit().await?;
+                return Err(error.into());
+            }
+        };
         tx.commit().await?;
         return Ok((StatusCode::ACCEPTED, Json(sweep_json(&record))));
     }

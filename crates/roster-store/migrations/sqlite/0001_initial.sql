@@ -197,7 +197,10 @@ CREATE TABLE sweeps (
     skipped     BIGINT NOT NULL DEFAULT 0,
     jobs_total  BIGINT NOT NULL DEFAULT 0,
     jobs_done   BIGINT NOT NULL DEFAULT 0,
-    created_by  BIGINT
+    created_by  BIGINT,
+    -- Real (wall-clock) start and duration, whatever the business clock does.
+    real_started_at BIGINT NOT NULL DEFAULT 0,
+    duration_ms BIGINT
 );
 -- One nightly sweep per local day, whichever process sees the time first.
 CREATE UNIQUE INDEX sweeps_nightly ON sweeps (day) WHERE trigger_by = 'nightly';

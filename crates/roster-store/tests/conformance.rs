@@ -1,0 +1,59 @@
+//! The store conformance suite: one set of test bodies, each run on a fresh
+//! SQLite file (`sqlite::…`) and on a fresh PostgreSQL database
+//! (`postgres::…`), so that both backends behave the same (§4 "Storage").
+//!
+//! PostgreSQL: the server at 127.0.0.1:5432 as user `postgres`, or the
+//! administrator's URL in `ROSTER_TEST_PG_URL`.
+
+#[macro_use]
+mod support;
+
+#[path = "conformance/enrollments.rs"]
+mod enrollments;
+#[path = "conformance/jobs.rs"]
+mod jobs;
+#[path = "conformance/misc.rs"]
+mod misc;
+#[path = "conformance/sweep.rs"]
+mod sweep;
+#[path = "conformance/users.rs"]
+mod users;
+
+both! {
+    users::migrating_twice_is_harmless,
+    users::users_round_trip_with_every_field,
+    users::usernames_external_ids_and_group_names_are_unique,
+    users::groups_and_membership_round_trip,
+    users::list_users_filters_by_text_active_and_group_and_pages_by_id,
+    users::tokens_find_their_user_by_hash,
+    users::activities_round_trip_with_prerequisites_items_and_rules,
+    enrollments::enrollments_round_trip_with_every_field,
+    enrollments::r2_second_open_enrollment_of_a_user_in_an_activity_is_refused,
+    enrollments::r2_closed_enrollments_may_sit_beside_the_open_one,
+    enrollments::r2_updating_a_closed_enrollment_into_a_second_open_one_is_a_conflict,
+    enrollments::r14_a_second_enrollment_for_the_same_rule_period_is_refused,
+    enrollments::r55_enrollment_lists_filter_by_every_field,
+    enrollments::r60_enrollment_lists_page_oldest_or_newest_first,
+    enrollments::r54_purge_candidates_are_the_open_enrollments_of_inactive_users,
+    enrollments::r39_passed_all_items_needs_a_pass_in_every_item,
+    enrollments::r52_tasks_list_by_completion_date_then_creation,
+    jobs::enqueueing_the_same_dedupe_key_twice_keeps_the_first_job,
+    jobs::claim_job_takes_due_jobs_by_run_at_then_id,
+    jobs::claim_job_kind_narrows_the_choice,
+    jobs::a_claimed_job_is_taken_again_only_after_its_lease_expires,
+    jobs::complete_job_by_another_owner_is_refused,
+    jobs::fail_job_retries_at_the_new_time_then_gives_up,
+    jobs::r35_cancel_job_cancels_only_pending_jobs,
+    jobs::job_lists_and_due_counts,
+    jobs::two_workers_claiming_at_once_get_different_jobs,
+    jobs::racing_workers_claim_every_job_exactly_once,
+    misc::settings_are_put_read_and_overwritten,
+    misc::r21_exemption_holds_through_its_until_date_inclusive,
+    misc::audit_entries_are_written_in_bulk_and_listed_by_entity,
+    misc::a_second_sweep_is_refused_while_one_is_queued_or_running,
+    misc::the_nightly_sweep_runs_once_per_day,
+    misc::sweep_counts_add_up_and_the_last_job_finishes_the_sweep,
+    sweep::r10_r16_r21_sweep_sql_matches_the_core_plan_once_twice_and_in_batches,
+    sweep::r10_r11_r15_r16_r21_one_time_sweep_on_a_small_company,
+    sweep::r12_r14_annual_rollover_closes_earlier_periods_and_opens_the_new_one,
+}

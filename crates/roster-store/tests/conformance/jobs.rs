@@ -1,0 +1,448 @@
+//! Durable jobs (§4 Runtime "Jobs"): enqueue with a dedupe key, claim by
+//! business time under a lease measured in real time, complete, retry, give up
+//! and cancel; two workers never hold the same job.
+
+use std::time::Duration;
+
+use roster_store::{Backend, JobFilter, NewJob, Store, Tx};
+
+use crate::support::{HOUR, NOW};
+
+/// A real-time instant, unrelated to business time on purpose: leases must
+/// be measured against it, never against `run_at`.
+const REAL: i64 = 5_000_000_000_000;
+const LEASE: i64 = 30_000_000;
+
+fn job(kind: &str, run_at: i64) -> NewJob {
+    NewJob {
+        kind: kind.to_string(),
+        run_at,
+        payload: format!(r#"{{"kind":"{kind}"}}"#),
+        ..NewJob::default()
+    }
+}
+
+async fn claim(tx: &mut Tx, owner: &str, now: i64, real_now: i64) -> Option<i64> {
+    tx.claim_job(owner, now, real_now, real_now + LEASE, None)
+        .await
+        .unwrap()
+        .map(|claimed| claimed.id)
+}
+
+async fn state_of(store: &Store, id: i64) -> (String, i64, i64) {
+    let mut tx = store.read().await.unwrap();
+    let job = tx.get_job(id).await.unwrap().unwrap();
+    (job.state, job.run_at, job.attempts)
+}
+
+pub async fn enqueueing_the_same_dedupe_key_twice_keeps_the_first_job(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let keyed = NewJob {
+        dedupe_key: Some("post:1:2".into()),
+        rule_id: Some(7),
+        user_id: Some(3),
+        ..job("post_enrollment", NOW)
+    };
+    let first = tx.enqueue(&keyed, NOW).await.unwrap().expect("first job");
+    let again = NewJob {
+        payload: "{}".into(),
+        run_at: NOW + HOUR,
+        ..keyed.clone()
+    };
+    assert_eq!(tx.enqueue(&again, NOW).await.unwrap(), None);
+    // Jobs without a key never collide.
+    let a = tx.enqueue(&job("sweep", NOW), NOW).await.unwrap();
+    let b = tx.enqueue(&job("sweep", NOW), NOW).await.unwrap();
+    assert!(a.is_some() && b.is_some() && a != b);
+    tx.commit().await.unwrap();
+
+    let mut tx = store.read().await.unwrap();
+    let stored = tx.get_job(first).await.unwrap().unwrap();
+    assert_eq!(stored.state, "pending");
+    assert_eq!(stored.run_at, NOW);
+    assert_eq!(stored.payload, keyed.payload);
+    assert_eq!(stored.dedupe_key.as_deref(), Some("post:1:2"));
+    assert_eq!((stored.rule_id, stored.user_id), (Some(7), Some(3)));
+    assert_eq!(stored.attempts, 0);
+    assert_eq!(stored.created_at, NOW);
+    assert_eq!(stored.finished_at, None);
+}
+
+pub async fn claim_job_takes_due_jobs_by_run_at_then_id(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let late = tx.enqueue(&job("a", NOW + 30), NOW).await.unwrap().unwrap();
+    let early = tx.enqueue(&job("a", NOW + 10), NOW).await.unwrap().unwrap();
+    let middle = tx.enqueue(&job("a", NOW + 20), NOW).await.unwrap().unwrap();
+    let early_too = tx.enqueue(&job("a", NOW + 10), NOW).await.unwrap().unwrap();
+    let future = tx
+        .enqueue(&job("a", NOW + HOUR), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    // Nothing is due before the earliest run_at, whatever the real time.
+    assert_eq!(claim(&mut tx, "w", NOW + 9, REAL).await, None);
+    let mut order = Vec::new();
+    while let Some(id) = claim(&mut tx, "w", NOW + 30, REAL).await {
+        order.push(id);
+    }
+    assert_eq!(order, vec![early, early_too, middle, late]);
+    // A job becomes due exactly at its run_at.
+    assert_eq!(claim(&mut tx, "w", NOW + HOUR - 1, REAL).await, None);
+    assert_eq!(claim(&mut tx, "w", NOW + HOUR, REAL).await, Some(future));
+    tx.commit().await.unwrap();
+}
+
+pub async fn claim_job_kind_narrows_the_choice(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let post = tx
+        .enqueue(&job("post_enrollment", NOW), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let sweep = tx
+        .enqueue(&job("sweep_activity", NOW + 1), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let claimed = tx
+        .claim_job("w", NOW + 1, REAL, REAL + LEASE, Some("sweep_activity"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, sweep);
+    assert_eq!(claimed.kind, "sweep_activity");
+    assert_eq!(claimed.run_at, NOW + 1);
+    assert_eq!(claimed.attempts, 1);
+    assert_eq!(claimed.payload, r#"{"kind":"sweep_activity"}"#);
+    assert!(
+        tx.claim_job("w", NOW + 1, REAL, REAL + LEASE, Some("sweep_activity"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(claim(&mut tx, "w", NOW + 1, REAL).await, Some(post));
+    tx.commit().await.unwrap();
+}
+
+pub async fn a_claimed_job_is_taken_again_only_after_its_lease_expires(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let id = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(claim(&mut tx, "first", NOW, REAL).await, Some(id));
+    tx.commit().await.unwrap();
+    assert_eq!(state_of(&store, id).await, ("running".into(), NOW, 1));
+
+    let mut tx = store.write().await.unwrap();
+    // While the lease holds, no business time makes the job claimable again.
+    assert_eq!(
+        claim(&mut tx, "second", NOW + 1000 * HOUR, REAL + 1).await,
+        None
+    );
+    assert_eq!(claim(&mut tx, "second", NOW, REAL + LEASE).await, None);
+    // Past the lease (real time), another worker takes it over.
+    assert_eq!(
+        claim(&mut tx, "second", NOW, REAL + LEASE + 1).await,
+        Some(id)
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(state_of(&store, id).await, ("running".into(), NOW, 2));
+
+    let mut tx = store.write().await.unwrap();
+    // The first worker lost its lease: its completion is refused.
+    assert!(!tx.complete_job(id, "first", "{}", NOW).await.unwrap());
+    assert!(
+        tx.complete_job(id, "second", r#"{"ok":true}"#, NOW + 5)
+            .await
+            .unwrap()
+    );
+    // A done job is never claimed again, even long after its lease.
+    assert_eq!(
+        claim(&mut tx, "third", NOW + HOUR, REAL + 100 * LEASE).await,
+        None
+    );
+    tx.commit().await.unwrap();
+
+    let mut tx = store.read().await.unwrap();
+    let done = tx.get_job(id).await.unwrap().unwrap();
+    assert_eq!(done.state, "done");
+    assert_eq!(done.outcome.as_deref(), Some(r#"{"ok":true}"#));
+    assert_eq!(done.finished_at, Some(NOW + 5));
+}
+
+pub async fn complete_job_by_another_owner_is_refused(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let id = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    let pending = tx
+        .enqueue(&job("a", NOW + HOUR), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim(&mut tx, "owner", NOW, REAL).await, Some(id));
+    assert!(!tx.complete_job(id, "intruder", "{}", NOW).await.unwrap());
+    // Nobody completes a job that is not running.
+    assert!(!tx.complete_job(pending, "owner", "{}", NOW).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(state_of(&store, id).await.0, "running");
+    assert_eq!(state_of(&store, pending).await.0, "pending");
+
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.complete_job(id, "owner", "{}", NOW).await.unwrap());
+    // Completing twice is refused: the lease is released.
+    assert!(!tx.complete_job(id, "owner", "{}", NOW).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(state_of(&store, id).await.0, "done");
+}
+
+pub async fn fail_job_retries_at_the_new_time_then_gives_up(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let id = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    assert_eq!(claim(&mut tx, "w", NOW, REAL).await, Some(id));
+    tx.fail_job(id, "w", "boom", NOW + 2 * HOUR, false, NOW + 1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    let retried = tx.get_job(id).await.unwrap().unwrap();
+    assert_eq!(retried.state, "pending");
+    assert_eq!(retried.run_at, NOW + 2 * HOUR);
+    assert_eq!(retried.last_error.as_deref(), Some("boom"));
+    assert_eq!(retried.finished_at, None);
+    assert_eq!(retried.attempts, 1);
+    // Not before its new run_at.
+    assert_eq!(claim(&mut tx, "w", NOW + 2 * HOUR - 1, REAL).await, None);
+    assert_eq!(claim(&mut tx, "w2", NOW + 2 * HOUR, REAL).await, Some(id));
+    // A worker that does not hold the job cannot fail it.
+    tx.fail_job(id, "w", "stale", NOW + 9 * HOUR, true, NOW)
+        .await
+        .unwrap();
+    assert_eq!(tx.get_job(id).await.unwrap().unwrap().state, "running");
+    tx.fail_job(id, "w2", "boom again", NOW + 4 * HOUR, true, NOW + 3 * HOUR)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    let failed = tx.get_job(id).await.unwrap().unwrap();
+    assert_eq!(failed.state, "failed");
+    assert_eq!(failed.attempts, 2);
+    assert_eq!(failed.run_at, NOW + 2 * HOUR);
+    assert_eq!(failed.last_error.as_deref(), Some("boom again"));
+    assert_eq!(failed.finished_at, Some(NOW + 3 * HOUR));
+    // A failed job is never claimed again.
+    assert_eq!(
+        claim(&mut tx, "w", NOW + 100 * HOUR, REAL + 100 * LEASE).await,
+        None
+    );
+    tx.commit().await.unwrap();
+}
+
+pub async fn r35_cancel_job_cancels_only_pending_jobs(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let pending = tx
+        .enqueue(&job("a", NOW + HOUR), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let running = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    let done = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    assert_eq!(claim(&mut tx, "w", NOW, REAL).await, Some(running));
+    assert_eq!(claim(&mut tx, "w", NOW, REAL).await, Some(done));
+    assert!(tx.complete_job(done, "w", "{}", NOW).await.unwrap());
+
+    assert!(tx.cancel_job(pending, NOW + 1).await.unwrap());
+    assert!(!tx.cancel_job(pending, NOW + 2).await.unwrap());
+    assert!(!tx.cancel_job(running, NOW).await.unwrap());
+    assert!(!tx.cancel_job(done, NOW).await.unwrap());
+    assert!(!tx.cancel_job(done + 100, NOW).await.unwrap());
+    // A cancelled job is never claimed.
+    assert_eq!(claim(&mut tx, "w", NOW + 2 * HOUR, REAL).await, None);
+    tx.commit().await.unwrap();
+
+    let mut tx = store.read().await.unwrap();
+    let cancelled = tx.get_job(pending).await.unwrap().unwrap();
+    assert_eq!(cancelled.state, "cancelled");
+    assert_eq!(cancelled.finished_at, Some(NOW + 1));
+    assert_eq!(tx.get_job(running).await.unwrap().unwrap().state, "running");
+}
+
+pub async fn job_lists_and_due_counts(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let post = |run_at: i64, rule_id: i64, user_id: i64| NewJob {
+        rule_id: Some(rule_id),
+        user_id: Some(user_id),
+        ..job("post_enrollment", run_at)
+    };
+    let j1 = tx.enqueue(&post(NOW, 1, 10), NOW).await.unwrap().unwrap();
+    let j2 = tx
+        .enqueue(&post(NOW + HOUR, 2, 10), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let j3 = tx
+        .enqueue(&post(NOW + 2 * HOUR, 1, 11), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let j4 = tx
+        .enqueue(&job("sweep_activity", NOW), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim(&mut tx, "w", NOW, REAL).await, Some(j1));
+    tx.commit().await.unwrap();
+
+    let mut tx = store.read().await.unwrap();
+    let ids =
+        |jobs: Vec<roster_store::JobRecord>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    let all = JobFilter {
+        limit: 100,
+        ..JobFilter::default()
+    };
+    assert_eq!(ids(tx.list_jobs(&all).await.unwrap()), vec![j1, j2, j3, j4]);
+    let pending = JobFilter {
+        state: Some("pending".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(tx.list_jobs(&pending).await.unwrap()), vec![j2, j3, j4]);
+    let sweeps = JobFilter {
+        kind: Some("sweep_activity".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(tx.list_jobs(&sweeps).await.unwrap()), vec![j4]);
+    let rule_one = JobFilter {
+        rule_id: Some(1),
+        ..all.clone()
+    };
+    assert_eq!(ids(tx.list_jobs(&rule_one).await.unwrap()), vec![j1, j3]);
+    let page = JobFilter {
+        after_id: j2,
+        limit: 1,
+        ..all
+    };
+    assert_eq!(ids(tx.list_jobs(&page).await.unwrap()), vec![j3]);
+
+    assert_eq!(tx.next_job_time(NOW + 10 * HOUR).await.unwrap(), Some(NOW));
+    assert_eq!(tx.next_job_time(NOW - 1).await.unwrap(), None);
+    // Running j1 plus pending j4 due now; then j2 at one hour.
+    assert_eq!(tx.count_due_jobs(NOW).await.unwrap(), 2);
+    assert_eq!(tx.count_due_jobs(NOW + HOUR).await.unwrap(), 3);
+    assert_eq!(
+        ids(tx.pending_jobs_of_user(10).await.unwrap()),
+        vec![j1, j2]
+    );
+    assert_eq!(ids(tx.pending_jobs_of_user(11).await.unwrap()), vec![j3]);
+    assert_eq!(
+        ids(tx.pending_jobs_between(NOW, NOW + 2 * HOUR).await.unwrap()),
+        vec![j4, j2]
+    );
+}
+
+/// Two workers claim at the same moment, each in its own write transaction:
+/// they get different jobs. On PostgreSQL the second skips the row the first
+/// holds (`FOR UPDATE SKIP LOCKED`) without waiting; on SQLite the second
+/// waits for the write lock and then sees the first job leased.
+pub async fn two_workers_claiming_at_once_get_different_jobs(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let first = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    let second = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+
+    match store.backend() {
+        Backend::Postgres => {
+            let mut one = store.write().await.unwrap();
+            let mut two = store.write().await.unwrap();
+            let got_one = claim(&mut one, "one", NOW, REAL).await;
+            let got_two =
+                tokio::time::timeout(Duration::from_secs(10), claim(&mut two, "two", NOW, REAL))
+                    .await
+                    .expect("the second claim does not wait for the first transaction");
+            assert_eq!(got_one, Some(first));
+            assert_eq!(got_two, Some(second));
+            // Neither sees a third job while both hold theirs.
+            let mut three = store.write().await.unwrap();
+            assert_eq!(claim(&mut three, "three", NOW, REAL).await, None);
+            three.rollback().await.unwrap();
+            one.commit().await.unwrap();
+            two.commit().await.unwrap();
+        }
+        Backend::Sqlite => {
+            let mut one = store.write().await.unwrap();
+            let got_one = claim(&mut one, "one", NOW, REAL).await;
+            let other = store.clone();
+            let worker = tokio::spawn(async move {
+                let mut two = other.write().await.unwrap();
+                let got = claim(&mut two, "two", NOW, REAL).await;
+                two.commit().await.unwrap();
+                got
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(
+                !worker.is_finished(),
+                "BEGIN IMMEDIATE waits for the writer"
+            );
+            one.commit().await.unwrap();
+            let got_two = worker.await.unwrap();
+            assert_eq!(got_one, Some(first));
+            assert_eq!(got_two, Some(second));
+        }
+    }
+    assert_eq!(state_of(&store, first).await.0, "running");
+    assert_eq!(state_of(&store, second).await.0, "running");
+    let mut tx = store.read().await.unwrap();
+    let attempts: Vec<i64> = tx
+        .list_jobs(&JobFilter {
+            state: Some("running".into()),
+            limit: 10,
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.attempts)
+        .collect();
+    assert_eq!(attempts, vec![1, 1]);
+}
+
+/// Many workers race for a handful of jobs; every job is claimed exactly once
+/// (§5 "every job runs once").
+pub async fn racing_workers_claim_every_job_exactly_once(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let mut expected = Vec::new();
+    for n in 0..24 {
+        expected.push(tx.enqueue(&job("a", NOW + n), NOW).await.unwrap().unwrap());
+    }
+    tx.commit().await.unwrap();
+
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let owner = format!("worker-{worker}");
+            let mut mine = Vec::new();
+            loop {
+                let mut tx = store.write().await.unwrap();
+                let Some(id) = claim(&mut tx, &owner, NOW + 100, REAL).await else {
+                    tx.rollback().await.unwrap();
+                    break;
+                };
+                assert!(tx.complete_job(id, &owner, "{}", NOW).await.unwrap());
+                tx.commit().await.unwrap();
+                mine.push(id);
+                tokio::task::yield_now().await;
+            }
+            mine
+        }));
+    }
+    let mut claimed = Vec::new();
+    for worker in workers {
+        claimed.extend(worker.await.unwrap());
+    }
+    claimed.sort();
+    assert_eq!(claimed, expected);
+}

@@ -1,0 +1,1011 @@
+//! The set-based sweep SQL against the core's reference plan (R10, R11, R14,
+//! R15, R16, R21): random small organisations are written through the store,
+//! swept exactly as the server sweeps one activity on one day, and the
+//! enrollments that result are compared with `roster_core::decide::plan_sweep`
+//! applied to the same facts. A rerun creates nothing, and cutting the users
+//! into ranges (batches) changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::ToSpan;
+use jiff::civil::{Date, date};
+use roster_core::calendar::{annual_end_in_year, annual_period_end, current_period, due_for_new};
+use roster_core::decide::{EnrollmentFacts, SweepPlan, UserFacts, plan_sweep};
+use roster_core::{
+    AutoRule, EnrollmentType, MonthDay, OneTimeDue, Period, Recurrence, Role, Scope, Status,
+};
+use roster_store::{
+    ActivityRecord, ActivitySweep, EnrollmentFilter, EnrollmentInsert, EnrollmentRecord,
+    ExemptionRecord, Store, SweepKind, Tx, UserInsert,
+};
+
+use crate::support::{HOUR, NOW, Rng, activity};
+
+/// Random organisations per backend; `ROSTER_SWEEP_CASES` changes it and
+/// `ROSTER_SWEEP_SEED` replays one case.
+const CASES: u64 = 200;
+const FIRST_SEED: u64 = 0x5EED_0000;
+/// The business time of the sweep.
+const SWEEP_NOW: i64 = NOW + 1000 * HOUR;
+
+const MONTH_DAYS: &[&str] = &["01-01", "02-28", "02-29", "03-31", "06-30", "12-31"];
+
+#[derive(Clone, Debug)]
+struct UserSpec {
+    active: bool,
+    role: Role,
+    hired_on: Option<Date>,
+    /// Indexes into the organisation's groups.
+    groups: Vec<usize>,
+    /// The `until` of each exemption from the swept activity.
+    exemptions: Vec<Option<Date>>,
+    exempt_from_decoy: bool,
+}
+
+#[derive(Clone, Debug)]
+struct EnrollmentSpec {
+    user: usize,
+    /// In the decoy activity rather than the swept one.
+    decoy: bool,
+    enrollment_type: EnrollmentType,
+    status: Status,
+    period: Option<String>,
+    due_on: Option<Date>,
+}
+
+#[derive(Clone, Debug)]
+struct Org {
+    seed: u64,
+    today: Date,
+    group_count: usize,
+    users: Vec<UserSpec>,
+    enrollments: Vec<EnrollmentSpec>,
+    /// The rule, its `group_ids` as indexes into the groups.
+    rule: AutoRule,
+    /// The groups of the decoy activity's rule, as indexes.
+    decoy_groups: Vec<usize>,
+}
+
+/// The organisation as written: database ids.
+struct Written {
+    activity_id: i64,
+    decoy_id: i64,
+    user_ids: Vec<i64>,
+    /// The id of each group, by index.
+    group_ids: Vec<i64>,
+    /// The rule with database group ids.
+    rule: AutoRule,
+    /// Each enrollment spec of the swept activity with its id.
+    enrollments: Vec<(i64, EnrollmentSpec)>,
+}
+
+/// (user, type, status, period, due_on) of one enrollment.
+type Row = (i64, String, String, Option<String>, Option<String>);
+
+/// The swept activity's enrollments: those that existed before, by id, and
+/// the new ones as a sorted list.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    existing: BTreeMap<i64, Row>,
+    created: Vec<Row>,
+}
+
+/// What the store's sweep steps returned, summed over batches.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Ran {
+    closed: Vec<i64>,
+    adopted: Vec<i64>,
+    created_users: Vec<i64>,
+    skipped: i64,
+}
+
+fn plus_days(day: Date, days: i64) -> Date {
+    day.checked_add(days.days())
+        .expect("test dates stay in range")
+}
+
+fn random_date(rng: &mut Rng, from: Date, span_days: u64) -> Date {
+    plus_days(from, rng.below(span_days) as i64)
+}
+
+fn month_day(text: &str) -> MonthDay {
+    MonthDay::parse(text).expect("valid month-day")
+}
+
+fn random_org(seed: u64) -> Org {
+    let mut rng = Rng::new(seed);
+    let recurrence = match rng.below(3) {
+        0 => Recurrence::OneTime {
+            due: match rng.below(3) {
+                0 => None,
+                1 => Some(OneTimeDue::WithinDays(rng.below(60) as u32)),
+                _ => Some(OneTimeDue::OnDate(random_date(
+                    &mut rng,
+                    date(2026, 1, 1),
+                    1500,
+                ))),
+            },
+        },
+        1 => Recurrence::Annual {
+            due_each_year_on: month_day(rng.pick::<&str>(MONTH_DAYS)),
+        },
+        _ => Recurrence::EveryMonths {
+            months: 1 + rng.below(24) as u32,
+        },
+    };
+    let mut today = random_date(&mut rng, date(2026, 1, 1), 1096);
+    if let Recurrence::Annual { due_each_year_on } = recurrence
+        && rng.chance(40)
+    {
+        // Period boundaries: the last day of a period and the first of the next.
+        let end = annual_period_end(today, due_each_year_on);
+        today = if rng.chance(50) {
+            end
+        } else {
+            plus_days(end, 1)
+        };
+    }
+
+    let group_count = rng.below(4) as usize;
+    let scope = if group_count > 0 && rng.chance(55) {
+        Scope::Groups
+    } else {
+        Scope::Company
+    };
+    let mut group_ids = Vec::new();
+    if scope == Scope::Groups {
+        group_ids = (0..group_count as i64).filter(|_| rng.chance(50)).collect();
+        if group_ids.is_empty() {
+            group_ids.push(rng.below(group_count as u64) as i64);
+        }
+    }
+    let decoy_groups = (0..group_count).collect();
+
+    let mut users = Vec::new();
+    for _ in 0..rng.below(13) {
+        let role = match rng.below(100) {
+            0..70 => Role::Learner,
+            70..85 => Role::Admin,
+            _ => Role::Integration,
+        };
+        let hired_on = rng
+            .chance(75)
+            .then(|| random_date(&mut rng, date(2019, 1, 1), 3650));
+        let groups = (0..group_count).filter(|_| rng.chance(40)).collect();
+        let mut exemptions = Vec::new();
+        if rng.chance(25) {
+            for _ in 0..1 + rng.below(2) {
+                let until = match rng.below(5) {
+                    0 => None,
+                    1 => Some(plus_days(today, -1)),
+                    2 => Some(today),
+                    3 => Some(plus_days(today, 1)),
+                    _ => Some(random_date(&mut rng, plus_days(today, -400), 800)),
+                };
+                exemptions.push(until);
+            }
+        }
+        users.push(UserSpec {
+            active: rng.chance(80),
+            role,
+            hired_on,
+            groups,
+            exemptions,
+            exempt_from_decoy: rng.chance(10),
+        });
+    }
+
+    let hired_after = if rng.chance(50) {
+        let hired: Vec<Date> = users.iter().filter_map(|u| u.hired_on).collect();
+        if !hired.is_empty() && rng.chance(30) {
+            // Exactly a user's hire date: "strictly after" must leave them out.
+            Some(*rng.pick(&hired))
+        } else {
+            Some(random_date(&mut rng, date(2019, 1, 1), 3650))
+        }
+    } else {
+        None
+    };
+    let initial_due_days = match recurrence {
+        Recurrence::OneTime { .. } => None,
+        _ => rng.chance(40).then(|| rng.below(90) as u32),
+    };
+    let rule = AutoRule {
+        scope,
+        group_ids,
+        hired_after,
+        recurrence,
+        initial_due_days,
+    };
+
+    let candidates = period_candidates(&rule, today);
+    let mut enrollments = Vec::new();
+    for user in 0..users.len() {
+        let mut used = BTreeSet::new();
+        let mut has_open = false;
+        for _ in 0..rng.below(4) {
+            let status = if !has_open && rng.chance(35) {
+                Status::InProgress
+            } else {
+                *rng.pick(&Status::ALL[1..])
+            };
+            has_open |= status.is_open();
+            let period = if rng.chance(50) {
+                let period = rng.pick(&candidates).clone();
+                used.insert(period.clone()).then_some(period)
+            } else {
+                None
+            };
+            enrollments.push(EnrollmentSpec {
+                user,
+                decoy: false,
+                enrollment_type: *rng.pick(EnrollmentType::ALL),
+                status,
+                period,
+                due_on: rng
+                    .chance(50)
+                    .then(|| random_date(&mut rng, plus_days(today, -200), 400)),
+            });
+        }
+        if rng.chance(30) {
+            enrollments.push(EnrollmentSpec {
+                user,
+                decoy: true,
+                enrollment_type: EnrollmentType::Recommended,
+                status: Status::InProgress,
+                period: None,
+                due_on: None,
+            });
+        }
+    }
+
+    Org {
+        seed,
+        today,
+        group_count,
+        users,
+        enrollments,
+        rule,
+        decoy_groups,
+    }
+}
+
+/// Period names an existing enrollment may hold: every kind, and annual
+/// periods before, at and after today's (for the rule's day or another).
+fn period_candidates(rule: &AutoRule, today: Date) -> Vec<String> {
+    let month_day = match rule.recurrence {
+        Recurrence::Annual { due_each_year_on } => due_each_year_on,
+        _ => month_day("06-30"),
+    };
+    let current = annual_period_end(today, month_day);
+    // Today's period is listed twice: it decides "satisfied", so it is drawn more often.
+    vec![
+        "once".to_string(),
+        "cycle-1".to_string(),
+        "cycle-2".to_string(),
+        "2020-06-30".to_string(),
+        annual_end_in_year(current.year() - 1, month_day).to_string(),
+        current.to_string(),
+        current.to_string(),
+        annual_end_in_year(current.year() + 1, month_day).to_string(),
+        annual_period_end(today, month_day_other(month_day)).to_string(),
+    ]
+}
+
+fn month_day_other(month_day: MonthDay) -> MonthDay {
+    if month_day == self::month_day("12-31") {
+        self::month_day("03-31")
+    } else {
+        self::month_day("12-31")
+    }
+}
+
+async fn write_org(store: &Store, org: &Org) -> Written {
+    let mut tx = store.write().await.unwrap();
+    let mut group_ids = Vec::new();
+    for n in 0..org.group_count {
+        group_ids.push(
+            tx.insert_group(&format!("g{}_{n}", org.seed), NOW)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut user_ids = Vec::new();
+    for (n, spec) in org.users.iter().enumerate() {
+        let insert = UserInsert {
+            username: format!("u{}_{n}", org.seed),
+            active: spec.active,
+            hired_on: spec.hired_on.map(|d| d.to_string()),
+            role: spec.role.as_str().to_string(),
+            ..UserInsert::default()
+        };
+        let id = tx.insert_user(&insert, NOW).await.unwrap();
+        for group in &spec.groups {
+            assert!(tx.add_member(group_ids[*group], id).await.unwrap());
+        }
+        user_ids.push(id);
+    }
+    let activity_id = tx
+        .insert_activity(&activity(&format!("Swept {}", org.seed)), NOW)
+        .await
+        .unwrap();
+    let decoy_id = tx
+        .insert_activity(
+            &ActivityRecord {
+                kind: "instructor_led".into(),
+                ..activity(&format!("Decoy {}", org.seed))
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+
+    let rule = AutoRule {
+        group_ids: org
+            .rule
+            .group_ids
+            .iter()
+            .map(|g| group_ids[*g as usize])
+            .collect(),
+        ..org.rule.clone()
+    };
+    let rule_json = serde_json::to_string(&rule).unwrap();
+    tx.set_auto_rule(activity_id, Some(&rule_json), &rule.group_ids, NOW)
+        .await
+        .unwrap();
+    // The decoy's rule reaches every group: its groups must not leak into
+    // the swept activity's scope.
+    let decoy_group_ids: Vec<i64> = org.decoy_groups.iter().map(|g| group_ids[*g]).collect();
+    let decoy_rule = AutoRule {
+        scope: Scope::Groups,
+        group_ids: decoy_group_ids.clone(),
+        ..rule.clone()
+    };
+    tx.set_auto_rule(
+        decoy_id,
+        Some(&serde_json::to_string(&decoy_rule).unwrap()),
+        &decoy_group_ids,
+        NOW,
+    )
+    .await
+    .unwrap();
+
+    for (n, spec) in org.users.iter().enumerate() {
+        let exempt = |activity_id: i64, until: Option<Date>| ExemptionRecord {
+            id: 0,
+            user_id: user_ids[n],
+            activity_id,
+            reason: "test".into(),
+            until: until.map(|d| d.to_string()),
+            created_by: None,
+            created_at: NOW,
+        };
+        for until in &spec.exemptions {
+            tx.insert_exemption(&exempt(activity_id, *until))
+                .await
+                .unwrap();
+        }
+        if spec.exempt_from_decoy {
+            tx.insert_exemption(&exempt(decoy_id, None)).await.unwrap();
+        }
+    }
+
+    let mut enrollments = Vec::new();
+    for (n, spec) in org.enrollments.iter().enumerate() {
+        let enrolled_at = NOW - (n as i64 + 1) * HOUR;
+        let insert = EnrollmentInsert {
+            user_id: user_ids[spec.user],
+            activity_id: if spec.decoy { decoy_id } else { activity_id },
+            enrollment_type: spec.enrollment_type.as_str().to_string(),
+            status: spec.status.as_str().to_string(),
+            due_on: spec.due_on.map(|d| d.to_string()),
+            required_by: None,
+            reason: None,
+            enrolled_at,
+            completed_at: spec.status.is_complete().then_some(enrolled_at + HOUR),
+            source_kind: if spec.period.is_some() {
+                "auto_enrollment".into()
+            } else {
+                "manual".into()
+            },
+            source: "{}".into(),
+            period: spec.period.clone(),
+        };
+        let record = tx
+            .insert_enrollment(&insert)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("seed {}: fixture {spec:?} was refused", org.seed));
+        if !spec.decoy {
+            enrollments.push((record.id, spec.clone()));
+        }
+    }
+    tx.commit().await.unwrap();
+    Written {
+        activity_id,
+        decoy_id,
+        user_ids,
+        group_ids,
+        rule,
+        enrollments,
+    }
+}
+
+/// The sweep of the swept activity on `org.today` over users `lo..hi`.
+fn sweep_of(org: &Org, written: &Written, lo: i64, hi: i64) -> ActivitySweep {
+    sweep_for(written.activity_id, &written.rule, org.today, lo, hi)
+}
+
+/// The sweep of one activity's rule on `today` over users `lo..hi`, built as
+/// the server builds it.
+fn sweep_for(activity_id: i64, rule: &AutoRule, today: Date, lo: i64, hi: i64) -> ActivitySweep {
+    let period = current_period(&rule.recurrence, today);
+    ActivitySweep {
+        activity_id,
+        by_groups: rule.scope == Scope::Groups,
+        hired_after: rule.hired_after.map(|d| d.to_string()),
+        period: period.to_string(),
+        kind: match rule.recurrence {
+            Recurrence::OneTime { .. } => SweepKind::OneTime,
+            Recurrence::Annual { .. } => SweepKind::Annual,
+            Recurrence::EveryMonths { .. } => SweepKind::EveryMonths,
+        },
+        due_first: due_for_new(rule, &period, today, true).map(|d| d.to_string()),
+        due_later: due_for_new(rule, &period, today, false).map(|d| d.to_string()),
+        today: today.to_string(),
+        now: SWEEP_NOW,
+        source_json: format!(
+            r#"{{"kind":"auto_enrollment","activity_id":{activity_id},"period":"{period}"}}"#
+        ),
+        user_lo: lo,
+        user_hi: hi,
+    }
+}
+
+impl Ran {
+    /// The database returns rows in no promised order.
+    fn sort(&mut self) {
+        self.closed.sort();
+        self.adopted.sort();
+        self.created_users.sort();
+    }
+}
+
+/// One sweep of one user range, in the server's order: close earlier
+/// periods, adopt, create; then the skipped count.
+async fn run_sweep(tx: &mut Tx, sweep: &ActivitySweep, ran: &mut Ran) {
+    let closed = tx.sweep_close_earlier(sweep).await.unwrap();
+    ran.closed.extend(closed.iter().map(|(id, _)| *id));
+    for (id, _user_id, _type, due_on, first) in tx.sweep_adopt_candidates(sweep).await.unwrap() {
+        let due = due_on.or(if first {
+            sweep.due_first.clone()
+        } else {
+            sweep.due_later.clone()
+        });
+        assert!(
+            tx.sweep_adopt(id, &sweep.period, due.as_deref(), sweep.now)
+                .await
+                .unwrap()
+        );
+        ran.adopted.push(id);
+    }
+    let created = tx.sweep_create(sweep).await.unwrap();
+    ran.created_users
+        .extend(created.iter().map(|(_, user)| *user));
+    ran.skipped += tx.sweep_count_skipped(sweep).await.unwrap();
+}
+
+async fn enrollments_in(tx: &mut Tx, activity_id: i64) -> Vec<EnrollmentRecord> {
+    let filter = EnrollmentFilter {
+        activity_id: Some(activity_id),
+        limit: 100_000,
+        ..EnrollmentFilter::default()
+    };
+    tx.list_enrollments(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.enrollment)
+        .collect()
+}
+
+fn row_of(record: &EnrollmentRecord) -> Row {
+    (
+        record.user_id,
+        record.enrollment_type.clone(),
+        record.status.clone(),
+        record.period.clone(),
+        record.due_on.clone(),
+    )
+}
+
+/// Reads the swept activity's enrollments and checks what the sweep wrote
+/// into the new ones besides the compared fields.
+async fn outcome(tx: &mut Tx, written: &Written, sweep: &ActivitySweep) -> Outcome {
+    let before: BTreeSet<i64> = written.enrollments.iter().map(|(id, _)| *id).collect();
+    let mut result = Outcome {
+        existing: BTreeMap::new(),
+        created: Vec::new(),
+    };
+    for record in enrollments_in(tx, written.activity_id).await {
+        if before.contains(&record.id) {
+            result.existing.insert(record.id, row_of(&record));
+        } else {
+            assert_eq!(record.source_kind, "auto_enrollment");
+            assert_eq!(record.source, sweep.source_json);
+            assert_eq!(record.enrolled_at, SWEEP_NOW);
+            assert_eq!(record.completed_at, None);
+            assert_eq!(
+                (record.required_by.as_ref(), record.reason.as_ref()),
+                (None, None)
+            );
+            result.created.push(row_of(&record));
+        }
+    }
+    result.created.sort();
+    result
+}
+
+/// The plan of the core on the same facts, and the outcome it implies.
+fn expected(org: &Org, written: &Written) -> (SweepPlan, Outcome) {
+    let today = org.today;
+    let users: Vec<UserFacts> = org
+        .users
+        .iter()
+        .zip(&written.user_ids)
+        .map(|(spec, id)| UserFacts {
+            id: *id,
+            active: spec.active,
+            role: spec.role,
+            hired_on: spec.hired_on,
+            group_ids: spec.groups.iter().map(|g| written.group_ids[*g]).collect(),
+            exempt: spec
+                .exemptions
+                .iter()
+                .any(|until| until.is_none_or(|d| d >= today)),
+        })
+        .collect();
+    let facts: Vec<EnrollmentFacts> = written
+        .enrollments
+        .iter()
+        .map(|(id, spec)| EnrollmentFacts {
+            id: *id,
+            user_id: written.user_ids[spec.user],
+            status: spec.status,
+            period: spec
+                .period
+                .as_deref()
+                .map(|p| Period::parse(p).expect("canonical period")),
+            due_on: spec.due_on,
+        })
+        .collect();
+    let plan = plan_sweep(&written.rule, today, &users, &facts);
+
+    let mut existing: BTreeMap<i64, Row> = written
+        .enrollments
+        .iter()
+        .map(|(id, spec)| {
+            let row = (
+                written.user_ids[spec.user],
+                spec.enrollment_type.as_str().to_string(),
+                spec.status.as_str().to_string(),
+                spec.period.clone(),
+                spec.due_on.map(|d| d.to_string()),
+            );
+            (*id, row)
+        })
+        .collect();
+    for id in &plan.close {
+        existing.get_mut(id).unwrap().2 = "incomplete".into();
+    }
+    for (id, period, due) in &plan.adopt {
+        let row = existing.get_mut(id).unwrap();
+        row.1 = "required".into();
+        row.3 = Some(period.to_string());
+        row.4 = due.map(|d| d.to_string());
+    }
+    let mut created: Vec<Row> = plan
+        .create
+        .iter()
+        .map(|(user, period, due)| {
+            (
+                *user,
+                "required".to_string(),
+                "in_progress".to_string(),
+                Some(period.to_string()),
+                due.map(|d| d.to_string()),
+            )
+        })
+        .collect();
+    created.sort();
+    (plan, Outcome { existing, created })
+}
+
+/// Runs the cases of `seeds` on `store`, wiping the organisation between them.
+async fn check_cases(store: &Store, seeds: impl Iterator<Item = u64>) {
+    let mut coverage = SweepPlan::default();
+    for seed in seeds {
+        let org = random_org(seed);
+        let written = write_org(store, &org).await;
+        let (plan, expect) = expected(&org, &written);
+        let context = format!("seed {seed:#x}: {org:#?}\nplan: {plan:?}");
+        let full = sweep_of(&org, &written, 0, i64::MAX);
+
+        // One sweep over every user.
+        let mut tx = store.write().await.unwrap();
+        let decoy_before = enrollments_in(&mut tx, written.decoy_id).await;
+        let mut ran = Ran::default();
+        run_sweep(&mut tx, &full, &mut ran).await;
+        let got = outcome(&mut tx, &written, &full).await;
+        assert_eq!(got, expect, "{context}");
+        ran.sort();
+        let adopted: Vec<i64> = plan.adopt.iter().map(|(id, _, _)| *id).collect();
+        let created_users: Vec<i64> = plan.create.iter().map(|(user, _, _)| *user).collect();
+        assert_eq!(ran.closed, plan.close, "{context}");
+        assert_eq!(ran.adopted, adopted, "{context}");
+        assert_eq!(ran.created_users, created_users, "{context}");
+        assert_eq!(ran.skipped, plan.skip.len() as i64, "skipped: {context}");
+        assert_eq!(
+            enrollments_in(&mut tx, written.decoy_id).await,
+            decoy_before,
+            "another activity is untouched: {context}"
+        );
+
+        // R14: a second sweep the same day finds nothing to do.
+        let mut again = Ran::default();
+        run_sweep(&mut tx, &full, &mut again).await;
+        assert_eq!(
+            (again.closed, again.adopted, again.created_users),
+            (vec![], vec![], vec![]),
+            "rerun: {context}"
+        );
+        assert_eq!(again.skipped, ran.skipped, "rerun skipped: {context}");
+        assert_eq!(outcome(&mut tx, &written, &full).await, expect, "{context}");
+        tx.rollback().await.unwrap();
+
+        // The same sweep cut into user ranges gives the same result.
+        let mut rng = Rng::new(seed ^ 0x0BA7_C4E5);
+        let first_id = written.user_ids.first().copied().unwrap_or(1);
+        let last_id = written.user_ids.last().copied().unwrap_or(1);
+        let mut cuts: BTreeSet<i64> = (0..1 + rng.below(4))
+            .map(|_| first_id + rng.below((last_id - first_id + 2) as u64) as i64)
+            .collect();
+        cuts.insert(0);
+        let mut bounds: Vec<i64> = cuts.into_iter().collect();
+        bounds.push(i64::MAX);
+        let mut tx = store.write().await.unwrap();
+        let mut batched = Ran::default();
+        for range in bounds.windows(2) {
+            run_sweep(
+                &mut tx,
+                &sweep_of(&org, &written, range[0], range[1]),
+                &mut batched,
+            )
+            .await;
+        }
+        assert_eq!(
+            outcome(&mut tx, &written, &full).await,
+            expect,
+            "batches {bounds:?}: {context}"
+        );
+        batched.sort();
+        assert_eq!(batched, ran, "batches {bounds:?}: {context}");
+        tx.rollback().await.unwrap();
+
+        wipe(store).await;
+        coverage.close.extend(plan.close);
+        coverage.adopt.extend(plan.adopt);
+        coverage.create.extend(plan.create);
+        coverage.skip.extend(plan.skip);
+    }
+    if std::env::var("ROSTER_SWEEP_SEED").is_err() {
+        // The cases must exercise every branch, or the comparison proves little.
+        assert!(
+            !coverage.close.is_empty()
+                && !coverage.adopt.is_empty()
+                && !coverage.create.is_empty()
+                && !coverage.skip.is_empty(),
+            "the random cases miss a branch: {coverage:?}"
+        );
+    }
+}
+
+/// Deletes every row the cases write, so that the next case's company scope
+/// sees only its own users.
+async fn wipe(store: &Store) {
+    const STATEMENTS: &[&str] = &[
+        "DELETE FROM exemptions",
+        "DELETE FROM enrollments",
+        "DELETE FROM group_members",
+        "DELETE FROM auto_rule_groups",
+        "DELETE FROM activities",
+        "DELETE FROM user_groups",
+        "DELETE FROM users",
+    ];
+    for statement in STATEMENTS {
+        match store {
+            Store::Sqlite(pool) => sqlx::query(*statement)
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected(),
+            Store::Postgres(pool) => sqlx::query(*statement)
+                .execute(pool)
+                .await
+                .unwrap()
+                .rows_affected(),
+        };
+    }
+}
+
+fn seeds() -> Box<dyn Iterator<Item = u64> + Send> {
+    if let Ok(seed) = std::env::var("ROSTER_SWEEP_SEED") {
+        let seed = seed
+            .strip_prefix("0x")
+            .map(|hex| u64::from_str_radix(hex, 16))
+            .unwrap_or_else(|| seed.parse())
+            .expect("ROSTER_SWEEP_SEED is a number");
+        return Box::new(std::iter::once(seed));
+    }
+    let cases = std::env::var("ROSTER_SWEEP_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CASES);
+    Box::new(FIRST_SEED..FIRST_SEED + cases)
+}
+
+pub async fn r10_r16_r21_sweep_sql_matches_the_core_plan_once_twice_and_in_batches(store: Store) {
+    check_cases(&store, seeds()).await;
+}
+
+/// Writes a user with the given role, active flag and hire date.
+async fn person(tx: &mut Tx, name: &str, role: Role, active: bool, hired_on: Option<&str>) -> i64 {
+    let insert = UserInsert {
+        username: name.into(),
+        active,
+        role: role.as_str().into(),
+        hired_on: hired_on.map(str::to_string),
+        ..UserInsert::default()
+    };
+    tx.insert_user(&insert, NOW).await.unwrap()
+}
+
+/// Writes an enrollment of `user_id` in `activity_id` and returns its id.
+async fn enroll(
+    tx: &mut Tx,
+    user_id: i64,
+    activity_id: i64,
+    status: Status,
+    period: Option<&str>,
+    due_on: Option<&str>,
+) -> i64 {
+    let insert = EnrollmentInsert {
+        status: status.as_str().into(),
+        period: period.map(str::to_string),
+        due_on: due_on.map(str::to_string),
+        ..crate::support::enrollment(user_id, activity_id)
+    };
+    tx.insert_enrollment(&insert).await.unwrap().unwrap().id
+}
+
+async fn due_and_period(tx: &mut Tx, id: i64) -> (String, String, Option<String>, Option<String>) {
+    let record = tx.get_enrollment(id).await.unwrap().unwrap();
+    (
+        record.enrollment_type,
+        record.status,
+        record.period,
+        record.due_on,
+    )
+}
+
+pub async fn r10_r11_r15_r16_r21_one_time_sweep_on_a_small_company(store: Store) {
+    let today = date(2027, 3, 10);
+    let mut tx = store.write().await.unwrap();
+    let course = tx.insert_activity(&activity("Ethics"), NOW).await.unwrap();
+    let ann = person(&mut tx, "ann", Role::Learner, true, Some("2026-05-01")).await;
+    let _ben = person(&mut tx, "ben", Role::Learner, true, Some("2026-01-01")).await;
+    let _cat = person(&mut tx, "cat", Role::Admin, true, None).await;
+    let _dan = person(&mut tx, "dan", Role::Integration, true, Some("2026-06-01")).await;
+    let _eve = person(&mut tx, "eve", Role::Learner, false, Some("2026-06-01")).await;
+    let fay = person(&mut tx, "fay", Role::Admin, true, Some("2026-02-01")).await;
+    let gus = person(&mut tx, "gus", Role::Learner, true, Some("2026-02-01")).await;
+    let hal = person(&mut tx, "hal", Role::Learner, true, Some("2026-02-01")).await;
+    let ivy = person(&mut tx, "ivy", Role::Learner, true, Some("2026-02-01")).await;
+    let fay_passed = enroll(&mut tx, fay, course, Status::Passed, None, None).await;
+    let gus_open = enroll(
+        &mut tx,
+        gus,
+        course,
+        Status::InProgress,
+        None,
+        Some("2027-05-01"),
+    )
+    .await;
+    let hal_open = enroll(&mut tx, hal, course, Status::InProgress, None, None).await;
+    let exemption = ExemptionRecord {
+        id: 0,
+        user_id: ivy,
+        activity_id: course,
+        reason: "on leave".into(),
+        until: Some("2027-03-10".into()),
+        created_by: None,
+        created_at: NOW,
+    };
+    tx.insert_exemption(&exemption).await.unwrap();
+    let rule = AutoRule {
+        scope: Scope::Company,
+        group_ids: vec![],
+        hired_after: Some(date(2026, 1, 1)),
+        recurrence: Recurrence::OneTime {
+            due: Some(OneTimeDue::WithinDays(30)),
+        },
+        initial_due_days: None,
+    };
+    let sweep = sweep_for(course, &rule, today, 0, i64::MAX);
+    let mut ran = Ran::default();
+    run_sweep(&mut tx, &sweep, &mut ran).await;
+    ran.sort();
+
+    // Ben is hired on the date, not after; Cat has no hire date; Dan is a
+    // service account; Eve is inactive; Fay passed before (R16); Ivy is
+    // exempt through today (R21).
+    assert!(ran.closed.is_empty());
+    assert_eq!(ran.adopted, vec![gus_open, hal_open]);
+    assert_eq!(ran.created_users, vec![ann]);
+    assert_eq!(ran.skipped, 1);
+    let required = |due: &str| {
+        (
+            "required".to_string(),
+            "in_progress".to_string(),
+            Some("once".to_string()),
+            Some(due.to_string()),
+        )
+    };
+    // Adoption keeps a due date the enrollment had (R15).
+    assert_eq!(
+        due_and_period(&mut tx, gus_open).await,
+        required("2027-05-01")
+    );
+    assert_eq!(
+        due_and_period(&mut tx, hal_open).await,
+        required("2027-04-09")
+    );
+    let created = tx.open_enrollment(ann, course).await.unwrap().unwrap();
+    assert_eq!(
+        due_and_period(&mut tx, created.id).await,
+        required("2027-04-09")
+    );
+    assert_eq!(
+        due_and_period(&mut tx, fay_passed).await.1,
+        "passed".to_string()
+    );
+    let listed = enrollments_in(&mut tx, course).await;
+    assert_eq!(listed.len(), 4);
+
+    // The day after the exemption ends, Ivy is enrolled.
+    let tomorrow = sweep_for(course, &rule, plus_days(today, 1), 0, i64::MAX);
+    let mut later = Ran::default();
+    run_sweep(&mut tx, &tomorrow, &mut later).await;
+    assert_eq!(later.created_users, vec![ivy]);
+    assert_eq!(later.skipped, 0);
+    tx.commit().await.unwrap();
+}
+
+pub async fn r12_r14_annual_rollover_closes_earlier_periods_and_opens_the_new_one(store: Store) {
+    let today = date(2027, 7, 1);
+    let mut tx = store.write().await.unwrap();
+    let course = tx.insert_activity(&activity("Safety"), NOW).await.unwrap();
+    let sales = tx.insert_group("Sales", NOW).await.unwrap();
+    let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
+    let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
+    let cat = person(&mut tx, "cat", Role::Learner, true, None).await;
+    let dan = person(&mut tx, "dan", Role::Learner, true, None).await;
+    // Eve left the scope: her open enrollment of the old period still closes.
+    let eve = person(&mut tx, "eve", Role::Learner, true, None).await;
+    for user in [ann, ben, cat, dan] {
+        tx.add_member(sales, user).await.unwrap();
+    }
+    let ann_old = enroll(
+        &mut tx,
+        ann,
+        course,
+        Status::InProgress,
+        Some("2027-06-30"),
+        None,
+    )
+    .await;
+    let cat_old = enroll(
+        &mut tx,
+        cat,
+        course,
+        Status::Passed,
+        Some("2027-06-30"),
+        None,
+    )
+    .await;
+    let cat_new = enroll(
+        &mut tx,
+        cat,
+        course,
+        Status::InProgress,
+        Some("2028-06-30"),
+        None,
+    )
+    .await;
+    enroll(
+        &mut tx,
+        dan,
+        course,
+        Status::Failed,
+        Some("2026-06-30"),
+        None,
+    )
+    .await;
+    let dan_manual = enroll(&mut tx, dan, course, Status::InProgress, None, None).await;
+    let eve_old = enroll(
+        &mut tx,
+        eve,
+        course,
+        Status::InProgress,
+        Some("2027-06-30"),
+        None,
+    )
+    .await;
+    let rule = AutoRule {
+        scope: Scope::Groups,
+        group_ids: vec![sales],
+        hired_after: None,
+        recurrence: Recurrence::Annual {
+            due_each_year_on: month_day("06-30"),
+        },
+        initial_due_days: Some(14),
+    };
+    tx.set_auto_rule(
+        course,
+        Some(&serde_json::to_string(&rule).unwrap()),
+        &[sales],
+        NOW,
+    )
+    .await
+    .unwrap();
+    let sweep = sweep_for(course, &rule, today, 0, i64::MAX);
+    assert_eq!(sweep.period, "2028-06-30");
+    let mut ran = Ran::default();
+    run_sweep(&mut tx, &sweep, &mut ran).await;
+    ran.sort();
+
+    assert_eq!(ran.closed, vec![ann_old, eve_old]);
+    assert_eq!(ran.adopted, vec![dan_manual]);
+    assert_eq!(ran.created_users, vec![ann, ben]);
+    assert_eq!(due_and_period(&mut tx, ann_old).await.1, "incomplete");
+    assert_eq!(due_and_period(&mut tx, eve_old).await.1, "incomplete");
+    assert_eq!(due_and_period(&mut tx, cat_old).await.1, "passed");
+    assert_eq!(due_and_period(&mut tx, cat_new).await.1, "in_progress");
+    let period = |due: &str| {
+        (
+            "required".to_string(),
+            "in_progress".to_string(),
+            Some("2028-06-30".to_string()),
+            Some(due.to_string()),
+        )
+    };
+    // Dan had an enrollment from the rule before: the period's end, not
+    // initial_due_days.
+    assert_eq!(
+        due_and_period(&mut tx, dan_manual).await,
+        period("2028-06-30")
+    );
+    let ann_new = tx.open_enrollment(ann, course).await.unwrap().unwrap();
+    assert_eq!(
+        due_and_period(&mut tx, ann_new.id).await,
+        period("2028-06-30")
+    );
+    // Ben's first enrollment from the rule is due initial_due_days after today.
+    let ben_new = tx.open_enrollment(ben, course).await.unwrap().unwrap();
+    assert_eq!(
+        due_and_period(&mut tx, ben_new.id).await,
+        period("2027-07-15")
+    );
+    assert_eq!(tx.open_enrollment(eve, course).await.unwrap(), None);
+    tx.commit().await.unwrap();
+}
