@@ -8,6 +8,7 @@ pub mod learner;
 pub mod users;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -79,7 +80,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/enrollments/{id}/attachments",
-            post(enrollments::upload_attachment).get(enrollments::list_attachments),
+            post(enrollments::upload_attachment)
+                .layer(DefaultBodyLimit::disable())
+                .get(enrollments::list_attachments),
         )
         .route(
             "/enrollments/{id}/attachments/{aid}",
@@ -122,7 +125,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::delete(admin::delete_exemption),
         )
         .route("/forecast", get(admin::forecast))
-        .route("/imports/users", post(admin::import_users))
+        .route("/imports/users", post(admin::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)))
         .route("/openapi.json", get(crate::openapi::openapi_json))
 }
 
