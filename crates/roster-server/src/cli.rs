@@ -99,6 +99,11 @@ pub enum Command {
         #[command(subcommand)]
         what: ExportWhat,
     },
+    /// Measure the engine on a synthetic organisation (fresh database): cold,
+    /// warm and delta sweeps, bulk administration, a burst of completions,
+    /// learners' reads over HTTP, and the database's raw insert rate for the
+    /// same rows. Prints a table, or JSON with --json.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +158,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sweep { store, dry_run } => sweep(store, dry_run).await,
+        Command::Bench(args) => crate::bench::run(args).await,
         Command::Demo { store, users } => {
             let state = app::offline_state(&store.database).await?;
             let summary = crate::demo::load(&state, users).await?;

@@ -6,6 +6,7 @@
 mod db;
 mod activities;
 mod audit;
+pub mod bench;
 mod enrollments;
 mod jobs;
 mod misc;

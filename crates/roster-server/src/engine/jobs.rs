@@ -24,6 +24,13 @@ fn real_micros() -> i64 {
 
 /// Claims and runs one due job. `Ok(false)` when none is due.
 pub async fn run_next(state: &AppState) -> anyhow::Result<bool> {
+    Ok(run_next_job(state).await?.is_some())
+}
+
+/// Claims and runs one due job, and answers which one it ran (whether its
+/// handler succeeded or its attempt was recorded as failed); `None` when none
+/// is due. The bench reads it to time each job from enqueue to start.
+pub async fn run_next_job(state: &AppState) -> anyhow::Result<Option<ClaimedJob>> {
     let mut tx = state.store.write().await?;
     let claimed = tx
         .claim_job(
@@ -36,7 +43,7 @@ pub async fn run_next(state: &AppState) -> anyhow::Result<bool> {
         .await?;
     tx.commit().await?;
     let Some(job) = claimed else {
-        return Ok(false);
+        return Ok(None);
     };
     if let Err(error) = handle(state, &job).await {
         tracing::warn!(job_id = job.id, kind = %job.kind, error = %format!("{error:#}"), "job attempt failed");
@@ -58,7 +65,7 @@ pub async fn run_next(state: &AppState) -> anyhow::Result<bool> {
     } else {
         metrics::counter!("roster_jobs_done_total", "kind" => job.kind.clone()).increment(1);
     }
-    Ok(true)
+    Ok(Some(job))
 }
 
 async fn handle(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {

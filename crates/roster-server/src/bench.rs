@@ -1,0 +1,1745 @@
+//! `roster bench`: generates a synthetic organisation from a seed and
+//! measures the real code paths on the database it is given — the sweep as
+//! the job workers run it, the administrators' bulk endpoints and the
+//! learners' reads over HTTP, post-enrollment jobs through the worker — next
+//! to the database's own raw insert rate for the same rows (the physical
+//! limit). See BENCHMARKS.md for figures and how to read them.
+
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use jiff::civil::Date;
+use jiff::{Timestamp, ToSpan};
+use roster_core::{AutoRule, MonthDay, OneTimeDue, Recurrence, Scope, Status};
+use roster_store::bench::BenchUser;
+use roster_store::{ActivityRecord, EnrollmentInsert, PostRuleRecord, Store, SweepRecord};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::auth::hash_token;
+use crate::cli::StoreArgs;
+use crate::clock::{Clock, ClockMode};
+use crate::engine::enroll::{Change, change};
+use crate::engine::jobs::{run_due, run_next_job};
+use crate::engine::sweep::start_sweep;
+use crate::state::{App, AppState};
+
+/// Flags of `roster bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The database to measure, which must hold no users (see --force):
+    /// `sqlite://FILE` or `postgres://USER@HOST:PORT/DB`.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Learners in the synthetic organisation. The cold sweep creates about
+    /// 20 enrollments per learner; W5 completes one enrollment per learner.
+    #[arg(long, env = "ROSTER_BENCH_USERS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
+    pub users: u64,
+    /// Seed of the generator: the same seed and user count give the same
+    /// organisation, rules and workload.
+    #[arg(long, env = "ROSTER_BENCH_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON document on standard output instead of the table.
+    #[arg(long, env = "ROSTER_BENCH_JSON")]
+    pub json: bool,
+    /// Run even if the database already holds users (the bench adds its own
+    /// organisation beside them; figures are then not comparable).
+    #[arg(long, env = "ROSTER_BENCH_FORCE")]
+    pub force: bool,
+}
+
+const GROUPS: usize = 500;
+const ACTIVITIES: usize = 1_000;
+const RULES: usize = 300;
+/// Job workers draining a sweep or a burst, as `roster serve` runs by default.
+const WORKERS: usize = 2;
+/// Concurrent HTTP clients of the read workloads.
+const CLIENTS: usize = 8;
+/// Learners whose tokens the read workloads use.
+const READERS: usize = 256;
+/// Enrollments of the heavy learner of W6.
+const HEAVY_ENROLLMENTS: usize = 500;
+/// The business time the bench starts at; W3 crosses the annual period end
+/// of the next day.
+const START: &str = "2040-06-29T09:00:00Z";
+/// The activity W4 enrolls users into: no rule, no trigger, no parent.
+const W4_ACTIVITY: usize = ACTIVITIES - 1;
+const PATHS: [&str; 3] = ["/api/v1/me/history", "/api/v1/me/plan", "/api/v1/me/home"];
+const PATH_NAMES: [&str; 3] = ["History", "Plan", "home"];
+
+/// One measured workload, as printed and as in the JSON document.
+#[derive(Clone, Debug, Serialize)]
+pub struct Workload {
+    pub name: &'static str,
+    pub case: String,
+    pub seconds: f64,
+    pub rows: i64,
+    pub rows_per_s: Option<f64>,
+    pub requests: Option<usize>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub note: String,
+}
+
+impl Workload {
+    fn rows(
+        name: &'static str,
+        case: &str,
+        elapsed: Duration,
+        rows: i64,
+        note: String,
+    ) -> Workload {
+        let seconds = elapsed.as_secs_f64();
+        Workload {
+            name,
+            case: case.into(),
+            seconds,
+            rows,
+            rows_per_s: (seconds > 0.0).then(|| rows as f64 / seconds),
+            requests: None,
+            p50_ms: None,
+            p95_ms: None,
+            p99_ms: None,
+            note,
+        }
+    }
+
+    fn with_latencies(mut self, samples: &mut [Duration]) -> Workload {
+        self.requests = Some(samples.len());
+        self.p50_ms = percentile_ms(samples, 0.50);
+        self.p95_ms = percentile_ms(samples, 0.95);
+        self.p99_ms = percentile_ms(samples, 0.99);
+        self
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let progress = Progress::new();
+    let store = crate::app::open_store(&args.store.database).await?;
+    let existing = {
+        let mut tx = store.read().await?;
+        let count = tx.count_users().await?;
+        tx.rollback().await?;
+        count
+    };
+    if existing > 0 && !args.force {
+        anyhow::bail!(
+            "the database already holds {existing} users; the bench needs a fresh database \
+             (or --force to add its organisation beside them)"
+        );
+    }
+    let state = bench_state(store).await?;
+    let start: Timestamp = START.parse()?;
+    if state.clock.now() < start {
+        state.clock.set(&state.store, start).await?;
+    }
+    let day0 = crate::state::local_date(state.clock.now(), "UTC");
+    let mut rng = Rng::new(args.seed);
+    let plan = Plan::generate(&mut rng, args.users as usize, day0);
+
+    progress.stage("generate", plan.users.len() as u64);
+    let started = Instant::now();
+    let org = load(&state, &plan, &mut rng, existing, &progress).await?;
+    state.store.bench_analyze().await?;
+    progress.note(&format!(
+        "organisation loaded in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let router = crate::app::router(state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let mut workloads = Vec::new();
+
+    // W1: the cold sweep, as the nightly sweep runs it.
+    progress.stage("W1 sweep", 0);
+    let (w1_time, w1) = sweep_now(&state, &progress).await?;
+    let w1_rows = w1.created + w1.adopted + w1.closed;
+    workloads.push(Workload::rows(
+        "W1",
+        "cold sweep",
+        w1_time,
+        w1_rows,
+        format!(
+            "created {}, adopted {}, closed {}, skipped {}; {} activities, {WORKERS} workers",
+            w1.created, w1.adopted, w1.closed, w1.skipped, w1.jobs_total
+        ),
+    ));
+
+    // The physical limit: the same rows into a copy of the table.
+    progress.stage("calibrate", org.rule_activities.len() as u64);
+    let (calibration_rows, calibration_time) = calibrate(&state.store, &org, &progress).await?;
+    let calibration_rate = calibration_rows as f64 / calibration_time.as_secs_f64().max(1e-9);
+
+    // W2: nothing to do.
+    progress.stage("W2 sweep", 0);
+    let before = count_enrollments(&state.store).await?;
+    let (w2_time, w2) = sweep_now(&state, &progress).await?;
+    let after = count_enrollments(&state.store).await?;
+    let w2_rows = w2.created + w2.adopted + w2.closed + (after - before).abs();
+    workloads.push(Workload::rows(
+        "W2",
+        "warm sweep",
+        w2_time,
+        w2_rows,
+        format!(
+            "skipped {}; enrollments {before} before, {after} after",
+            w2.skipped
+        ),
+    ));
+
+    // W7: the cold sweep again, with learners reading over HTTP meanwhile.
+    progress.stage("W7 reset", 0);
+    {
+        let mut tx = state.store.write().await?;
+        tx.bench_reset_sweep().await?;
+        tx.commit().await?;
+        state.store.bench_analyze().await?;
+    }
+    progress.stage("W7 sweep", 0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = spawn_clients(
+        address,
+        Arc::new(org.reader_tokens.clone()),
+        None,
+        args.seed ^ 0x77,
+        None,
+        stop.clone(),
+    );
+    let (w7_time, w7) = sweep_now(&state, &progress).await?;
+    stop.store(true, Ordering::SeqCst);
+    let mut w7_samples: Vec<Duration> = join_clients(readers)
+        .await?
+        .into_iter()
+        .map(|(_, latency)| latency)
+        .collect();
+    workloads.push(Workload::rows(
+        "W7",
+        "cold sweep under reads",
+        w7_time,
+        w7.created + w7.adopted + w7.closed,
+        format!("the W1 sweep again while {CLIENTS} clients read"),
+    ));
+    workloads.push(
+        Workload::rows(
+            "W7",
+            "reads during sweep",
+            w7_time,
+            0,
+            format!("History/Plan/home of random learners, {CLIENTS} clients"),
+        )
+        .with_latencies(&mut w7_samples),
+    );
+
+    // W3: a day of changes and the crossing of an annual period end.
+    progress.stage("W3 delta", 0);
+    let delta = apply_delta(&state, &plan, &org, &mut rng, day0).await?;
+    state
+        .clock
+        .set(&state.store, start.checked_add(48.hours())?)
+        .await?;
+    progress.stage("W3 sweep", 0);
+    let (w3_time, w3) = sweep_now(&state, &progress).await?;
+    let w3_rows = w3.created + w3.adopted + w3.closed;
+    workloads.push(Workload::rows(
+        "W3",
+        "delta sweep",
+        w3_time,
+        w3_rows,
+        format!(
+            "{}; created {}, adopted {}, closed {} (annual rollover of {} rules)",
+            delta, w3.created, w3.adopted, w3.closed, org.rollover_rules
+        ),
+    ));
+
+    // W4: administrators' bulk operations over HTTP.
+    progress.stage("W4 enroll", 0);
+    let (w4a, w4b) = admin_bulk(&state, address, &org, &mut rng).await?;
+    workloads.push(w4a);
+    workloads.push(w4b);
+
+    // W5: a burst of completions firing post-enrollment rules.
+    progress.stage("W5 burst", 0);
+    workloads.extend(event_burst(&state, &org, &mut rng, args.users as usize, &progress).await?);
+
+    // W6: learners' reads on a quiet server.
+    progress.stage("W6 reads", 0);
+    workloads.extend(reads(address, &org, args.users as usize, args.seed, &progress).await?);
+    progress.finish();
+
+    let report = Report {
+        backend: match state.store.backend() {
+            roster_store::Backend::Sqlite => "sqlite",
+            roster_store::Backend::Postgres => "postgres",
+        },
+        users: args.users,
+        seed: args.seed,
+        enrollments: count_enrollments(&state.store).await?,
+        workloads,
+        calibration_rows,
+        calibration_time,
+        calibration_rate,
+        w1_time,
+        w1_rows,
+        w2_time,
+        w2_rows,
+        w3_time,
+        w3_rows,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    } else {
+        print!("{}", report.table());
+    }
+    state.store.close().await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The synthetic organisation.
+
+/// A small deterministic generator (SplitMix64): the same seed gives the same
+/// organisation on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// An index below `n` drawn with a power law: low indexes are popular.
+    fn skewed(&mut self, n: usize, power: f64) -> usize {
+        ((self.unit().powf(power) * n as f64) as usize).min(n - 1)
+    }
+
+    /// `count` distinct items of `items`, in a random order.
+    fn sample<T: Copy>(&mut self, items: &[T], count: usize) -> Vec<T> {
+        let mut items = items.to_vec();
+        let count = count.min(items.len());
+        for index in 0..count {
+            let other = index + self.below(items.len() - index);
+            items.swap(index, other);
+        }
+        items.truncate(count);
+        items
+    }
+}
+
+struct PlannedUser {
+    active: bool,
+    hired_on: Option<Date>,
+    role: &'static str,
+    groups: Vec<usize>,
+}
+
+struct PlannedRule {
+    /// `None` for the whole company.
+    groups: Option<Vec<usize>>,
+    hired_after: Option<Date>,
+    recurrence: Recurrence,
+    initial_due_days: Option<u32>,
+}
+
+struct PlannedPost {
+    when: &'static str,
+    delay_days: i64,
+    targets: Vec<usize>,
+    allow_consecutive: bool,
+}
+
+struct PlannedActivity {
+    kind: &'static str,
+    items: Vec<usize>,
+    rule: Option<PlannedRule>,
+    posts: Vec<PlannedPost>,
+}
+
+struct Plan {
+    users: Vec<PlannedUser>,
+    activities: Vec<PlannedActivity>,
+}
+
+fn random_date(rng: &mut Rng, from: Date, days: usize) -> Date {
+    from.checked_add((rng.below(days) as i64).days())
+        .unwrap_or(from)
+}
+
+impl Plan {
+    /// Users with 1–5 groups each, popular groups much larger than others;
+    /// 300 rules over the first 300 activities, mixing scope, hire date and
+    /// recurrence; post-enrollment rules on enrollment and completion, with
+    /// chains among the activities without rules.
+    fn generate(rng: &mut Rng, users: usize, day0: Date) -> Plan {
+        let epoch = Date::constant(2000, 1, 1);
+        let span = (day0 - epoch).get_days().max(1) as usize;
+        let users = (0..users)
+            .map(|_| {
+                let active = rng.below(100) >= 2;
+                let role = if rng.below(1000) == 0 {
+                    "integration"
+                } else {
+                    "learner"
+                };
+                let hired_on = (rng.below(100) >= 5).then(|| random_date(rng, epoch, span));
+                let wanted = 1 + rng.below(5);
+                let mut groups = Vec::with_capacity(wanted);
+                while groups.len() < wanted {
+                    let group = rng.skewed(GROUPS, 2.2);
+                    if !groups.contains(&group) {
+                        groups.push(group);
+                    }
+                }
+                PlannedUser {
+                    active,
+                    hired_on,
+                    role,
+                    groups,
+                }
+            })
+            .collect();
+
+        let cross = day0.tomorrow().unwrap_or(day0);
+        let annual_ends = [
+            MonthDay { month: 12, day: 31 },
+            MonthDay { month: 3, day: 31 },
+            MonthDay { month: 9, day: 30 },
+            MonthDay { month: 1, day: 15 },
+            MonthDay { month: 10, day: 1 },
+        ];
+        let mut activities = Vec::with_capacity(ACTIVITIES);
+        for index in 0..ACTIVITIES {
+            let kind = match index {
+                295..300 | 960..980 => "curriculum",
+                980..990 => "course_bundle",
+                _ if index % 7 == 3 => "instructor_led",
+                _ => "online_course",
+            };
+            let items = match kind {
+                "curriculum" => (0..2 + index % 2)
+                    .map(|k| 600 + (index * 5 + k * 37) % 300)
+                    .collect(),
+                "course_bundle" => (0..2).map(|k| 900 + (index * 3 + k * 11) % 60).collect(),
+                _ => Vec::new(),
+            };
+            let rule = (index < RULES).then(|| {
+                let groups = (index >= 20).then(|| {
+                    let wanted = 1 + rng.below(3);
+                    let mut groups = Vec::new();
+                    while groups.len() < wanted {
+                        let group = rng.skewed(GROUPS, 1.6);
+                        if !groups.contains(&group) {
+                            groups.push(group);
+                        }
+                    }
+                    groups
+                });
+                let hired_after = ((10..20).contains(&index) || (index >= 20 && index % 9 == 4))
+                    .then(|| random_date(rng, Date::constant(2010, 1, 1), 25 * 365));
+                let (recurrence, initial_due_days) = match index % 5 {
+                    0 | 1 => {
+                        let due = match (index / 5) % 3 {
+                            0 => None,
+                            1 => Some(OneTimeDue::WithinDays(30)),
+                            _ => Some(OneTimeDue::OnDate(
+                                day0.checked_add(60.days()).unwrap_or(day0),
+                            )),
+                        };
+                        (Recurrence::OneTime { due }, None)
+                    }
+                    2 | 3 => {
+                        let end = if (index / 5) % 6 == 0 && index >= 20 {
+                            MonthDay {
+                                month: cross.month(),
+                                day: cross.day(),
+                            }
+                        } else {
+                            annual_ends[(index / 5) % annual_ends.len()]
+                        };
+                        (
+                            Recurrence::Annual {
+                                due_each_year_on: end,
+                            },
+                            (index % 3 == 0).then_some(30),
+                        )
+                    }
+                    _ => (
+                        Recurrence::EveryMonths {
+                            months: [6, 12, 24][(index / 5) % 3],
+                        },
+                        (index % 2 == 0).then_some(60),
+                    ),
+                };
+                PlannedRule {
+                    groups,
+                    hired_after,
+                    recurrence,
+                    initial_due_days,
+                }
+            });
+            let mut posts = Vec::new();
+            if index < RULES && index % 10 == 7 {
+                // A follow-up two weeks after every enrollment: the sweep
+                // writes one job per enrollment it creates here.
+                posts.push(PlannedPost {
+                    when: "enrolled",
+                    delay_days: 14,
+                    targets: vec![300 + (index * 7) % 300],
+                    allow_consecutive: false,
+                });
+            }
+            if index < RULES && (index % 10 == 0 || index % 10 == 2) {
+                let mut targets = vec![300 + index % 40];
+                if index % 20 == 0 {
+                    targets.push(340 + (index * 3) % 200);
+                }
+                posts.push(PlannedPost {
+                    when: "completed",
+                    delay_days: if (index / 10) % 2 == 0 { 0 } else { 1 },
+                    targets,
+                    allow_consecutive: index % 4 == 0,
+                });
+            }
+            if (300..321).contains(&index) {
+                // Chains (R38): 300..320 lead on to 320..340, and 320 back to
+                // 300, a cycle that R2 ends.
+                posts.push(PlannedPost {
+                    when: "enrolled",
+                    delay_days: 0,
+                    targets: vec![if index == 320 { 300 } else { index + 20 }],
+                    allow_consecutive: false,
+                });
+            }
+            activities.push(PlannedActivity {
+                kind,
+                items,
+                rule,
+                posts,
+            });
+        }
+        Plan { users, activities }
+    }
+}
+
+/// What the loaded organisation is called in the database.
+struct Org {
+    prefix: String,
+    user_ids: Vec<i64>,
+    group_ids: Vec<i64>,
+    activity_ids: Vec<i64>,
+    rule_activities: Vec<i64>,
+    /// Activities whose `completed` rules fire at once, and a day later.
+    completed_now: Vec<i64>,
+    completed_later: Vec<i64>,
+    /// Post rules on `completed` per activity id (jobs per completion).
+    completed_rules: HashMap<i64, i64>,
+    rollover_rules: usize,
+    admin_token: String,
+    /// The learners who read in W6 and W7 (never deactivated by W3).
+    readers: HashSet<i64>,
+    reader_tokens: Vec<String>,
+    heavy_token: String,
+}
+
+async fn load(
+    state: &AppState,
+    plan: &Plan,
+    rng: &mut Rng,
+    existing: i64,
+    progress: &Progress,
+) -> anyhow::Result<Org> {
+    let now = state.clock.now().as_microsecond();
+    let prefix = if existing == 0 {
+        "bench-".to_string()
+    } else {
+        format!("bench{}-", Timestamp::now().as_second())
+    };
+
+    let mut tx = state.store.write().await?;
+    let mut group_ids = Vec::with_capacity(GROUPS);
+    for index in 0..GROUPS {
+        group_ids.push(
+            tx.insert_group(&format!("{prefix}group-{index:03}"), now)
+                .await?,
+        );
+    }
+    tx.commit().await?;
+
+    let username = |index: usize| format!("{prefix}{index:07}");
+    for (chunk_index, chunk) in plan.users.chunks(10_000).enumerate() {
+        let users: Vec<BenchUser> = chunk
+            .iter()
+            .enumerate()
+            .map(|(offset, user)| BenchUser {
+                username: username(chunk_index * 10_000 + offset),
+                active: user.active,
+                hired_on: user.hired_on.map(|date| date.to_string()),
+                role: user.role,
+            })
+            .collect();
+        let mut tx = state.store.write().await?;
+        tx.bench_insert_users(&users, now).await?;
+        tx.commit().await?;
+        progress.advance(chunk.len() as u64);
+    }
+    let mut tx = state.store.write().await?;
+    let ids: HashMap<String, i64> = tx.bench_user_ids(&prefix).await?.into_iter().collect();
+    let user_ids: Vec<i64> = (0..plan.users.len())
+        .map(|index| {
+            ids.get(&username(index))
+                .copied()
+                .ok_or_else(|| anyhow::anyhow!("user {index} was not loaded"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let members: Vec<(i64, i64)> = plan
+        .users
+        .iter()
+        .zip(&user_ids)
+        .flat_map(|(user, id)| user.groups.iter().map(|group| (group_ids[*group], *id)))
+        .collect();
+    tx.bench_insert_members(&members).await?;
+
+    let mut activity_ids = Vec::with_capacity(ACTIVITIES);
+    for (index, activity) in plan.activities.iter().enumerate() {
+        let record = ActivityRecord {
+            id: 0,
+            title: format!("{} {index:04}", title_of(activity.kind)),
+            kind: activity.kind.into(),
+            active: true,
+            in_catalog: index % 4 != 0,
+            allow_failure: false,
+            enrollment_token: format!("{prefix}{index:04}-{}", rng.next_u64()),
+            auto_rule: None,
+            created_at: now,
+        };
+        activity_ids.push(tx.insert_activity(&record, now).await?);
+    }
+    let mut rule_activities = Vec::new();
+    let mut completed_now = Vec::new();
+    let mut completed_later = Vec::new();
+    let mut completed_rules = HashMap::new();
+    let mut rollover_rules = 0;
+    let cross = crate::state::local_date(state.clock.now(), "UTC")
+        .tomorrow()
+        .ok();
+    for (index, activity) in plan.activities.iter().enumerate() {
+        let id = activity_ids[index];
+        if !activity.items.is_empty() {
+            let items: Vec<i64> = activity
+                .items
+                .iter()
+                .map(|item| activity_ids[*item])
+                .collect();
+            tx.set_items(id, &items).await?;
+        }
+        if let Some(rule) = &activity.rule {
+            let group_ids_of_rule: Vec<i64> = rule
+                .groups
+                .iter()
+                .flatten()
+                .map(|group| group_ids[*group])
+                .collect();
+            if let (Recurrence::Annual { due_each_year_on }, Some(cross)) =
+                (&rule.recurrence, cross)
+                && due_each_year_on.month == cross.month()
+                && due_each_year_on.day == cross.day()
+            {
+                rollover_rules += 1;
+            }
+            let saved = AutoRule {
+                scope: if rule.groups.is_some() {
+                    Scope::Groups
+                } else {
+                    Scope::Company
+                },
+                group_ids: group_ids_of_rule.clone(),
+                hired_after: rule.hired_after,
+                recurrence: rule.recurrence.clone(),
+                initial_due_days: rule.initial_due_days,
+            };
+            tx.set_auto_rule(
+                id,
+                Some(&serde_json::to_string(&saved)?),
+                &group_ids_of_rule,
+                now,
+            )
+            .await?;
+            rule_activities.push(id);
+        }
+        for post in &activity.posts {
+            let targets: Vec<i64> = post
+                .targets
+                .iter()
+                .map(|target| activity_ids[*target])
+                .collect();
+            tx.insert_post_rule(
+                &PostRuleRecord {
+                    id: 0,
+                    activity_id: id,
+                    trigger_on: post.when.into(),
+                    delay_days: post.delay_days,
+                    target_ids: serde_json::to_string(&targets)?,
+                    allow_consecutive: post.allow_consecutive,
+                },
+                now,
+            )
+            .await?;
+            if post.when == "completed" {
+                *completed_rules.entry(id).or_insert(0) += 1;
+                if post.delay_days == 0 {
+                    completed_now.push(id);
+                } else {
+                    completed_later.push(id);
+                }
+            }
+        }
+    }
+
+    // The administrator of W4 and the learners of W6/W7, with their tokens.
+    let admin_token = format!("{prefix}admin-{:016x}", rng.next_u64());
+    let admin_id = tx
+        .insert_user(
+            &roster_store::UserInsert {
+                username: format!("{prefix}admin"),
+                email: "admin@bench.example".into(),
+                display_name: "Bench Administrator".into(),
+                active: true,
+                role: "admin".into(),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+    tx.insert_token(admin_id, &hash_token(&admin_token), now)
+        .await?;
+
+    let learners: Vec<i64> = plan
+        .users
+        .iter()
+        .zip(&user_ids)
+        .filter(|(user, _)| user.active && user.role == "learner")
+        .map(|(_, id)| *id)
+        .collect();
+    let mut reader_tokens = Vec::new();
+    let mut readers = HashSet::new();
+    for (index, user_id) in rng.sample(&learners, READERS).into_iter().enumerate() {
+        let token = format!("{prefix}reader-{index}-{:016x}", rng.next_u64());
+        tx.insert_token(user_id, &hash_token(&token), now).await?;
+        reader_tokens.push(token);
+        readers.insert(user_id);
+    }
+
+    // The heavy learner: 500 enrollments of every status, type and due date,
+    // as years of history would leave them.
+    let heavy_id = tx
+        .insert_user(
+            &roster_store::UserInsert {
+                username: format!("{prefix}heavy"),
+                email: "heavy@bench.example".into(),
+                display_name: "Heavy Learner".into(),
+                active: true,
+                role: "learner".into(),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+    let heavy_token = format!("{prefix}heavy-{:016x}", rng.next_u64());
+    tx.insert_token(heavy_id, &hash_token(&heavy_token), now)
+        .await?;
+    let day0 = crate::state::local_date(state.clock.now(), "UTC");
+    let heavy_rows: Vec<EnrollmentInsert> = (0..HEAVY_ENROLLMENTS)
+        .map(|index| {
+            let status = match index % 10 {
+                0..=5 => "in_progress",
+                6..=8 => "passed",
+                _ => "dropped",
+            };
+            let enrolled_at = now - (index as i64 + 1) * 86_400_000_000 / 3;
+            EnrollmentInsert {
+                user_id: heavy_id,
+                activity_id: activity_ids[400 + index],
+                enrollment_type: ["required", "recommended", "elected"][index % 3].into(),
+                status: status.into(),
+                due_on: (index % 7 != 0).then(|| {
+                    day0.checked_add(((index % 120) as i64 - 30).days())
+                        .unwrap_or(day0)
+                        .to_string()
+                }),
+                required_by: (index % 3 != 2).then(|| "Bench Administrator".to_string()),
+                reason: None,
+                enrolled_at,
+                completed_at: (status == "passed").then_some(enrolled_at + 3_600_000_000),
+                source_kind: if index % 3 == 2 { "self" } else { "manual" }.into(),
+                source: if index % 3 == 2 {
+                    json!({"kind": "self"}).to_string()
+                } else {
+                    json!({"kind": "manual", "by": admin_id}).to_string()
+                },
+                period: None,
+            }
+        })
+        .collect();
+    tx.bench_insert_enrollments(&heavy_rows).await?;
+    tx.commit().await?;
+
+    Ok(Org {
+        prefix,
+        user_ids,
+        group_ids,
+        activity_ids,
+        rule_activities,
+        completed_now,
+        completed_later,
+        completed_rules,
+        rollover_rules,
+        admin_token,
+        readers,
+        reader_tokens,
+        heavy_token,
+    })
+}
+
+fn title_of(kind: &str) -> &'static str {
+    match kind {
+        "curriculum" => "Curriculum",
+        "course_bundle" => "Bundle",
+        "instructor_led" => "Workshop",
+        _ => "Course",
+    }
+}
+
+/// The state of a `roster serve` process with a manual clock, without its
+/// background workers and scheduler: the bench runs the workers itself.
+async fn bench_state(store: Store) -> anyhow::Result<AppState> {
+    let clock = Clock::load(ClockMode::Manual, &store).await?;
+    let data_dir = std::env::temp_dir().join(format!("roster-bench-{}", std::process::id()));
+    Ok(AppState(Arc::new(App {
+        store,
+        clock,
+        data_dir,
+        worker_id: format!("bench-{}", std::process::id()),
+        jobs_ready: Notify::new(),
+        metrics: None,
+    })))
+}
+
+async fn count_enrollments(store: &Store) -> anyhow::Result<i64> {
+    let mut tx = store.read().await?;
+    let count = tx.bench_count_enrollments().await?;
+    tx.rollback().await?;
+    Ok(count)
+}
+
+async fn count_jobs(store: &Store, state_name: &str) -> anyhow::Result<i64> {
+    let mut tx = store.read().await?;
+    let count = tx.bench_count_jobs("post_enrollment", state_name).await?;
+    tx.rollback().await?;
+    Ok(count)
+}
+
+// ---------------------------------------------------------------------------
+// Sweeps and the calibration.
+
+/// Starts a sweep of the clock's day as `POST /sweeps` does and drains it
+/// with the job workers, as `roster serve` would. Answers the real time from
+/// the start to the last activity's commit, and the sweep's record.
+async fn sweep_now(
+    state: &AppState,
+    progress: &Progress,
+) -> anyhow::Result<(Duration, SweepRecord)> {
+    let started = Instant::now();
+    let mut tx = state.store.write().await?;
+    let ctx = state.ctx(&mut tx, None).await?;
+    let id = start_sweep(&mut tx, &ctx, "manual", ctx.today).await?;
+    tx.commit().await?;
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let state = state.clone();
+            tokio::spawn(async move { run_due(&state).await })
+        })
+        .collect();
+    loop {
+        let mut tx = state.store.read().await?;
+        let record = tx.get_sweep(id).await?;
+        tx.rollback().await?;
+        if let Some(record) = &record {
+            progress.set(record.jobs_done as u64, record.jobs_total as u64);
+            progress.message(&format!("{} created", record.created));
+        }
+        if workers.iter().all(|worker| worker.is_finished()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let elapsed = started.elapsed();
+    let mut tx = state.store.read().await?;
+    let record = tx
+        .get_sweep(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("sweep {id} vanished"))?;
+    tx.rollback().await?;
+    if record.state != "done" {
+        anyhow::bail!("sweep {id} ended {}", record.state);
+    }
+    Ok((elapsed, record))
+}
+
+/// Inserts the rows the cold sweep created into an empty copy of the
+/// enrollments table, activity by activity in user order, in one
+/// transaction; answers the rows and the time spent writing (reading them
+/// back is not counted).
+async fn calibrate(
+    store: &Store,
+    org: &Org,
+    progress: &Progress,
+) -> anyhow::Result<(i64, Duration)> {
+    let mut tx = store.write().await?;
+    tx.calibration_create().await?;
+    tx.commit().await?;
+    let mut tx = store.write().await?;
+    let mut spent = Duration::ZERO;
+    let mut rows = 0;
+    for activity_id in &org.rule_activities {
+        let batch = tx.bench_auto_rows(*activity_id).await?;
+        rows += batch.len() as i64;
+        spent += tx.calibration_insert(&batch).await?;
+        progress.advance(1);
+    }
+    let committing = Instant::now();
+    tx.commit().await?;
+    spent += committing.elapsed();
+    let mut tx = store.write().await?;
+    tx.calibration_drop().await?;
+    tx.commit().await?;
+    Ok((rows, spent))
+}
+
+/// W3's changes, written the way an integration writes them with nightly
+/// evaluation (R18): 1% of learners change groups, 1% new hires, 0.5%
+/// deactivations. Answers a description.
+async fn apply_delta(
+    state: &AppState,
+    plan: &Plan,
+    org: &Org,
+    rng: &mut Rng,
+    day0: Date,
+) -> anyhow::Result<String> {
+    let now = state.clock.now().as_microsecond();
+    let users = plan.users.len();
+    let movers = (users / 100).max(1);
+    let hires = (users / 100).max(1);
+    let leavers = (users / 200).max(1);
+    let indexes: Vec<usize> = (0..users).collect();
+    let chosen = rng.sample(&indexes, movers + leavers);
+    let mut removed = Vec::new();
+    let mut added = Vec::new();
+    for index in &chosen[..movers] {
+        let user = &plan.users[*index];
+        let leaving = user.groups[rng.below(user.groups.len())];
+        removed.push((org.group_ids[leaving], org.user_ids[*index]));
+        loop {
+            let joining = rng.skewed(GROUPS, 2.2);
+            if !user.groups.contains(&joining) {
+                added.push((org.group_ids[joining], org.user_ids[*index]));
+                break;
+            }
+        }
+    }
+    let deactivated: Vec<i64> = chosen[movers..]
+        .iter()
+        .map(|index| org.user_ids[*index])
+        .filter(|id| !org.readers.contains(id))
+        .collect();
+    let hired_on = day0.tomorrow().unwrap_or(day0).to_string();
+    let new_users: Vec<BenchUser> = (0..hires)
+        .map(|index| BenchUser {
+            username: format!("{}hire-{index:06}", org.prefix),
+            active: true,
+            hired_on: Some(hired_on.clone()),
+            role: "learner",
+        })
+        .collect();
+    let mut tx = state.store.write().await?;
+    tx.bench_remove_members(&removed).await?;
+    tx.bench_insert_members(&added).await?;
+    tx.bench_deactivate_users(&deactivated, now).await?;
+    tx.bench_insert_users(&new_users, now).await?;
+    let hired: Vec<i64> = tx
+        .bench_user_ids(&format!("{}hire-", org.prefix))
+        .await?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let mut memberships = Vec::new();
+    for id in &hired {
+        let wanted = 1 + rng.below(5);
+        let mut groups = HashSet::new();
+        while groups.len() < wanted {
+            groups.insert(rng.skewed(GROUPS, 2.2));
+        }
+        memberships.extend(groups.into_iter().map(|group| (org.group_ids[group], *id)));
+    }
+    tx.bench_insert_members(&memberships).await?;
+    tx.commit().await?;
+    Ok(format!(
+        "{movers} learners changed groups, {hires} hired, {leavers} deactivated, day {} to {}",
+        day0,
+        day0.checked_add(2.days()).unwrap_or(day0)
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// W4: administrators' bulk operations.
+
+async fn admin_bulk(
+    state: &AppState,
+    address: SocketAddr,
+    org: &Org,
+    rng: &mut Rng,
+) -> anyhow::Result<(Workload, Workload)> {
+    let mut client = HttpClient::connect(address).await?;
+    let count = org.user_ids.len().min(10_000);
+    let users = rng.sample(&org.user_ids, count);
+    let activity_id = org.activity_ids[W4_ACTIVITY];
+    let body = json!({
+        "user_ids": users,
+        "type": "required",
+        "due_on": "2040-09-30",
+        "reason": "bench W4",
+    });
+    let started = Instant::now();
+    let (status, answer) = client
+        .send(
+            "POST",
+            &format!("/api/v1/activities/{activity_id}/enrollments"),
+            &org.admin_token,
+            body.to_string().as_bytes(),
+        )
+        .await?;
+    let elapsed = started.elapsed();
+    if status != 200 {
+        anyhow::bail!(
+            "W4 enroll answered {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let created = outcomes(&answer, "created")?;
+    let enroll = Workload::rows(
+        "W4",
+        "enroll users",
+        elapsed,
+        created,
+        format!("POST /activities/{{id}}/enrollments with {count} users, one request"),
+    );
+
+    let mut tx = state.store.read().await?;
+    let open = tx.bench_open_enrollments(&[]).await?;
+    tx.rollback().await?;
+    let ids: Vec<i64> = rng
+        .sample(&open, 10_000)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let body = json!({"ids": ids, "due_on": "2040-12-31", "type": "required"});
+    let started = Instant::now();
+    let (status, answer) = client
+        .send(
+            "POST",
+            "/api/v1/enrollments/bulk-update",
+            &org.admin_token,
+            body.to_string().as_bytes(),
+        )
+        .await?;
+    let elapsed = started.elapsed();
+    if status != 200 {
+        anyhow::bail!(
+            "W4 bulk update answered {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let updated = outcomes(&answer, "updated")?;
+    let update = Workload::rows(
+        "W4",
+        "bulk update",
+        elapsed,
+        updated,
+        format!(
+            "POST /enrollments/bulk-update of {} enrollments (due date, type), one request",
+            ids.len()
+        ),
+    );
+    Ok((enroll, update))
+}
+
+fn outcomes(answer: &[u8], outcome: &str) -> anyhow::Result<i64> {
+    let value: Value = serde_json::from_slice(answer)?;
+    Ok(value["results"]
+        .as_array()
+        .map(|results| {
+            results
+                .iter()
+                .filter(|result| result["outcome"] == outcome)
+                .count() as i64
+        })
+        .unwrap_or(0))
+}
+
+// ---------------------------------------------------------------------------
+// W5: a burst of completions.
+
+/// Completes one enrollment per learner (half in activities whose
+/// `completed` rules fire at once, half a day later), one transaction per
+/// completion as `PATCH /enrollments/{id}` does, while two workers run the
+/// jobs as they come; then plays the clock a day forward and drains the
+/// delayed half.
+async fn event_burst(
+    state: &AppState,
+    org: &Org,
+    rng: &mut Rng,
+    users: usize,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Workload>> {
+    let mut tx = state.store.read().await?;
+    let now_pool = tx.bench_open_enrollments(&org.completed_now).await?;
+    let later_pool = tx.bench_open_enrollments(&org.completed_later).await?;
+    tx.rollback().await?;
+    let half = users / 2;
+    let mut chosen = rng.sample(&now_pool, half);
+    chosen.extend(rng.sample(&later_pool, users - half));
+    let order: Vec<usize> = (0..chosen.len()).collect();
+    let chosen: Vec<(i64, i64)> = rng
+        .sample(&order, order.len())
+        .into_iter()
+        .map(|index| chosen[index])
+        .collect();
+    let immediate_jobs: i64 = chosen
+        .iter()
+        .filter(|(_, activity)| org.completed_now.contains(activity))
+        .map(|(_, activity)| org.completed_rules.get(activity).copied().unwrap_or(0))
+        .sum();
+    let delayed_jobs: i64 = chosen
+        .iter()
+        .filter(|(_, activity)| org.completed_later.contains(activity))
+        .map(|(_, activity)| org.completed_rules.get(activity).copied().unwrap_or(0))
+        .sum();
+
+    let done_before = count_jobs(&state.store, "done").await?;
+    let commits: Arc<Mutex<HashMap<i64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            tokio::spawn(timed_worker(
+                state.clone(),
+                commits.clone(),
+                latencies.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    progress.set(0, chosen.len() as u64);
+    let started = Instant::now();
+    let mut completed = 0;
+    for (id, _) in &chosen {
+        let mut tx = state.store.write().await?;
+        let Some(before) = tx.get_enrollment(*id).await? else {
+            tx.rollback().await?;
+            continue;
+        };
+        if before.status != Status::InProgress.as_str() {
+            tx.rollback().await?;
+            continue;
+        }
+        let ctx = state.ctx(&mut tx, None).await?;
+        change(
+            &mut tx,
+            &ctx,
+            before,
+            Change {
+                status: Some(Status::Passed),
+                ..Change::default()
+            },
+        )
+        .await?;
+        lock(&commits).insert(*id, Instant::now());
+        tx.commit().await?;
+        state.jobs_ready.notify_waiters();
+        completed += 1;
+        if completed % 256 == 0 {
+            progress.set(completed, chosen.len() as u64);
+        }
+    }
+    let enqueue_time = started.elapsed();
+    // The workers go on until nothing due is left.
+    loop {
+        let mut tx = state.store.read().await?;
+        let due = tx
+            .count_due_jobs(state.clock.now().as_microsecond())
+            .await?;
+        tx.rollback().await?;
+        if due == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drain_time = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    state.jobs_ready.notify_waiters();
+    for worker in workers {
+        worker.await??;
+    }
+    let done_now = count_jobs(&state.store, "done").await?;
+    let mut samples = std::mem::take(&mut *lock(&latencies));
+
+    // The delayed half, a day later.
+    progress.message("delayed jobs");
+    let later = state.clock.now().checked_add(25.hours())?;
+    state.clock.set(&state.store, later).await?;
+    let started = Instant::now();
+    let drains: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let state = state.clone();
+            tokio::spawn(async move { run_due(&state).await })
+        })
+        .collect();
+    for drain in drains {
+        drain.await??;
+    }
+    let delayed_time = started.elapsed();
+    let done_later = count_jobs(&state.store, "done").await?;
+
+    Ok(vec![
+        Workload::rows(
+            "W5",
+            "completions",
+            enqueue_time,
+            immediate_jobs + delayed_jobs,
+            format!(
+                "{completed} completions, one transaction each, enqueueing {} jobs at once and {} for a day later",
+                immediate_jobs, delayed_jobs
+            ),
+        ),
+        Workload::rows(
+            "W5",
+            "jobs at once",
+            drain_time,
+            done_now - done_before,
+            format!(
+                "jobs run by {WORKERS} workers during and after the burst (chains included); p50/p99: enqueue to start of the {} jobs timed",
+                samples.len()
+            ),
+        )
+        .with_latencies(&mut samples),
+        Workload::rows(
+            "W5",
+            "jobs a day later",
+            delayed_time,
+            done_later - done_now,
+            format!("the clock a day forward, {WORKERS} workers drain the delayed jobs and their chains"),
+        ),
+    ])
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|error| error.into_inner())
+}
+
+/// The worker loop of `roster serve` (`engine::jobs::worker_loop`), noting
+/// for each job fired at once by a completion the real time from the
+/// completion's commit to the job's start.
+async fn timed_worker(
+    state: AppState,
+    commits: Arc<Mutex<HashMap<i64, Instant>>>,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    loop {
+        loop {
+            let claiming = Instant::now();
+            let Some(job) = run_next_job(&state).await? else {
+                break;
+            };
+            let payload: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
+            if payload["when"] == "completed" && payload["delay_days"] == 0 {
+                let from = payload["from_enrollment_id"].as_i64().unwrap_or_default();
+                if let Some(committed) = lock(&commits).get(&from).copied() {
+                    lock(&latencies).push(claiming.saturating_duration_since(committed));
+                }
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = state.jobs_ready.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// W6: reads over HTTP.
+
+async fn reads(
+    address: SocketAddr,
+    org: &Org,
+    users: usize,
+    seed: u64,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Workload>> {
+    let mut workloads = Vec::new();
+    // Small organisations are smoke tests: fewer requests.
+    let per_client = (users / 20).clamp(25, 300);
+    for (case, tokens, per_client) in [
+        ("random learners", org.reader_tokens.clone(), per_client),
+        (
+            "learner with 500",
+            vec![org.heavy_token.clone()],
+            per_client / 2,
+        ),
+    ] {
+        progress.message(case);
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let clients = spawn_clients(
+            address,
+            Arc::new(tokens),
+            None,
+            seed,
+            Some(per_client),
+            stop,
+        );
+        let samples = join_clients(clients).await?;
+        let elapsed = started.elapsed();
+        for (index, name) in PATH_NAMES.iter().enumerate() {
+            let mut latencies: Vec<Duration> = samples
+                .iter()
+                .filter(|(path, _)| *path == index)
+                .map(|(_, latency)| *latency)
+                .collect();
+            workloads.push(
+                Workload::rows(
+                    "W6",
+                    &format!("{name}, {case}"),
+                    elapsed,
+                    0,
+                    format!("GET {}, {CLIENTS} clients with keep-alive", PATHS[index]),
+                )
+                .with_latencies(&mut latencies),
+            );
+        }
+    }
+    Ok(workloads)
+}
+
+type ClientTask = tokio::task::JoinHandle<anyhow::Result<Vec<(usize, Duration)>>>;
+
+/// Starts `CLIENTS` clients, each on its own keep-alive connection, each
+/// request for a random one of `tokens` and a random path (or `path`).
+/// Each stops after `requests` requests, or when `stop` is set.
+fn spawn_clients(
+    address: SocketAddr,
+    tokens: Arc<Vec<String>>,
+    path: Option<usize>,
+    seed: u64,
+    requests: Option<usize>,
+    stop: Arc<AtomicBool>,
+) -> Vec<ClientTask> {
+    (0..CLIENTS)
+        .map(|client| {
+            let tokens = tokens.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng::new(seed.wrapping_add(client as u64 * 7919));
+                let mut http = HttpClient::connect(address).await?;
+                let mut samples = Vec::new();
+                while requests.is_none_or(|limit| samples.len() < limit)
+                    && !stop.load(Ordering::SeqCst)
+                {
+                    let token = &tokens[rng.below(tokens.len())];
+                    let index = path.unwrap_or_else(|| rng.below(PATHS.len()));
+                    let started = Instant::now();
+                    let (status, _) = http.send("GET", PATHS[index], token, b"").await?;
+                    let latency = started.elapsed();
+                    if status != 200 {
+                        anyhow::bail!("GET {} answered {status}", PATHS[index]);
+                    }
+                    samples.push((index, latency));
+                }
+                Ok(samples)
+            })
+        })
+        .collect()
+}
+
+async fn join_clients(clients: Vec<ClientTask>) -> anyhow::Result<Vec<(usize, Duration)>> {
+    let mut samples = Vec::new();
+    for client in clients {
+        samples.extend(client.await??);
+    }
+    Ok(samples)
+}
+
+/// A minimal HTTP/1.1 client on one keep-alive connection: enough for a
+/// benchmark, and no client library between the figures and the server.
+struct HttpClient {
+    address: SocketAddr,
+    stream: BufReader<TcpStream>,
+}
+
+impl HttpClient {
+    async fn connect(address: SocketAddr) -> anyhow::Result<HttpClient> {
+        let stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        Ok(HttpClient {
+            address,
+            stream: BufReader::new(stream),
+        })
+    }
+
+    /// Sends one request and reads the whole answer: (status, body).
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &[u8],
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            self.address,
+            body.len()
+        );
+        let stream = self.stream.get_mut();
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await?;
+        stream.flush().await?;
+
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("bad status line {line:?}"))?;
+        let mut length = None;
+        let mut chunked = false;
+        let mut close = false;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let Some((name, value)) = header.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse::<usize>().ok(),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "connection" => close = value.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let mut answer = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.stream.read_line(&mut line).await?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)?;
+                if size == 0 {
+                    line.clear();
+                    self.stream.read_line(&mut line).await?;
+                    break;
+                }
+                let start = answer.len();
+                answer.resize(start + size, 0);
+                self.stream.read_exact(&mut answer[start..]).await?;
+                line.clear();
+                self.stream.read_line(&mut line).await?;
+            }
+        } else if let Some(length) = length {
+            answer.resize(length, 0);
+            self.stream.read_exact(&mut answer).await?;
+        }
+        if close {
+            *self = HttpClient::connect(self.address).await?;
+        }
+        Ok((status, answer))
+    }
+}
+
+fn percentile_ms(samples: &mut [Duration], quantile: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let rank = ((quantile * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+    Some(samples[rank - 1].as_secs_f64() * 1000.0)
+}
+
+// ---------------------------------------------------------------------------
+// Progress and the report.
+
+/// A progress bar on a terminal; one line per stage otherwise.
+struct Progress {
+    bar: ProgressBar,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = if terminal {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:>10} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Progress { bar, terminal }
+    }
+
+    fn stage(&self, name: &str, length: u64) {
+        if !self.terminal {
+            eprintln!("roster bench: {name}");
+        }
+        self.bar.set_prefix(name.to_string());
+        self.bar.set_length(length);
+        self.bar.set_position(0);
+        self.bar.set_message("");
+    }
+
+    fn set(&self, position: u64, length: u64) {
+        self.bar.set_length(length);
+        self.bar.set_position(position);
+    }
+
+    fn advance(&self, by: u64) {
+        self.bar.inc(by);
+    }
+
+    fn message(&self, message: &str) {
+        self.bar.set_message(message.to_string());
+    }
+
+    fn note(&self, message: &str) {
+        if self.terminal {
+            self.bar.println(message);
+        } else {
+            eprintln!("roster bench: {message}");
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+struct Report {
+    backend: &'static str,
+    users: u64,
+    seed: u64,
+    enrollments: i64,
+    workloads: Vec<Workload>,
+    calibration_rows: i64,
+    calibration_time: Duration,
+    calibration_rate: f64,
+    w1_time: Duration,
+    w1_rows: i64,
+    w2_time: Duration,
+    w2_rows: i64,
+    w3_time: Duration,
+    w3_rows: i64,
+}
+
+impl Report {
+    fn w1_rate(&self) -> f64 {
+        self.w1_rows as f64 / self.w1_time.as_secs_f64().max(1e-9)
+    }
+
+    fn w1_vs_raw(&self) -> f64 {
+        self.w1_rate() / self.calibration_rate.max(1e-9)
+    }
+
+    fn w2_vs_w1(&self) -> f64 {
+        self.w2_time.as_secs_f64() / self.w1_time.as_secs_f64().max(1e-9)
+    }
+
+    /// W3's time over what it would take if it cost W2's fixed price plus
+    /// its rows at W1's rate: near 1 when it is proportional to the delta.
+    fn w3_vs_delta(&self) -> f64 {
+        let expected = self.w2_time.as_secs_f64() + self.w3_rows as f64 / self.w1_rate().max(1e-9);
+        self.w3_time.as_secs_f64() / expected.max(1e-9)
+    }
+
+    fn w6_heavy_p99(&self) -> f64 {
+        self.workloads
+            .iter()
+            .filter(|workload| workload.name == "W6" && workload.case.ends_with("learner with 500"))
+            .filter_map(|workload| workload.p99_ms)
+            .fold(0.0, f64::max)
+    }
+
+    fn targets(&self) -> Value {
+        json!({
+            "w1_at_least_half_of_raw": self.w1_vs_raw() >= 0.5,
+            "w2_under_5_percent_of_w1_with_0_rows": self.w2_vs_w1() < 0.05 && self.w2_rows == 0,
+            "w3_proportional_to_delta": self.w3_vs_delta() <= 1.5,
+            "w6_p99_under_20_ms_for_500_enrollments": self.w6_heavy_p99() < 20.0,
+        })
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "backend": self.backend,
+            "users": self.users,
+            "seed": self.seed,
+            "groups": GROUPS,
+            "activities": ACTIVITIES,
+            "rules": RULES,
+            "enrollments": self.enrollments,
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "workloads": self.workloads,
+            "calibration": {
+                "rows": self.calibration_rows,
+                "seconds": self.calibration_time.as_secs_f64(),
+                "rows_per_s": self.calibration_rate,
+                "method": match self.backend {
+                    "postgres" => "COPY into a copy of the enrollments table, one transaction",
+                    _ => "prepared multi-row INSERTs into a copy of the enrollments table, one transaction",
+                },
+            },
+            "ratios": {
+                "w1_vs_raw": self.w1_vs_raw(),
+                "w2_vs_w1": self.w2_vs_w1(),
+                "w3_vs_delta": self.w3_vs_delta(),
+            },
+            "targets": self.targets(),
+        })
+    }
+
+    fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "roster bench: {} users on {} (seed {}), {} enrollments at the end",
+            self.users, self.backend, self.seed, self.enrollments
+        );
+        let _ = writeln!(
+            out,
+            "{:<4} {:<30} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8}",
+            "", "case", "seconds", "rows", "rows/s", "p50 ms", "p95 ms", "p99 ms"
+        );
+        let number = |value: Option<f64>, digits: usize| {
+            value.map_or_else(|| "-".to_string(), |value| format!("{value:.digits$}"))
+        };
+        for workload in &self.workloads {
+            let _ = writeln!(
+                out,
+                "{:<4} {:<30} {:>9.3} {:>9} {:>10} {:>8} {:>8} {:>8}",
+                workload.name,
+                workload.case,
+                workload.seconds,
+                workload.rows,
+                number(workload.rows_per_s, 0),
+                number(workload.p50_ms, 2),
+                number(workload.p95_ms, 2),
+                number(workload.p99_ms, 2),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "raw  {:<30} {:>9.3} {:>9} {:>10.0}",
+            "insert, same rows and indexes",
+            self.calibration_time.as_secs_f64(),
+            self.calibration_rows,
+            self.calibration_rate
+        );
+        let _ = writeln!(out);
+        for workload in &self.workloads {
+            let _ = writeln!(
+                out,
+                "{} {}: {}",
+                workload.name, workload.case, workload.note
+            );
+        }
+        let _ = writeln!(out);
+        let targets = self.targets();
+        let mark = |key: &str| {
+            if targets[key] == true {
+                "met"
+            } else {
+                "MISSED"
+            }
+        };
+        let _ = writeln!(
+            out,
+            "W1 vs raw insert: {:.2} (target >= 0.50: {})",
+            self.w1_vs_raw(),
+            mark("w1_at_least_half_of_raw")
+        );
+        let _ = writeln!(
+            out,
+            "W2 vs W1 time:    {:.3} with {} rows written (target < 0.05 and 0 rows: {})",
+            self.w2_vs_w1(),
+            self.w2_rows,
+            mark("w2_under_5_percent_of_w1_with_0_rows")
+        );
+        let _ = writeln!(
+            out,
+            "W3 vs W2 + rows at W1's rate: {:.2} (target: proportional, <= 1.5: {})",
+            self.w3_vs_delta(),
+            mark("w3_proportional_to_delta")
+        );
+        let _ = writeln!(
+            out,
+            "W6 p99, learner with 500 enrollments: {:.1} ms (target < 20 ms: {})",
+            self.w6_heavy_p99(),
+            mark("w6_p99_under_20_ms_for_500_enrollments")
+        );
+        out
+    }
+}
