@@ -10,7 +10,11 @@ async fn an_online_course_is_created_with_the_documented_defaults() {
     let app = spawn_app().await;
 
     let (status, activity) = app
-        .post("/activities", &app.admin, json!({"title": "Fire safety", "kind": "online_course"}))
+        .post(
+            "/activities",
+            &app.admin,
+            json!({"title": "Fire safety", "kind": "online_course"}),
+        )
         .await;
 
     assert_eq!(status, 201, "{activity}");
@@ -24,8 +28,13 @@ async fn an_online_course_is_created_with_the_documented_defaults() {
     assert_eq!(activity["item_ids"], json!([]));
     assert_eq!(activity["auto_enrollment"], Value::Null);
     assert_eq!(activity["post_enrollments"], json!([]));
-    let url = activity["enrollment_url"].as_str().expect("an enrollment_url");
-    assert!(url.starts_with("/api/v1/enroll/") && url.len() > "/api/v1/enroll/".len(), "{url}");
+    let url = activity["enrollment_url"]
+        .as_str()
+        .expect("an enrollment_url");
+    assert!(
+        url.starts_with("/api/v1/enroll/") && url.len() > "/api/v1/enroll/".len(),
+        "{url}"
+    );
 }
 
 #[tokio::test]
@@ -58,12 +67,16 @@ async fn a_curriculum_keeps_its_courses_in_order() {
     let first = app.create_activity("First", "instructor_led").await;
 
     let curriculum = app
-        .create_activity_with(json!({"title": "Path", "kind": "curriculum", "item_ids": [first, second]}))
+        .create_activity_with(
+            json!({"title": "Path", "kind": "curriculum", "item_ids": [first, second]}),
+        )
         .await;
 
     assert_eq!(curriculum["kind"], "curriculum");
     assert_eq!(curriculum["item_ids"], json!([first, second]));
-    let (_, fetched) = app.get(&format!("/activities/{}", id(&curriculum)), &app.admin).await;
+    let (_, fetched) = app
+        .get(&format!("/activities/{}", id(&curriculum)), &app.admin)
+        .await;
     assert_eq!(fetched["item_ids"], json!([first, second]));
 }
 
@@ -74,7 +87,9 @@ async fn a_course_bundle_keeps_its_courses() {
     let two = app.create_activity("Two", "online_course").await;
 
     let bundle = app
-        .create_activity_with(json!({"title": "Pack", "kind": "course_bundle", "item_ids": [one, two]}))
+        .create_activity_with(
+            json!({"title": "Pack", "kind": "course_bundle", "item_ids": [one, two]}),
+        )
         .await;
 
     assert_eq!(bundle["kind"], "course_bundle");
@@ -128,7 +143,11 @@ async fn an_unknown_prerequisite_is_refused() {
         )
         .await;
 
-    assert!(reply.status == 404 || reply.status == 422, "{}", reply.text());
+    assert!(
+        reply.status == 404 || reply.status == 422,
+        "{}",
+        reply.text()
+    );
     assert_problem(&reply, reply.status);
 }
 
@@ -137,7 +156,12 @@ async fn an_unknown_kind_is_422_naming_the_field() {
     let app = spawn_app().await;
 
     let reply = app
-        .request(Method::POST, "/activities", &app.admin, json!({"title": "Pod", "kind": "podcast"}))
+        .request(
+            Method::POST,
+            "/activities",
+            &app.admin,
+            json!({"title": "Pod", "kind": "podcast"}),
+        )
         .await;
 
     assert_field_error(&reply, "kind");
@@ -183,7 +207,9 @@ async fn listing_activities_filters_by_kind() {
 #[tokio::test]
 async fn listing_activities_filters_by_search_text() {
     let app = spawn_app().await;
-    let forklift = app.create_activity("Forklift driving", "instructor_led").await;
+    let forklift = app
+        .create_activity("Forklift driving", "instructor_led")
+        .await;
     app.create_activity("Data privacy", "online_course").await;
 
     let (status, list) = app.get("/activities?q=forklift", &app.admin).await;
@@ -196,7 +222,9 @@ async fn listing_activities_filters_by_search_text() {
 async fn an_unknown_activity_is_404() {
     let app = spawn_app().await;
 
-    let reply = app.request(Method::GET, "/activities/555555", &app.admin, Value::Null).await;
+    let reply = app
+        .request(Method::GET, "/activities/555555", &app.admin, Value::Null)
+        .await;
 
     assert_problem(&reply, 404);
 }

@@ -21,10 +21,22 @@ async fn owned_records(app: &TestApp) -> Owned {
     let (user_id, owner_token) = app.create_learner("owner").await;
     let activity_id = app.create_activity("Private", "online_course").await;
     let enrollment_id = id(&app.enroll_one(activity_id, user_id, json!({})).await);
-    let upload = app.upload(enrollment_id, &app.admin, "mine.txt", "text/plain", b"mine".to_vec()).await;
+    let upload = app
+        .upload(
+            enrollment_id,
+            &app.admin,
+            "mine.txt",
+            "text/plain",
+            b"mine".to_vec(),
+        )
+        .await;
     assert_eq!(upload.status, 201, "{}", upload.text());
     let (status, task) = app
-        .post(&format!("/enrollments/{enrollment_id}/tasks"), &app.admin, json!({"title": "Mine"}))
+        .post(
+            &format!("/enrollments/{enrollment_id}/tasks"),
+            &app.admin,
+            json!({"title": "Mine"}),
+        )
         .await;
     assert_eq!(status, 201, "{task}");
     Owned {
@@ -46,16 +58,22 @@ async fn r63_a_learner_reads_their_own_records() {
 
     let (status, user) = app.get(&format!("/users/{}", owned.user_id), token).await;
     assert_eq!(status, 200, "{user}");
-    let (status, list) = app.get(&format!("/users/{}/enrollments", owned.user_id), token).await;
+    let (status, list) = app
+        .get(&format!("/users/{}/enrollments", owned.user_id), token)
+        .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(item_ids(&list), vec![enrollment]);
     let (status, fetched) = app.get(&format!("/enrollments/{enrollment}"), token).await;
     assert_eq!(status, 200, "{fetched}");
     assert_eq!(fetched["activity_id"], owned.activity_id);
-    let (status, attachments) = app.get(&format!("/enrollments/{enrollment}/attachments"), token).await;
+    let (status, attachments) = app
+        .get(&format!("/enrollments/{enrollment}/attachments"), token)
+        .await;
     assert_eq!(status, 200, "{attachments}");
     assert_eq!(item_ids(&attachments), vec![owned.attachment_id]);
-    let (status, tasks) = app.get(&format!("/enrollments/{enrollment}/tasks"), token).await;
+    let (status, tasks) = app
+        .get(&format!("/enrollments/{enrollment}/tasks"), token)
+        .await;
     assert_eq!(status, 200, "{tasks}");
     assert_eq!(item_ids(&tasks), vec![owned.task_id]);
 }
@@ -71,23 +89,80 @@ async fn r63_another_learners_records_answer_404_for_every_id_taking_endpoint() 
 
     let attempts: Vec<(Method, String, Value)> = vec![
         (Method::GET, format!("/users/{user}"), Value::Null),
-        (Method::PATCH, format!("/users/{user}"), json!({"display_name": "Hacked"})),
-        (Method::GET, format!("/users/{user}/enrollments"), Value::Null),
-        (Method::GET, format!("/enrollments/{enrollment}"), Value::Null),
-        (Method::PATCH, format!("/enrollments/{enrollment}"), json!({"status": "dropped"})),
-        (Method::GET, format!("/enrollments/{enrollment}/attachments"), Value::Null),
-        (Method::GET, format!("/enrollments/{enrollment}/attachments/{attachment}"), Value::Null),
-        (Method::DELETE, format!("/enrollments/{enrollment}/attachments/{attachment}"), Value::Null),
-        (Method::GET, format!("/enrollments/{enrollment}/tasks"), Value::Null),
-        (Method::POST, format!("/enrollments/{enrollment}/tasks"), json!({"title": "Injected"})),
-        (Method::GET, format!("/enrollments/{enrollment}/explain"), Value::Null),
+        (
+            Method::PATCH,
+            format!("/users/{user}"),
+            json!({"display_name": "Hacked"}),
+        ),
+        (
+            Method::GET,
+            format!("/users/{user}/enrollments"),
+            Value::Null,
+        ),
+        (
+            Method::GET,
+            format!("/enrollments/{enrollment}"),
+            Value::Null,
+        ),
+        (
+            Method::PATCH,
+            format!("/enrollments/{enrollment}"),
+            json!({"status": "dropped"}),
+        ),
+        (
+            Method::GET,
+            format!("/enrollments/{enrollment}/attachments"),
+            Value::Null,
+        ),
+        (
+            Method::GET,
+            format!("/enrollments/{enrollment}/attachments/{attachment}"),
+            Value::Null,
+        ),
+        (
+            Method::GET,
+            format!("/enrollments/{enrollment}/tasks"),
+            Value::Null,
+        ),
+        (
+            Method::GET,
+            format!("/enrollments/{enrollment}/explain"),
+            Value::Null,
+        ),
     ];
     for (method, path, body) in attempts {
         let reply = app.request(method.clone(), &path, &intruder, body).await;
-        assert_eq!(reply.status, 404, "{method} {path} by another learner: {}", reply.text());
+        assert_eq!(
+            reply.status,
+            404,
+            "{method} {path} by another learner: {}",
+            reply.text()
+        );
         assert_problem(&reply, 404);
     }
 
+    // Nothing changed behind the 404s.
+    let (_, user_record) = app.get(&format!("/users/{user}"), &app.admin).await;
+    assert_eq!(user_record["display_name"], "owner person");
+    let (_, enrollment_record) = app
+        .get(&format!("/enrollments/{enrollment}"), &app.admin)
+        .await;
+    assert_eq!(enrollment_record["status"], "in_progress");
+    let (_, attachments) = app
+        .get(
+            &format!("/enrollments/{enrollment}/attachments"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(item_ids(&attachments), vec![attachment]);
+    let (_, tasks) = app
+        .get(&format!("/enrollments/{enrollment}/tasks"), &app.admin)
+        .await;
+    assert_eq!(items(&tasks).len(), 1);
+}
+
+/// Uploads a file as `token`, answering whatever the server says.
+async fn upload_as(app: &TestApp, token: &str, enrollment: i64) -> crate::helpers::Reply {
     let form = multipart::Form::new().part(
         "file",
         multipart::Part::bytes(b"planted".to_vec()).file_name("planted.txt"),
@@ -95,22 +170,93 @@ async fn r63_another_learners_records_answer_404_for_every_id_taking_endpoint() 
     let response = app
         .client
         .post(app.url(&format!("/enrollments/{enrollment}/attachments")))
-        .bearer_auth(&intruder)
+        .bearer_auth(token)
         .multipart(form)
         .send()
         .await
         .expect("send the upload");
-    assert_problem(&into_reply(response).await, 404);
+    into_reply(response).await
+}
 
-    // Nothing changed behind the 404s.
-    let (_, user_record) = app.get(&format!("/users/{user}"), &app.admin).await;
-    assert_eq!(user_record["display_name"], "owner person");
-    let (_, enrollment_record) = app.get(&format!("/enrollments/{enrollment}"), &app.admin).await;
-    assert_eq!(enrollment_record["status"], "in_progress");
-    let (_, attachments) = app.get(&format!("/enrollments/{enrollment}/attachments"), &app.admin).await;
+/// Writing attachments and tasks may be reserved to administrators (403, §3)
+/// or answered 404; either way another learner's ids must answer exactly as
+/// ids that do not exist, so that nothing about them is revealed.
+#[tokio::test]
+async fn r63_writes_to_another_learners_attachments_and_tasks_reveal_nothing() {
+    let app = spawn_app().await;
+    let owned = owned_records(&app).await;
+    let (_, intruder) = app.create_learner("vandal").await;
+    let enrollment = owned.enrollment_id;
+    let attachment = owned.attachment_id;
+    let unknown = 898989;
+
+    let pairs = [
+        (
+            app.request(
+                Method::DELETE,
+                &format!("/enrollments/{enrollment}/attachments/{attachment}"),
+                &intruder,
+                Value::Null,
+            )
+            .await,
+            app.request(
+                Method::DELETE,
+                &format!("/enrollments/{unknown}/attachments/{unknown}"),
+                &intruder,
+                Value::Null,
+            )
+            .await,
+        ),
+        (
+            app.request(
+                Method::POST,
+                &format!("/enrollments/{enrollment}/tasks"),
+                &intruder,
+                json!({"title": "Injected"}),
+            )
+            .await,
+            app.request(
+                Method::POST,
+                &format!("/enrollments/{unknown}/tasks"),
+                &intruder,
+                json!({"title": "Injected"}),
+            )
+            .await,
+        ),
+        (
+            upload_as(&app, &intruder, enrollment).await,
+            upload_as(&app, &intruder, unknown).await,
+        ),
+    ];
+    for (existing, missing) in pairs {
+        assert!(
+            existing.status == 403 || existing.status == 404,
+            "{}: {}",
+            existing.status,
+            existing.text()
+        );
+        assert_problem(&existing, existing.status);
+        assert_eq!(
+            existing.status,
+            missing.status,
+            "{} vs {}",
+            existing.text(),
+            missing.text()
+        );
+        assert_eq!(existing.json["title"], missing.json["title"]);
+    }
+
+    let (_, attachments) = app
+        .get(
+            &format!("/enrollments/{enrollment}/attachments"),
+            &app.admin,
+        )
+        .await;
     assert_eq!(item_ids(&attachments), vec![attachment]);
-    let (_, tasks) = app.get(&format!("/enrollments/{enrollment}/tasks"), &app.admin).await;
-    assert_eq!(items(&tasks).len(), 1);
+    let (_, tasks) = app
+        .get(&format!("/enrollments/{enrollment}/tasks"), &app.admin)
+        .await;
+    assert_eq!(item_ids(&tasks), vec![owned.task_id]);
 }
 
 #[tokio::test]
@@ -120,9 +266,16 @@ async fn r63_an_unknown_id_and_another_learners_id_answer_alike() {
     let (_, intruder) = app.create_learner("prober").await;
 
     let existing = app
-        .request(Method::GET, &format!("/enrollments/{}", owned.enrollment_id), &intruder, Value::Null)
+        .request(
+            Method::GET,
+            &format!("/enrollments/{}", owned.enrollment_id),
+            &intruder,
+            Value::Null,
+        )
         .await;
-    let missing = app.request(Method::GET, "/enrollments/898989", &intruder, Value::Null).await;
+    let missing = app
+        .request(Method::GET, "/enrollments/898989", &intruder, Value::Null)
+        .await;
 
     assert_problem(&existing, 404);
     assert_problem(&missing, 404);
@@ -136,10 +289,20 @@ async fn r63_a_learner_cannot_issue_a_token_for_another_user() {
     let (_, intruder) = app.create_learner("forger").await;
 
     let reply = app
-        .request(Method::POST, &format!("/users/{}/tokens", owned.user_id), &intruder, json!({}))
+        .request(
+            Method::POST,
+            &format!("/users/{}/tokens", owned.user_id),
+            &intruder,
+            json!({}),
+        )
         .await;
 
-    assert!(reply.status == 403 || reply.status == 404, "{}: {}", reply.status, reply.text());
+    assert!(
+        reply.status == 403 || reply.status == 404,
+        "{}: {}",
+        reply.status,
+        reply.text()
+    );
     assert_problem(&reply, reply.status);
 }
 
@@ -148,13 +311,17 @@ async fn r63_a_learner_cannot_set_their_own_enrollment_to_passed_or_failed() {
     let app = spawn_app().await;
     let (user_id, token) = app.create_learner("cheater").await;
     let activity = app
-        .create_activity_with(json!({"title": "Exam", "kind": "online_course", "allow_failure": true}))
+        .create_activity_with(
+            json!({"title": "Exam", "kind": "online_course", "allow_failure": true}),
+        )
         .await;
     let enrollment = id(&app.enroll_one(id(&activity), user_id, json!({})).await);
     let path = format!("/enrollments/{enrollment}");
 
     for status in ["passed", "failed"] {
-        let reply = app.request(Method::PATCH, &path, &token, json!({"status": status})).await;
+        let reply = app
+            .request(Method::PATCH, &path, &token, json!({"status": status}))
+            .await;
         assert!(
             reply.status == 403 || reply.status == 422,
             "a learner setting {status}: {} {}",
@@ -185,7 +352,9 @@ async fn r63_a_learner_cannot_bulk_update_their_own_enrollment_to_passed() {
         .await;
 
     assert_problem(&reply, 403);
-    let (_, record) = app.get(&format!("/enrollments/{enrollment}"), &app.admin).await;
+    let (_, record) = app
+        .get(&format!("/enrollments/{enrollment}"), &app.admin)
+        .await;
     assert_eq!(record["status"], "in_progress");
 }
 
@@ -200,21 +369,57 @@ async fn administrative_endpoints_answer_403_to_a_learner() {
         (Method::GET, "/users".into(), Value::Null),
         (Method::POST, "/users".into(), json!({"username": "sneaky"})),
         (Method::POST, "/groups".into(), json!({"name": "Sneaky"})),
-        (Method::PATCH, format!("/groups/{group_id}"), json!({"name": "Renamed"})),
-        (Method::PUT, format!("/groups/{group_id}/members/{user_id}"), Value::Null),
-        (Method::POST, "/activities".into(), json!({"title": "Sneaky", "kind": "online_course"})),
-        (Method::PATCH, format!("/activities/{activity_id}"), json!({"title": "Renamed"})),
+        (
+            Method::PATCH,
+            format!("/groups/{group_id}"),
+            json!({"name": "Renamed"}),
+        ),
+        (
+            Method::PUT,
+            format!("/groups/{group_id}/members/{user_id}"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
+            "/activities".into(),
+            json!({"title": "Sneaky", "kind": "online_course"}),
+        ),
+        (
+            Method::PATCH,
+            format!("/activities/{activity_id}"),
+            json!({"title": "Renamed"}),
+        ),
         (
             Method::POST,
             format!("/activities/{activity_id}/enrollments"),
             json!({"user_ids": [user_id], "type": "required"}),
         ),
-        (Method::GET, format!("/activities/{activity_id}/enrollments"), Value::Null),
+        (
+            Method::GET,
+            format!("/activities/{activity_id}/enrollments"),
+            Value::Null,
+        ),
         (Method::GET, "/enrollments".into(), Value::Null),
-        (Method::POST, "/enrollments/bulk-delete".into(), json!({"ids": [], "confirm": true})),
-        (Method::POST, "/maintenance/purge-inactive".into(), json!({"dry_run": true})),
-        (Method::PATCH, "/settings".into(), json!({"timezone": "Europe/Paris"})),
-        (Method::POST, "/clock".into(), json!({"now": "2031-01-01T00:00:00Z"})),
+        (
+            Method::POST,
+            "/enrollments/bulk-delete".into(),
+            json!({"ids": [], "confirm": true}),
+        ),
+        (
+            Method::POST,
+            "/maintenance/purge-inactive".into(),
+            json!({"dry_run": true}),
+        ),
+        (
+            Method::PATCH,
+            "/settings".into(),
+            json!({"timezone": "Europe/Paris"}),
+        ),
+        (
+            Method::POST,
+            "/clock".into(),
+            json!({"now": "2031-01-01T00:00:00Z"}),
+        ),
         (Method::GET, "/audit".into(), Value::Null),
         (Method::GET, "/jobs".into(), Value::Null),
         (Method::POST, "/jobs/run-due".into(), json!({})),
@@ -222,12 +427,26 @@ async fn administrative_endpoints_answer_403_to_a_learner() {
     ];
     for (method, path, body) in attempts {
         let reply = app.request(method.clone(), &path, &token, body).await;
-        assert_eq!(reply.status, 403, "{method} {path} by a learner: {}", reply.text());
+        assert_eq!(
+            reply.status,
+            403,
+            "{method} {path} by a learner: {}",
+            reply.text()
+        );
         assert_problem(&reply, 403);
     }
 
     let (_, group) = app.get(&format!("/groups/{group_id}"), &app.admin).await;
     assert_eq!(group["member_count"], 0, "the refused PUT added nobody");
-    let (_, enrollments) = app.get(&format!("/activities/{activity_id}/enrollments"), &app.admin).await;
-    assert_eq!(items(&enrollments).len(), 0, "the refused enrollment created nothing");
+    let (_, enrollments) = app
+        .get(
+            &format!("/activities/{activity_id}/enrollments"),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(
+        items(&enrollments).len(),
+        0,
+        "the refused enrollment created nothing"
+    );
 }

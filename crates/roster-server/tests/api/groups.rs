@@ -9,7 +9,9 @@ use crate::helpers::{assert_problem, id, item_ids, spawn_app};
 async fn creating_a_group_answers_201_with_no_members() {
     let app = spawn_app().await;
 
-    let (status, group) = app.post("/groups", &app.admin, json!({"name": "Nurses"})).await;
+    let (status, group) = app
+        .post("/groups", &app.admin, json!({"name": "Nurses"}))
+        .await;
 
     assert_eq!(status, 201, "{group}");
     assert!(group["id"].is_i64());
@@ -22,7 +24,14 @@ async fn a_duplicate_group_name_is_a_409_conflict() {
     let app = spawn_app().await;
     app.create_group("Drivers").await;
 
-    let reply = app.request(Method::POST, "/groups", &app.admin, json!({"name": "Drivers"})).await;
+    let reply = app
+        .request(
+            Method::POST,
+            "/groups",
+            &app.admin,
+            json!({"name": "Drivers"}),
+        )
+        .await;
 
     assert_problem(&reply, 409);
 }
@@ -33,16 +42,22 @@ async fn adding_and_removing_a_member_updates_member_count_and_group_ids() {
     let group_id = app.create_group("Pilots").await;
     let user_id = app.create_user("amelia", &[]).await;
 
-    let (status, _) =
-        app.put(&format!("/groups/{group_id}/members/{user_id}"), &app.admin, Value::Null).await;
+    let (status, _) = app
+        .put(
+            &format!("/groups/{group_id}/members/{user_id}"),
+            &app.admin,
+            Value::Null,
+        )
+        .await;
     assert_eq!(status, 204);
     let (_, group) = app.get(&format!("/groups/{group_id}"), &app.admin).await;
     assert_eq!(group["member_count"], 1, "{group}");
     let (_, user) = app.get(&format!("/users/{user_id}"), &app.admin).await;
     assert_eq!(user["group_ids"], json!([group_id]));
 
-    let (status, _) =
-        app.delete(&format!("/groups/{group_id}/members/{user_id}"), &app.admin).await;
+    let (status, _) = app
+        .delete(&format!("/groups/{group_id}/members/{user_id}"), &app.admin)
+        .await;
     assert_eq!(status, 204);
     let (_, group) = app.get(&format!("/groups/{group_id}"), &app.admin).await;
     assert_eq!(group["member_count"], 0, "{group}");
@@ -90,7 +105,12 @@ async fn adding_an_unknown_user_to_a_group_is_404() {
     let group_id = app.create_group("Ghosts").await;
 
     let reply = app
-        .request(Method::PUT, &format!("/groups/{group_id}/members/424242"), &app.admin, Value::Null)
+        .request(
+            Method::PUT,
+            &format!("/groups/{group_id}/members/424242"),
+            &app.admin,
+            Value::Null,
+        )
         .await;
 
     assert_problem(&reply, 404);
@@ -101,14 +121,26 @@ async fn renaming_and_deleting_a_group() {
     let app = spawn_app().await;
     let group_id = app.create_group("Old name").await;
 
-    let (status, group) =
-        app.patch(&format!("/groups/{group_id}"), &app.admin, json!({"name": "New name"})).await;
+    let (status, group) = app
+        .patch(
+            &format!("/groups/{group_id}"),
+            &app.admin,
+            json!({"name": "New name"}),
+        )
+        .await;
     assert_eq!(status, 200, "{group}");
     assert_eq!(group["name"], "New name");
 
     let (status, _) = app.delete(&format!("/groups/{group_id}"), &app.admin).await;
     assert_eq!(status, 204);
-    let reply = app.request(Method::GET, &format!("/groups/{group_id}"), &app.admin, Value::Null).await;
+    let reply = app
+        .request(
+            Method::GET,
+            &format!("/groups/{group_id}"),
+            &app.admin,
+            Value::Null,
+        )
+        .await;
     assert_problem(&reply, 404);
     let (_, list) = app.get("/groups", &app.admin).await;
     assert!(!item_ids(&list).contains(&group_id));
@@ -120,7 +152,12 @@ async fn deleting_a_group_removes_it_from_its_members_group_ids() {
     let group_id = app.create_group("Doomed").await;
     let user_id = app.create_user("survivor", &[group_id]).await;
 
-    assert_eq!(app.delete(&format!("/groups/{group_id}"), &app.admin).await.0, 204);
+    assert_eq!(
+        app.delete(&format!("/groups/{group_id}"), &app.admin)
+            .await
+            .0,
+        204
+    );
 
     let (status, user) = app.get(&format!("/users/{user_id}"), &app.admin).await;
     assert_eq!(status, 200);

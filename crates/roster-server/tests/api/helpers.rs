@@ -23,7 +23,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub admin: String,
     child: Child,
-    dir: PathBuf,
+    pub dir: PathBuf,
     pg_database: Option<(String, String)>,
 }
 
@@ -172,12 +172,18 @@ impl TestApp {
 
     /// `GET` with an `Accept` header, for CSV and other representations.
     pub async fn get_accept(&self, path: &str, token: &str, accept: &str) -> Reply {
-        let request = self.client.get(self.url(path)).bearer_auth(token).header(ACCEPT, accept);
+        let request = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .header(ACCEPT, accept);
         into_reply(request.send().await.expect("send the request")).await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.request(Method::GET, path, token, Value::Null).await.pair()
+        self.request(Method::GET, path, token, Value::Null)
+            .await
+            .pair()
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -193,7 +199,9 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
-        self.request(Method::DELETE, path, token, Value::Null).await.pair()
+        self.request(Method::DELETE, path, token, Value::Null)
+            .await
+            .pair()
     }
 
     /// Uploads `bytes` as the multipart field `file` (R52).
@@ -233,8 +241,9 @@ impl TestApp {
 
     /// Issues an API token for a user (`POST /users/{id}/tokens`).
     pub async fn token_for(&self, user_id: i64) -> String {
-        let (status, body) =
-            self.post(&format!("/users/{user_id}/tokens"), &self.admin, json!({})).await;
+        let (status, body) = self
+            .post(&format!("/users/{user_id}/tokens"), &self.admin, json!({}))
+            .await;
         assert_eq!(status, 201, "issue a token: {body}");
         body["token"].as_str().expect("a token string").to_string()
     }
@@ -248,7 +257,9 @@ impl TestApp {
 
     /// Creates an activity with default flags and returns its id.
     pub async fn create_activity(&self, title: &str, kind: &str) -> i64 {
-        id(&self.create_activity_with(json!({"title": title, "kind": kind})).await)
+        id(&self
+            .create_activity_with(json!({"title": title, "kind": kind}))
+            .await)
     }
 
     /// Creates an activity from a full body and returns it.
@@ -259,7 +270,9 @@ impl TestApp {
     }
 
     pub async fn create_group(&self, name: &str) -> i64 {
-        let (status, group) = self.post("/groups", &self.admin, json!({"name": name})).await;
+        let (status, group) = self
+            .post("/groups", &self.admin, json!({"name": name}))
+            .await;
         assert_eq!(status, 201, "create group {name}: {group}");
         id(&group)
     }
@@ -271,8 +284,13 @@ impl TestApp {
         if let Value::Object(fields) = extra {
             body.as_object_mut().expect("an object").extend(fields);
         }
-        let (status, answer) =
-            self.post(&format!("/activities/{activity_id}/enrollments"), &self.admin, body).await;
+        let (status, answer) = self
+            .post(
+                &format!("/activities/{activity_id}/enrollments"),
+                &self.admin,
+                body,
+            )
+            .await;
         assert_eq!(status, 200, "manual enrollment: {answer}");
         answer["results"].as_array().expect("results").clone()
     }
@@ -322,7 +340,9 @@ impl Drop for TestApp {
             // Drop runs inside the test's runtime, which cannot block on itself:
             // the database goes away from a thread with a runtime of its own.
             std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(runtime) = runtime {
                     runtime.block_on(async {
                         if let Ok(mut connection) = sqlx::PgConnection::connect(&admin_url).await {
@@ -362,7 +382,13 @@ pub async fn into_reply(response: reqwest::Response) -> Reply {
     let content_disposition = header(CONTENT_DISPOSITION);
     let bytes = response.bytes().await.expect("read the body").to_vec();
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, content_type, content_disposition, bytes, json }
+    Reply {
+        status,
+        content_type,
+        content_disposition,
+        bytes,
+        json,
+    }
 }
 
 fn free_port() -> u16 {
@@ -373,9 +399,17 @@ fn free_port() -> u16 {
 /// A name unique across concurrent test processes and threads.
 fn unique_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("time after 1970").as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("time after 1970")
+        .as_nanos();
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{}_{}_{}", std::process::id(), count, nanos % 1_000_000_000_000)
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        count,
+        nanos % 1_000_000_000_000
+    )
 }
 
 /// The URL with its database name (the last path segment) replaced.
@@ -384,7 +418,9 @@ fn replace_database(url: &str, database: &str) -> String {
         Some((head, query)) => (head, Some(query)),
         None => (url, None),
     };
-    let head = before_query.rsplit_once('/').map_or(before_query, |(head, _)| head);
+    let head = before_query
+        .rsplit_once('/')
+        .map_or(before_query, |(head, _)| head);
     match query {
         Some(query) => format!("{head}/{database}?{query}"),
         None => format!("{head}/{database}"),
@@ -393,12 +429,17 @@ fn replace_database(url: &str, database: &str) -> String {
 
 /// The `id` of a JSON record.
 pub fn id(record: &Value) -> i64 {
-    record["id"].as_i64().unwrap_or_else(|| panic!("no numeric id in {record}"))
+    record["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no numeric id in {record}"))
 }
 
 /// The `items` of a list answer (`{"items":[…],"next_cursor":…}`).
 pub fn items(list: &Value) -> Vec<Value> {
-    list["items"].as_array().unwrap_or_else(|| panic!("no items array in {list}")).clone()
+    list["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no items array in {list}"))
+        .clone()
 }
 
 /// The ids of a list answer's items, in order.
@@ -439,15 +480,30 @@ pub fn as_json(value: &Value) -> Value {
 
 /// Asserts an RFC 9457 problem answer with the given status.
 pub fn assert_problem(reply: &Reply, status: u16) {
-    assert_eq!(reply.status, status, "expected {status}, got {}: {}", reply.status, reply.text());
+    assert_eq!(
+        reply.status,
+        status,
+        "expected {status}, got {}: {}",
+        reply.status,
+        reply.text()
+    );
     assert!(
         reply.content_type.starts_with("application/problem+json"),
         "an error must be application/problem+json, got {:?}: {}",
         reply.content_type,
         reply.text()
     );
-    assert_eq!(reply.json["status"], status, "problem body: {}", reply.text());
-    assert!(reply.json["title"].is_string(), "problem without title: {}", reply.text());
+    assert_eq!(
+        reply.json["status"],
+        status,
+        "problem body: {}",
+        reply.text()
+    );
+    assert!(
+        reply.json["title"].is_string(),
+        "problem without title: {}",
+        reply.text()
+    );
 }
 
 /// Asserts a 4xx problem answer (any client error, never a 5xx).
@@ -468,7 +524,9 @@ pub fn assert_field_error(reply: &Reply, field: &str) {
         .as_array()
         .unwrap_or_else(|| panic!("422 without an errors array: {}", reply.text()));
     assert!(
-        errors.iter().any(|error| error["field"].as_str().is_some_and(|name| name.contains(field))),
+        errors.iter().any(|error| error["field"]
+            .as_str()
+            .is_some_and(|name| name.contains(field))),
         "no error names the field {field:?}: {}",
         reply.text()
     );

@@ -17,13 +17,21 @@ async fn history_fixture(app: &TestApp) -> (String, [i64; 3]) {
     app.set_clock("2030-01-01T09:00:00Z").await;
     app.enroll_one(alpha, user_id, json!({})).await;
     app.set_clock("2030-02-01T09:00:00Z").await;
-    let beta_enrollment = app.enroll_one(beta, user_id, json!({"type": "required"})).await;
+    let beta_enrollment = app
+        .enroll_one(beta, user_id, json!({"type": "required"}))
+        .await;
     let (status, _) = app
-        .patch(&format!("/enrollments/{}", id(&beta_enrollment)), &app.admin, json!({"status": "passed"}))
+        .patch(
+            &format!("/enrollments/{}", id(&beta_enrollment)),
+            &app.admin,
+            json!({"status": "passed"}),
+        )
         .await;
     assert_eq!(status, 200);
     app.set_clock("2030-03-01T09:00:00Z").await;
-    let (status, body) = app.post("/me/enrollments", &token, json!({"activity_id": gamma})).await;
+    let (status, body) = app
+        .post("/me/enrollments", &token, json!({"activity_id": gamma}))
+        .await;
     assert_eq!(status, 201, "{body}");
     (token, [alpha, beta, gamma])
 }
@@ -88,8 +96,12 @@ async fn r60_history_filters_by_an_inclusive_range_of_enrollment_dates() {
     let app = spawn_app().await;
     let (token, [alpha, beta, _]) = history_fixture(&app).await;
 
-    let (status, february) = app.get("/me/history?from=2030-02-01&to=2030-02-28", &token).await;
-    let (_, both_ends) = app.get("/me/history?from=2030-01-01&to=2030-02-01", &token).await;
+    let (status, february) = app
+        .get("/me/history?from=2030-02-01&to=2030-02-28", &token)
+        .await;
+    let (_, both_ends) = app
+        .get("/me/history?from=2030-01-01&to=2030-02-01", &token)
+        .await;
 
     assert_eq!(status, 200, "{february}");
     assert_eq!(history_activities(&february), vec![beta]);
@@ -105,7 +117,12 @@ async fn r60_history_is_paginated() {
     assert_eq!(status, 200, "{first}");
     assert_eq!(history_activities(&first), vec![gamma, beta]);
     let cursor = first["next_cursor"].as_str().expect("a next cursor");
-    let (_, second) = app.get(&format!("/me/history?limit=2&cursor={}", encode(cursor)), &token).await;
+    let (_, second) = app
+        .get(
+            &format!("/me/history?limit=2&cursor={}", encode(cursor)),
+            &token,
+        )
+        .await;
 
     assert_eq!(history_activities(&second), vec![alpha]);
     assert_eq!(second["next_cursor"], Value::Null);
@@ -119,12 +136,19 @@ async fn r60_history_downloads_as_csv_with_a_header_row() {
     let reply = app.get_accept("/me/history", &token, "text/csv").await;
 
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert!(reply.content_type.starts_with("text/csv"), "{}", reply.content_type);
+    assert!(
+        reply.content_type.starts_with("text/csv"),
+        "{}",
+        reply.content_type
+    );
     let text = reply.text();
     let lines: Vec<&str> = text.lines().filter(|line| !line.is_empty()).collect();
     assert_eq!(lines.len(), 4, "a header and three rows: {text}");
     assert!(lines[0].contains("status"), "header row: {}", lines[0]);
-    assert!(text.contains("Gamma Safety") && text.contains("Beta Ethics"), "{text}");
+    assert!(
+        text.contains("Gamma Safety") && text.contains("Beta Ethics"),
+        "{text}"
+    );
 }
 
 /// Enrolls the learner into a fresh activity with the given due date and
@@ -136,8 +160,13 @@ async fn enroll_in_new(app: &TestApp, user_id: i64, title: &str, extra: Value) -
 }
 
 async fn deactivate(app: &TestApp, activity_id: i64) {
-    let (status, body) =
-        app.patch(&format!("/activities/{activity_id}"), &app.admin, json!({"active": false})).await;
+    let (status, body) = app
+        .patch(
+            &format!("/activities/{activity_id}"),
+            &app.admin,
+            json!({"active": false}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -147,20 +176,31 @@ async fn r61_plan_groups_open_enrollments_by_due_date() {
     let (user_id, token) = app.create_learner("planner").await;
     app.set_clock("2030-01-10T09:00:00Z").await;
     let overdue = enroll_in_new(&app, user_id, "Overdue", json!({"due_on": "2030-01-05"})).await;
-    let soon_last = enroll_in_new(&app, user_id, "Soon edge", json!({"due_on": "2030-01-17"})).await;
+    let soon_last =
+        enroll_in_new(&app, user_id, "Soon edge", json!({"due_on": "2030-01-17"})).await;
     let soon_first = enroll_in_new(&app, user_id, "Soon", json!({"due_on": "2030-01-12"})).await;
-    let month_edge = enroll_in_new(&app, user_id, "Month edge", json!({"due_on": "2030-02-09"})).await;
+    let month_edge =
+        enroll_in_new(&app, user_id, "Month edge", json!({"due_on": "2030-02-09"})).await;
     let month = enroll_in_new(&app, user_id, "Month", json!({"due_on": "2030-01-18"})).await;
     let later = enroll_in_new(&app, user_id, "Later", json!({"due_on": "2030-02-10"})).await;
     let undated = enroll_in_new(&app, user_id, "Undated", json!({})).await;
-    enroll_in_new(&app, user_id, "Closed", json!({"due_on": "2030-01-20", "status": "passed"})).await;
+    enroll_in_new(
+        &app,
+        user_id,
+        "Closed",
+        json!({"due_on": "2030-01-20", "status": "passed"}),
+    )
+    .await;
 
     let (status, plan) = app.get("/me/plan", &token).await;
 
     assert_eq!(status, 200, "{plan}");
     assert_eq!(activity_ids(&plan["overdue"]), vec![overdue]);
     assert_eq!(activity_ids(&plan["due_soon"]), vec![soon_first, soon_last]);
-    assert_eq!(activity_ids(&plan["due_this_month"]), vec![month, month_edge]);
+    assert_eq!(
+        activity_ids(&plan["due_this_month"]),
+        vec![month, month_edge]
+    );
     assert_eq!(activity_ids(&plan["later"]), vec![later]);
     assert_eq!(activity_ids(&plan["no_due_date"]), vec![undated]);
     assert_eq!(plan["overdue"][0]["overdue"], true);
@@ -185,7 +225,8 @@ async fn r61_plan_moves_an_enrollment_to_overdue_as_the_clock_passes_its_due_dat
     let app = spawn_app().await;
     let (user_id, token) = app.create_learner("procrastinator").await;
     app.set_clock("2030-01-10T09:00:00Z").await;
-    let activity_id = enroll_in_new(&app, user_id, "Deadline", json!({"due_on": "2030-01-12"})).await;
+    let activity_id =
+        enroll_in_new(&app, user_id, "Deadline", json!({"due_on": "2030-01-12"})).await;
 
     app.set_clock("2030-01-13T09:00:00Z").await;
     let (_, plan) = app.get("/me/plan", &token).await;
@@ -206,8 +247,13 @@ async fn r37_plan_hides_enrollments_in_inactive_activities_until_active_again() 
     let (_, plan) = app.get("/me/plan", &token).await;
     assert_eq!(activity_ids(&plan["due_soon"]), vec![visible]);
 
-    let (status, _) =
-        app.patch(&format!("/activities/{paused}"), &app.admin, json!({"active": true})).await;
+    let (status, _) = app
+        .patch(
+            &format!("/activities/{paused}"),
+            &app.admin,
+            json!({"active": true}),
+        )
+        .await;
     assert_eq!(status, 200);
     let (_, plan) = app.get("/me/plan", &token).await;
     assert_eq!(activity_ids(&plan["due_soon"]), vec![visible, paused]);
@@ -231,29 +277,77 @@ async fn r61_the_ics_feed_has_one_all_day_event_per_dated_open_enrollment() {
     let app = spawn_app().await;
     let (user_id, token) = app.create_learner("calendar").await;
     app.set_clock("2030-01-10T09:00:00Z").await;
-    enroll_in_new(&app, user_id, "Soon course", json!({"due_on": "2030-01-15"})).await;
-    enroll_in_new(&app, user_id, "Late course", json!({"due_on": "2030-02-20"})).await;
-    enroll_in_new(&app, user_id, "Overdue course", json!({"due_on": "2030-01-02"})).await;
+    enroll_in_new(
+        &app,
+        user_id,
+        "Soon course",
+        json!({"due_on": "2030-01-15"}),
+    )
+    .await;
+    enroll_in_new(
+        &app,
+        user_id,
+        "Late course",
+        json!({"due_on": "2030-02-20"}),
+    )
+    .await;
+    enroll_in_new(
+        &app,
+        user_id,
+        "Overdue course",
+        json!({"due_on": "2030-01-02"}),
+    )
+    .await;
     enroll_in_new(&app, user_id, "Undated course", json!({})).await;
-    enroll_in_new(&app, user_id, "Closed course", json!({"due_on": "2030-01-20", "status": "passed"}))
-        .await;
-    let paused = enroll_in_new(&app, user_id, "Paused course", json!({"due_on": "2030-01-25"})).await;
+    enroll_in_new(
+        &app,
+        user_id,
+        "Closed course",
+        json!({"due_on": "2030-01-20", "status": "passed"}),
+    )
+    .await;
+    let paused = enroll_in_new(
+        &app,
+        user_id,
+        "Paused course",
+        json!({"due_on": "2030-01-25"}),
+    )
+    .await;
     deactivate(&app, paused).await;
 
-    let reply = app.request(reqwest::Method::GET, "/me/plan.ics", &token, Value::Null).await;
+    let reply = app
+        .request(reqwest::Method::GET, "/me/plan.ics", &token, Value::Null)
+        .await;
 
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert!(reply.content_type.starts_with("text/calendar"), "{}", reply.content_type);
+    assert!(
+        reply.content_type.starts_with("text/calendar"),
+        "{}",
+        reply.content_type
+    );
     let text = reply.text();
-    let lines: Vec<&str> = text.lines().map(|line| line.trim_end_matches('\r')).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .collect();
     assert_eq!(lines.first().copied(), Some("BEGIN:VCALENDAR"), "{text}");
-    assert_eq!(lines.iter().rev().find(|line| !line.is_empty()).copied(), Some("END:VCALENDAR"));
-    assert_eq!(lines.iter().filter(|line| **line == "BEGIN:VEVENT").count(), 3, "{text}");
+    assert_eq!(
+        lines.iter().rev().find(|line| !line.is_empty()).copied(),
+        Some("END:VCALENDAR")
+    );
+    assert_eq!(
+        lines.iter().filter(|line| **line == "BEGIN:VEVENT").count(),
+        3,
+        "{text}"
+    );
     for date in ["20300115", "20300220", "20300102"] {
         let line = format!("DTSTART;VALUE=DATE:{date}");
         assert!(lines.contains(&line.as_str()), "{line} missing from {text}");
     }
-    assert!(!text.contains("20300120") && !text.contains("20300125"), "{text}");
+    assert!(
+        !text.contains("20300120") && !text.contains("20300125"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -261,24 +355,49 @@ async fn r62_home_rows_hold_open_required_and_recommended_soonest_first() {
     let app = spawn_app().await;
     let (user_id, token) = app.create_learner("homebody").await;
     app.set_clock("2030-01-10T09:00:00Z").await;
-    let required_late =
-        enroll_in_new(&app, user_id, "Req late", json!({"type": "required", "due_on": "2030-02-01"})).await;
-    let required_undated = enroll_in_new(&app, user_id, "Req undated", json!({"type": "required"})).await;
-    let required_soon =
-        enroll_in_new(&app, user_id, "Req soon", json!({"type": "required", "due_on": "2030-01-15"})).await;
+    let required_late = enroll_in_new(
+        &app,
+        user_id,
+        "Req late",
+        json!({"type": "required", "due_on": "2030-02-01"}),
+    )
+    .await;
+    let required_undated =
+        enroll_in_new(&app, user_id, "Req undated", json!({"type": "required"})).await;
+    let required_soon = enroll_in_new(
+        &app,
+        user_id,
+        "Req soon",
+        json!({"type": "required", "due_on": "2030-01-15"}),
+    )
+    .await;
     let recommended_undated = enroll_in_new(&app, user_id, "Rec undated", json!({})).await;
     let recommended_dated =
         enroll_in_new(&app, user_id, "Rec dated", json!({"due_on": "2030-03-01"})).await;
-    enroll_in_new(&app, user_id, "Req closed", json!({"type": "required", "status": "passed"})).await;
+    enroll_in_new(
+        &app,
+        user_id,
+        "Req closed",
+        json!({"type": "required", "status": "passed"}),
+    )
+    .await;
     let elective = app.create_activity("Elective", "online_course").await;
-    let (status, _) = app.post("/me/enrollments", &token, json!({"activity_id": elective})).await;
+    let (status, _) = app
+        .post("/me/enrollments", &token, json!({"activity_id": elective}))
+        .await;
     assert_eq!(status, 201);
 
     let (status, home) = app.get("/me/home", &token).await;
 
     assert_eq!(status, 200, "{home}");
-    assert_eq!(activity_ids(&home["required"]), vec![required_soon, required_late, required_undated]);
-    assert_eq!(activity_ids(&home["recommended"]), vec![recommended_dated, recommended_undated]);
+    assert_eq!(
+        activity_ids(&home["required"]),
+        vec![required_soon, required_late, required_undated]
+    );
+    assert_eq!(
+        activity_ids(&home["recommended"]),
+        vec![recommended_dated, recommended_undated]
+    );
 }
 
 #[tokio::test]
@@ -305,7 +424,58 @@ async fn r61_the_plan_of_a_learner_with_nothing_open_is_five_empty_groups() {
     let (status, plan) = app.get("/me/plan", &token).await;
 
     assert_eq!(status, 200, "{plan}");
-    for group in ["overdue", "due_soon", "due_this_month", "later", "no_due_date"] {
+    for group in [
+        "overdue",
+        "due_soon",
+        "due_this_month",
+        "later",
+        "no_due_date",
+    ] {
         assert_eq!(plan[group], json!([]), "group {group} in {plan}");
     }
+}
+
+#[tokio::test]
+async fn r60_history_csv_neutralises_cells_that_start_a_formula() {
+    let app = spawn_app().await;
+    let (user_id, token) = app.create_learner("spreadsheet").await;
+    enroll_in_new(&app, user_id, "=HYPERLINK(\"http://x\")", json!({})).await;
+
+    let reply = app.get_accept("/me/history", &token, "text/csv").await;
+
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text = reply.text();
+    assert!(text.contains("HYPERLINK"), "{text}");
+    for line in text.lines() {
+        for cell in line.split(',') {
+            let cell = cell.trim_start_matches('"');
+            assert!(!cell.starts_with('='), "formula cell {cell:?} in {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn r61_plan_overdue_follows_today_in_the_organisation_timezone() {
+    let app = spawn_app().await;
+    let (user_id, token) = app.create_learner("auckland").await;
+    let (status, _) = app
+        .patch(
+            "/settings",
+            &app.admin,
+            json!({"timezone": "Pacific/Auckland"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.set_clock("2030-01-10T20:00:00Z").await;
+    let activity_id = enroll_in_new(
+        &app,
+        user_id,
+        "Due in UTC today",
+        json!({"due_on": "2030-01-10"}),
+    )
+    .await;
+
+    let (_, plan) = app.get("/me/plan", &token).await;
+
+    assert_eq!(activity_ids(&plan["overdue"]), vec![activity_id], "{plan}");
 }

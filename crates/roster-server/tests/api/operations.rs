@@ -42,8 +42,14 @@ async fn patching_settings_changes_and_keeps_them() {
 async fn an_unknown_timezone_is_422_naming_the_field() {
     let app = spawn_app().await;
 
-    let reply =
-        app.request(Method::PATCH, "/settings", &app.admin, json!({"timezone": "Mars/Olympus_Mons"})).await;
+    let reply = app
+        .request(
+            Method::PATCH,
+            "/settings",
+            &app.admin,
+            json!({"timezone": "Mars/Olympus_Mons"}),
+        )
+        .await;
 
     assert_field_error(&reply, "timezone");
     let (_, settings) = app.get("/settings", &app.admin).await;
@@ -55,8 +61,14 @@ async fn a_nightly_sweep_time_that_is_not_hh_mm_is_422() {
     let app = spawn_app().await;
 
     for bad in ["25:00", "12:60", "noon", "2:00:00"] {
-        let reply =
-            app.request(Method::PATCH, "/settings", &app.admin, json!({"nightly_sweep_at": bad})).await;
+        let reply = app
+            .request(
+                Method::PATCH,
+                "/settings",
+                &app.admin,
+                json!({"nightly_sweep_at": bad}),
+            )
+            .await;
         assert_field_error(&reply, "nightly_sweep_at");
     }
     let (_, settings) = app.get("/settings", &app.admin).await;
@@ -68,7 +80,12 @@ async fn an_unknown_integration_evaluation_is_422() {
     let app = spawn_app().await;
 
     let reply = app
-        .request(Method::PATCH, "/settings", &app.admin, json!({"integration_evaluation": "hourly"}))
+        .request(
+            Method::PATCH,
+            "/settings",
+            &app.admin,
+            json!({"integration_evaluation": "hourly"}),
+        )
         .await;
 
     assert_field_error(&reply, "integration_evaluation");
@@ -78,8 +95,14 @@ async fn an_unknown_integration_evaluation_is_422() {
 async fn a_non_positive_attachment_limit_is_422() {
     let app = spawn_app().await;
 
-    let reply =
-        app.request(Method::PATCH, "/settings", &app.admin, json!({"attachment_max_bytes": 0})).await;
+    let reply = app
+        .request(
+            Method::PATCH,
+            "/settings",
+            &app.admin,
+            json!({"attachment_max_bytes": 0}),
+        )
+        .await;
 
     assert_field_error(&reply, "attachment_max_bytes");
 }
@@ -92,24 +115,42 @@ async fn the_manual_clock_starts_at_the_real_time() {
 
     assert_eq!(status, 200, "{clock}");
     assert_eq!(clock["mode"], "manual");
-    let now: jiff::Timestamp = clock["now"].as_str().expect("now").parse().expect("RFC 3339");
+    let now: jiff::Timestamp = clock["now"]
+        .as_str()
+        .expect("now")
+        .parse()
+        .expect("RFC 3339");
     let drift = (jiff::Timestamp::now().as_second() - now.as_second()).abs();
-    assert!(drift < 600, "the manual clock starts at the real time, off by {drift} s");
-    assert_eq!(clock["today"], now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string());
+    assert!(
+        drift < 600,
+        "the manual clock starts at the real time, off by {drift} s"
+    );
+    assert_eq!(
+        clock["today"],
+        now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string()
+    );
 }
 
 #[tokio::test]
 async fn moving_the_clock_forward_answers_the_new_time() {
     let app = spawn_app().await;
 
-    let (status, clock) =
-        app.post("/clock", &app.admin, json!({"now": "2030-01-01T09:00:00Z"})).await;
+    let (status, clock) = app
+        .post("/clock", &app.admin, json!({"now": "2030-01-01T09:00:00Z"}))
+        .await;
 
     assert_eq!(status, 200, "{clock}");
     assert_eq!(clock["today"], "2030-01-01");
     assert_eq!(clock["mode"], "manual");
-    let now: jiff::Timestamp = clock["now"].as_str().expect("now").parse().expect("RFC 3339");
-    assert_eq!(now, "2030-01-01T09:00:00Z".parse::<jiff::Timestamp>().unwrap());
+    let now: jiff::Timestamp = clock["now"]
+        .as_str()
+        .expect("now")
+        .parse()
+        .expect("RFC 3339");
+    assert_eq!(
+        now,
+        "2030-01-01T09:00:00Z".parse::<jiff::Timestamp>().unwrap()
+    );
     let (_, fetched) = app.get("/clock", &app.admin).await;
     assert_eq!(fetched["today"], "2030-01-01");
 }
@@ -119,8 +160,14 @@ async fn moving_the_clock_backward_is_422() {
     let app = spawn_app().await;
     app.set_clock("2030-06-01T00:00:00Z").await;
 
-    let reply =
-        app.request(Method::POST, "/clock", &app.admin, json!({"now": "2030-05-31T23:59:59Z"})).await;
+    let reply = app
+        .request(
+            Method::POST,
+            "/clock",
+            &app.admin,
+            json!({"now": "2030-05-31T23:59:59Z"}),
+        )
+        .await;
 
     assert_problem(&reply, 422);
     let (_, clock) = app.get("/clock", &app.admin).await;
@@ -130,32 +177,69 @@ async fn moving_the_clock_backward_is_422() {
 #[tokio::test]
 async fn today_follows_the_organisation_timezone() {
     let app = spawn_app().await;
-    let (status, _) = app.patch("/settings", &app.admin, json!({"timezone": "Pacific/Auckland"})).await;
+    let (status, _) = app
+        .patch(
+            "/settings",
+            &app.admin,
+            json!({"timezone": "Pacific/Auckland"}),
+        )
+        .await;
     assert_eq!(status, 200);
 
-    let (_, clock) = app.post("/clock", &app.admin, json!({"now": "2030-01-01T20:00:00Z"})).await;
+    let (_, clock) = app
+        .post("/clock", &app.admin, json!({"now": "2030-01-01T20:00:00Z"}))
+        .await;
 
-    assert_eq!(clock["today"], "2030-01-02", "20:00 UTC is the next morning in Auckland");
+    assert_eq!(
+        clock["today"], "2030-01-02",
+        "20:00 UTC is the next morning in Auckland"
+    );
 }
 
 #[tokio::test]
 async fn audit_entries_record_a_user_created_and_changed() {
     let app = spawn_app().await;
     let user_id = app.create_user("traced", &[]).await;
-    let (status, _) =
-        app.patch(&format!("/users/{user_id}"), &app.admin, json!({"display_name": "Renamed Person"})).await;
+    let (status, _) = app
+        .patch(
+            &format!("/users/{user_id}"),
+            &app.admin,
+            json!({"display_name": "Renamed Person"}),
+        )
+        .await;
     assert_eq!(status, 200);
 
-    let (status, audit) = app.get(&format!("/audit?entity=user&id={user_id}"), &app.admin).await;
+    let (status, audit) = app
+        .get(&format!("/audit?entity=user&id={user_id}"), &app.admin)
+        .await;
 
     assert_eq!(status, 200, "{audit}");
     let entries = items(&audit);
     assert!(entries.len() >= 2, "a create and an update: {audit}");
-    let afters: Vec<Value> = entries.iter().map(|entry| as_json(&entry["after"])).collect();
-    assert!(afters.iter().any(|after| after["username"] == "traced"), "{audit}");
-    assert!(afters.iter().any(|after| after["display_name"] == "Renamed Person"), "{audit}");
-    let befores: Vec<Value> = entries.iter().map(|entry| as_json(&entry["before"])).collect();
-    assert!(befores.iter().any(|before| before["display_name"] == "traced person"), "{audit}");
+    let afters: Vec<Value> = entries
+        .iter()
+        .map(|entry| as_json(&entry["after"]))
+        .collect();
+    assert!(
+        afters.iter().any(|after| after["username"] == "traced"),
+        "{audit}"
+    );
+    assert!(
+        afters
+            .iter()
+            .any(|after| after["display_name"] == "Renamed Person"),
+        "{audit}"
+    );
+    let befores: Vec<Value> = entries
+        .iter()
+        .map(|entry| as_json(&entry["before"]))
+        .collect();
+    assert!(
+        befores
+            .iter()
+            .any(|before| before["display_name"] == "traced person"),
+        "{audit}"
+    );
 }
 
 #[tokio::test]
@@ -164,7 +248,9 @@ async fn audit_entries_of_one_user_do_not_include_another() {
     let first = app.create_user("first-audited", &[]).await;
     app.create_user("second-audited", &[]).await;
 
-    let (_, audit) = app.get(&format!("/audit?entity=user&id={first}"), &app.admin).await;
+    let (_, audit) = app
+        .get(&format!("/audit?entity=user&id={first}"), &app.admin)
+        .await;
 
     let text = audit.to_string();
     assert!(text.contains("first-audited"), "{text}");
@@ -196,10 +282,17 @@ async fn metrics_answer_prometheus_text_without_a_token() {
     let reply = app.request(Method::GET, "/metrics", "", Value::Null).await;
 
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert!(reply.content_type.starts_with("text/plain"), "{}", reply.content_type);
+    assert!(
+        reply.content_type.starts_with("text/plain"),
+        "{}",
+        reply.content_type
+    );
     let text = reply.text();
     assert!(text.contains("# TYPE "), "no metric families: {text}");
-    for line in text.lines().filter(|line| !line.is_empty() && !line.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+    {
         let value = line.rsplit(' ').next().unwrap_or_default();
         assert!(
             value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
@@ -218,6 +311,10 @@ async fn openapi_document_is_version_3_1_and_lists_the_users_path() {
     let version = document["openapi"].as_str().expect("an openapi version");
     assert!(version.starts_with("3.1"), "{version}");
     for path in ["/api/v1/users", "/api/v1/activities", "/api/v1/me/plan"] {
-        assert!(document["paths"][path].is_object(), "{path} missing from {}", document["paths"]);
+        assert!(
+            document["paths"][path].is_object(),
+            "{path} missing from {}",
+            document["paths"]
+        );
     }
 }

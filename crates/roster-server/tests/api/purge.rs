@@ -19,12 +19,22 @@ async fn fixture(app: &TestApp) -> Fixture {
     let leaver = app.create_user("leaver", &[]).await;
     let stayer = app.create_user("stayer", &[]).await;
     let target = id(&app.enroll_one(first, leaver, json!({})).await);
-    let passed = id(&app.enroll_one(second, leaver, json!({"status": "passed"})).await);
+    let passed = id(&app
+        .enroll_one(second, leaver, json!({"status": "passed"}))
+        .await);
     let active_open = id(&app.enroll_one(first, stayer, json!({})).await);
-    let (status, user) =
-        app.patch(&format!("/users/{leaver}"), &app.admin, json!({"active": false})).await;
+    let (status, user) = app
+        .patch(
+            &format!("/users/{leaver}"),
+            &app.admin,
+            json!({"active": false}),
+        )
+        .await;
     assert_eq!(status, 200, "{user}");
-    Fixture { target, kept: vec![passed, active_open] }
+    Fixture {
+        target,
+        kept: vec![passed, active_open],
+    }
 }
 
 #[tokio::test]
@@ -32,15 +42,22 @@ async fn r54_purge_dry_run_lists_the_targets_and_deletes_nothing() {
     let app = spawn_app().await;
     let fixture = fixture(&app).await;
 
-    let (status, answer) =
-        app.post("/maintenance/purge-inactive", &app.admin, json!({"dry_run": true})).await;
+    let (status, answer) = app
+        .post(
+            "/maintenance/purge-inactive",
+            &app.admin,
+            json!({"dry_run": true}),
+        )
+        .await;
 
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["dry_run"], true);
     assert_eq!(answer["count"], 1);
     let listed: Vec<i64> = items(&answer).iter().map(id).collect();
     assert_eq!(listed, vec![fixture.target]);
-    let (status, _) = app.get(&format!("/enrollments/{}", fixture.target), &app.admin).await;
+    let (status, _) = app
+        .get(&format!("/enrollments/{}", fixture.target), &app.admin)
+        .await;
     assert_eq!(status, 200, "a dry run changes nothing");
 }
 
@@ -49,17 +66,34 @@ async fn r54_purge_with_confirmation_deletes_only_open_enrollments_of_inactive_u
     let app = spawn_app().await;
     let fixture = fixture(&app).await;
 
-    let (status, answer) =
-        app.post("/maintenance/purge-inactive", &app.admin, json!({"confirm": true})).await;
+    let (status, answer) = app
+        .post(
+            "/maintenance/purge-inactive",
+            &app.admin,
+            json!({"confirm": true}),
+        )
+        .await;
 
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["dry_run"], false);
     assert_eq!(answer["count"], 1);
     let exported = items(&answer);
-    assert_eq!(exported.iter().map(id).collect::<Vec<_>>(), vec![fixture.target]);
-    assert_eq!(exported[0]["status"], "in_progress", "the export holds the deleted record");
-    let gone =
-        app.request(Method::GET, &format!("/enrollments/{}", fixture.target), &app.admin, json!(null)).await;
+    assert_eq!(
+        exported.iter().map(id).collect::<Vec<_>>(),
+        vec![fixture.target]
+    );
+    assert_eq!(
+        exported[0]["status"], "in_progress",
+        "the export holds the deleted record"
+    );
+    let gone = app
+        .request(
+            Method::GET,
+            &format!("/enrollments/{}", fixture.target),
+            &app.admin,
+            json!(null),
+        )
+        .await;
     assert_problem(&gone, 404);
     for kept in fixture.kept {
         let (status, _) = app.get(&format!("/enrollments/{kept}"), &app.admin).await;
@@ -71,10 +105,19 @@ async fn r54_purge_with_confirmation_deletes_only_open_enrollments_of_inactive_u
 async fn r54_purge_is_recorded_in_the_audit_log() {
     let app = spawn_app().await;
     let fixture = fixture(&app).await;
-    app.post("/maintenance/purge-inactive", &app.admin, json!({"confirm": true})).await;
+    app.post(
+        "/maintenance/purge-inactive",
+        &app.admin,
+        json!({"confirm": true}),
+    )
+    .await;
 
-    let (status, audit) =
-        app.get(&format!("/audit?entity=enrollment&id={}", fixture.target), &app.admin).await;
+    let (status, audit) = app
+        .get(
+            &format!("/audit?entity=enrollment&id={}", fixture.target),
+            &app.admin,
+        )
+        .await;
 
     assert_eq!(status, 200, "{audit}");
     let kept = items(&audit)
@@ -89,10 +132,19 @@ async fn r54_purge_with_neither_dry_run_nor_confirm_is_422() {
     let app = spawn_app().await;
     let fixture = fixture(&app).await;
 
-    let reply = app.request(Method::POST, "/maintenance/purge-inactive", &app.admin, json!({})).await;
+    let reply = app
+        .request(
+            Method::POST,
+            "/maintenance/purge-inactive",
+            &app.admin,
+            json!({}),
+        )
+        .await;
 
     assert_problem(&reply, 422);
-    let (status, _) = app.get(&format!("/enrollments/{}", fixture.target), &app.admin).await;
+    let (status, _) = app
+        .get(&format!("/enrollments/{}", fixture.target), &app.admin)
+        .await;
     assert_eq!(status, 200);
 }
 
@@ -100,12 +152,43 @@ async fn r54_purge_with_neither_dry_run_nor_confirm_is_422() {
 async fn r54_a_second_purge_finds_nothing() {
     let app = spawn_app().await;
     fixture(&app).await;
-    app.post("/maintenance/purge-inactive", &app.admin, json!({"confirm": true})).await;
+    app.post(
+        "/maintenance/purge-inactive",
+        &app.admin,
+        json!({"confirm": true}),
+    )
+    .await;
 
-    let (status, answer) =
-        app.post("/maintenance/purge-inactive", &app.admin, json!({"dry_run": true})).await;
+    let (status, answer) = app
+        .post(
+            "/maintenance/purge-inactive",
+            &app.admin,
+            json!({"dry_run": true}),
+        )
+        .await;
 
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["count"], 0);
     assert_eq!(items(&answer).len(), 0);
+}
+
+#[tokio::test]
+async fn r54_purge_with_dry_run_false_and_no_confirmation_is_422() {
+    let app = spawn_app().await;
+    let fixture = fixture(&app).await;
+
+    let reply = app
+        .request(
+            Method::POST,
+            "/maintenance/purge-inactive",
+            &app.admin,
+            json!({"dry_run": false}),
+        )
+        .await;
+
+    assert_problem(&reply, 422);
+    let (status, _) = app
+        .get(&format!("/enrollments/{}", fixture.target), &app.admin)
+        .await;
+    assert_eq!(status, 200);
 }

@@ -11,7 +11,9 @@ async fn r3_the_catalog_lists_only_active_activities_in_the_catalog() {
     let (_, token) = app.create_learner("browser").await;
     let listed = app.create_activity("Listed", "online_course").await;
     let hidden = app
-        .create_activity_with(json!({"title": "Hidden", "kind": "online_course", "in_catalog": false}))
+        .create_activity_with(
+            json!({"title": "Hidden", "kind": "online_course", "in_catalog": false}),
+        )
         .await;
     let retired = app
         .create_activity_with(json!({"title": "Retired", "kind": "online_course", "active": false}))
@@ -32,7 +34,12 @@ async fn r3_an_activity_leaves_the_catalog_when_deactivated() {
     let app = spawn_app().await;
     let (_, token) = app.create_learner("watcher").await;
     let activity_id = app.create_activity("Fading", "online_course").await;
-    app.patch(&format!("/activities/{activity_id}"), &app.admin, json!({"active": false})).await;
+    app.patch(
+        &format!("/activities/{activity_id}"),
+        &app.admin,
+        json!({"active": false}),
+    )
+    .await;
 
     let (status, catalog) = app.get("/catalog", &token).await;
 
@@ -46,8 +53,13 @@ async fn r1_self_enrollment_from_the_catalog_is_elected_with_source_self() {
     let (user_id, token) = app.create_learner("eager").await;
     let activity_id = app.create_activity("Optional", "online_course").await;
 
-    let (status, enrollment) =
-        app.post("/me/enrollments", &token, json!({"activity_id": activity_id})).await;
+    let (status, enrollment) = app
+        .post(
+            "/me/enrollments",
+            &token,
+            json!({"activity_id": activity_id}),
+        )
+        .await;
 
     assert_eq!(status, 201, "{enrollment}");
     assert_eq!(enrollment["user_id"], user_id);
@@ -63,12 +75,19 @@ async fn r2_self_enrolling_twice_is_a_409_conflict() {
     let (user_id, token) = app.create_learner("repeat").await;
     let activity_id = app.create_activity("Once", "online_course").await;
     let body = json!({"activity_id": activity_id});
-    assert_eq!(app.post("/me/enrollments", &token, body.clone()).await.0, 201);
+    assert_eq!(
+        app.post("/me/enrollments", &token, body.clone()).await.0,
+        201
+    );
 
-    let reply = app.request(Method::POST, "/me/enrollments", &token, body).await;
+    let reply = app
+        .request(Method::POST, "/me/enrollments", &token, body)
+        .await;
 
     assert_problem(&reply, 409);
-    let (_, list) = app.get(&format!("/users/{user_id}/enrollments"), &app.admin).await;
+    let (_, list) = app
+        .get(&format!("/users/{user_id}/enrollments"), &app.admin)
+        .await;
     assert_eq!(items(&list).len(), 1);
 }
 
@@ -77,11 +96,18 @@ async fn r3_self_enrollment_outside_the_catalog_is_422() {
     let app = spawn_app().await;
     let (_, token) = app.create_learner("curious").await;
     let hidden = app
-        .create_activity_with(json!({"title": "Unlisted", "kind": "online_course", "in_catalog": false}))
+        .create_activity_with(
+            json!({"title": "Unlisted", "kind": "online_course", "in_catalog": false}),
+        )
         .await;
 
     let reply = app
-        .request(Method::POST, "/me/enrollments", &token, json!({"activity_id": id(&hidden)}))
+        .request(
+            Method::POST,
+            "/me/enrollments",
+            &token,
+            json!({"activity_id": id(&hidden)}),
+        )
         .await;
 
     assert_problem(&reply, 422);
@@ -96,7 +122,12 @@ async fn r3_self_enrollment_in_an_inactive_activity_is_422() {
         .await;
 
     let reply = app
-        .request(Method::POST, "/me/enrollments", &token, json!({"activity_id": id(&retired)}))
+        .request(
+            Method::POST,
+            "/me/enrollments",
+            &token,
+            json!({"activity_id": id(&retired)}),
+        )
         .await;
 
     assert_problem(&reply, 422);
@@ -107,8 +138,14 @@ async fn r1_self_enrollment_in_an_unknown_activity_is_404() {
     let app = spawn_app().await;
     let (_, token) = app.create_learner("lost").await;
 
-    let reply =
-        app.request(Method::POST, "/me/enrollments", &token, json!({"activity_id": 464646})).await;
+    let reply = app
+        .request(
+            Method::POST,
+            "/me/enrollments",
+            &token,
+            json!({"activity_id": 464646}),
+        )
+        .await;
 
     assert_problem(&reply, 404);
 }
@@ -118,9 +155,14 @@ async fn r1_the_enrollment_url_enrolls_as_elected_with_source_url_even_outside_t
     let app = spawn_app().await;
     let (user_id, token) = app.create_learner("linked").await;
     let activity = app
-        .create_activity_with(json!({"title": "By link", "kind": "online_course", "in_catalog": false}))
+        .create_activity_with(
+            json!({"title": "By link", "kind": "online_course", "in_catalog": false}),
+        )
         .await;
-    let url = activity["enrollment_url"].as_str().expect("enrollment_url").to_string();
+    let url = activity["enrollment_url"]
+        .as_str()
+        .expect("enrollment_url")
+        .to_string();
 
     let (status, enrollment) = app.post(&url, &token, Value::Null).await;
 
@@ -135,9 +177,19 @@ async fn r1_the_enrollment_url_enrolls_as_elected_with_source_url_even_outside_t
 async fn r3_the_enrollment_url_of_an_inactive_activity_is_refused() {
     let app = spawn_app().await;
     let (_, token) = app.create_learner("too-late").await;
-    let activity = app.create_activity_with(json!({"title": "Closed", "kind": "online_course"})).await;
-    app.patch(&format!("/activities/{}", id(&activity)), &app.admin, json!({"active": false})).await;
-    let url = activity["enrollment_url"].as_str().expect("enrollment_url").to_string();
+    let activity = app
+        .create_activity_with(json!({"title": "Closed", "kind": "online_course"}))
+        .await;
+    app.patch(
+        &format!("/activities/{}", id(&activity)),
+        &app.admin,
+        json!({"active": false}),
+    )
+    .await;
+    let url = activity["enrollment_url"]
+        .as_str()
+        .expect("enrollment_url")
+        .to_string();
 
     let reply = app.request(Method::POST, &url, &token, Value::Null).await;
 
@@ -149,7 +201,9 @@ async fn r1_an_unknown_enrollment_token_is_404() {
     let app = spawn_app().await;
     let (_, token) = app.create_learner("guesser").await;
 
-    let reply = app.request(Method::POST, "/enroll/not-a-token", &token, Value::Null).await;
+    let reply = app
+        .request(Method::POST, "/enroll/not-a-token", &token, Value::Null)
+        .await;
 
     assert_problem(&reply, 404);
 }
@@ -159,7 +213,9 @@ async fn r4_missing_prerequisites_refuse_self_enrollment_and_are_named() {
     let app = spawn_app().await;
     let (user_id, token) = app.create_learner("student").await;
     let done = app.create_activity("Intro done", "online_course").await;
-    let missing = app.create_activity("Advanced welding", "online_course").await;
+    let missing = app
+        .create_activity("Advanced welding", "online_course")
+        .await;
     let target = app
         .create_activity_with(json!({
             "title": "Master class",
@@ -167,14 +223,25 @@ async fn r4_missing_prerequisites_refuse_self_enrollment_and_are_named() {
             "prerequisite_ids": [done, missing],
         }))
         .await;
-    app.enroll_one(done, user_id, json!({"status": "passed"})).await;
+    app.enroll_one(done, user_id, json!({"status": "passed"}))
+        .await;
 
     let reply = app
-        .request(Method::POST, "/me/enrollments", &token, json!({"activity_id": id(&target)}))
+        .request(
+            Method::POST,
+            "/me/enrollments",
+            &token,
+            json!({"activity_id": id(&target)}),
+        )
         .await;
 
     assert_problem(&reply, 422);
-    assert_eq!(reply.json["missing_prerequisite_ids"], json!([missing]), "{}", reply.text());
+    assert_eq!(
+        reply.json["missing_prerequisite_ids"],
+        json!([missing]),
+        "{}",
+        reply.text()
+    );
     let detail = reply.json["detail"].as_str().expect("a detail");
     assert!(detail.contains("Advanced welding"), "{detail}");
     assert!(!detail.contains("Intro done"), "{detail}");
@@ -186,12 +253,19 @@ async fn r4_an_open_prerequisite_enrollment_does_not_count_as_passed() {
     let (user_id, token) = app.create_learner("midway").await;
     let basics = app.create_activity("Basics", "online_course").await;
     let target = app
-        .create_activity_with(json!({"title": "Next", "kind": "online_course", "prerequisite_ids": [basics]}))
+        .create_activity_with(
+            json!({"title": "Next", "kind": "online_course", "prerequisite_ids": [basics]}),
+        )
         .await;
     app.enroll_one(basics, user_id, json!({})).await;
 
     let reply = app
-        .request(Method::POST, "/me/enrollments", &token, json!({"activity_id": id(&target)}))
+        .request(
+            Method::POST,
+            "/me/enrollments",
+            &token,
+            json!({"activity_id": id(&target)}),
+        )
         .await;
 
     assert_problem(&reply, 422);
@@ -204,14 +278,25 @@ async fn r4_self_enrollment_succeeds_once_every_prerequisite_is_passed() {
     let (user_id, token) = app.create_learner("ready").await;
     let basics = app.create_activity("Basics", "online_course").await;
     let target = app
-        .create_activity_with(json!({"title": "Next", "kind": "online_course", "prerequisite_ids": [basics]}))
+        .create_activity_with(
+            json!({"title": "Next", "kind": "online_course", "prerequisite_ids": [basics]}),
+        )
         .await;
     let basics_enrollment = app.enroll_one(basics, user_id, json!({})).await;
-    app.patch(&format!("/enrollments/{}", id(&basics_enrollment)), &app.admin, json!({"status": "passed"}))
-        .await;
+    app.patch(
+        &format!("/enrollments/{}", id(&basics_enrollment)),
+        &app.admin,
+        json!({"status": "passed"}),
+    )
+    .await;
 
-    let (status, enrollment) =
-        app.post("/me/enrollments", &token, json!({"activity_id": id(&target)})).await;
+    let (status, enrollment) = app
+        .post(
+            "/me/enrollments",
+            &token,
+            json!({"activity_id": id(&target)}),
+        )
+        .await;
 
     assert_eq!(status, 201, "{enrollment}");
     assert_eq!(enrollment["type"], "elected");
@@ -223,9 +308,14 @@ async fn r4_prerequisites_gate_the_enrollment_url_too() {
     let (_, token) = app.create_learner("linker").await;
     let basics = app.create_activity("Basics", "online_course").await;
     let target = app
-        .create_activity_with(json!({"title": "Linked next", "kind": "online_course", "prerequisite_ids": [basics]}))
+        .create_activity_with(
+            json!({"title": "Linked next", "kind": "online_course", "prerequisite_ids": [basics]}),
+        )
         .await;
-    let url = target["enrollment_url"].as_str().expect("enrollment_url").to_string();
+    let url = target["enrollment_url"]
+        .as_str()
+        .expect("enrollment_url")
+        .to_string();
 
     let reply = app.request(Method::POST, &url, &token, Value::Null).await;
 
@@ -239,10 +329,14 @@ async fn r4_administrator_enrollment_bypasses_prerequisites() {
     let user_id = app.create_user("fast-track", &[]).await;
     let basics = app.create_activity("Basics", "online_course").await;
     let target = app
-        .create_activity_with(json!({"title": "Next", "kind": "online_course", "prerequisite_ids": [basics]}))
+        .create_activity_with(
+            json!({"title": "Next", "kind": "online_course", "prerequisite_ids": [basics]}),
+        )
         .await;
 
-    let results = app.enroll(id(&target), &[user_id], json!({"type": "required"})).await;
+    let results = app
+        .enroll(id(&target), &[user_id], json!({"type": "required"}))
+        .await;
 
     assert_eq!(results[0]["outcome"], "created", "{results:?}");
     assert_eq!(results[0]["enrollment"]["type"], "required");

@@ -38,7 +38,9 @@ async fn creating_a_user_answers_201_with_every_field() {
     assert_eq!(user["group_ids"], json!([group_id]));
     assert_eq!(user["role"], "learner");
     let created_at = user["created_at"].as_str().expect("created_at is a string");
-    created_at.parse::<jiff::Timestamp>().expect("created_at is RFC 3339");
+    created_at
+        .parse::<jiff::Timestamp>()
+        .expect("created_at is RFC 3339");
 
     let (status, fetched) = app.get(&format!("/users/{}", id(&user)), &app.admin).await;
     assert_eq!(status, 200);
@@ -49,7 +51,9 @@ async fn creating_a_user_answers_201_with_every_field() {
 async fn a_user_created_with_only_a_username_gets_the_documented_defaults() {
     let app = spawn_app().await;
 
-    let (status, user) = app.post("/users", &app.admin, json!({"username": "bare"})).await;
+    let (status, user) = app
+        .post("/users", &app.admin, json!({"username": "bare"}))
+        .await;
 
     assert_eq!(status, 201, "{user}");
     assert_eq!(user["active"], true);
@@ -64,8 +68,14 @@ async fn a_duplicate_username_is_a_409_conflict() {
     let app = spawn_app().await;
     app.create_user("grace", &[]).await;
 
-    let reply =
-        app.request(Method::POST, "/users", &app.admin, json!({"username": "grace"})).await;
+    let reply = app
+        .request(
+            Method::POST,
+            "/users",
+            &app.admin,
+            json!({"username": "grace"}),
+        )
+        .await;
 
     assert_problem(&reply, 409);
 }
@@ -77,7 +87,12 @@ async fn a_duplicate_external_id_is_a_409_conflict() {
     assert_eq!(app.post("/users", &app.admin, body).await.0, 201);
 
     let reply = app
-        .request(Method::POST, "/users", &app.admin, json!({"username": "two", "external_id": "E-7"}))
+        .request(
+            Method::POST,
+            "/users",
+            &app.admin,
+            json!({"username": "two", "external_id": "E-7"}),
+        )
         .await;
 
     assert_problem(&reply, 409);
@@ -114,8 +129,13 @@ async fn patching_group_ids_replaces_the_memberships() {
     let second = app.create_group("Second").await;
     let user_id = app.create_user("member", &[first]).await;
 
-    let (status, user) =
-        app.patch(&format!("/users/{user_id}"), &app.admin, json!({"group_ids": [second]})).await;
+    let (status, user) = app
+        .patch(
+            &format!("/users/{user_id}"),
+            &app.admin,
+            json!({"group_ids": [second]}),
+        )
+        .await;
 
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["group_ids"], json!([second]));
@@ -126,7 +146,12 @@ async fn patching_an_unknown_user_is_404() {
     let app = spawn_app().await;
 
     let reply = app
-        .request(Method::PATCH, "/users/987654", &app.admin, json!({"display_name": "x"}))
+        .request(
+            Method::PATCH,
+            "/users/987654",
+            &app.admin,
+            json!({"display_name": "x"}),
+        )
         .await;
 
     assert_problem(&reply, 404);
@@ -149,7 +174,12 @@ async fn listing_users_includes_inactive_ones_unless_active_filters() {
     let app = spawn_app().await;
     let awake = app.create_user("filter-awake", &[]).await;
     let asleep = app.create_user("filter-asleep", &[]).await;
-    app.patch(&format!("/users/{asleep}"), &app.admin, json!({"active": false})).await;
+    app.patch(
+        &format!("/users/{asleep}"),
+        &app.admin,
+        json!({"active": false}),
+    )
+    .await;
 
     let (_, all) = app.get("/users?q=filter-", &app.admin).await;
     let (_, active) = app.get("/users?q=filter-&active=true", &app.admin).await;
@@ -169,7 +199,9 @@ async fn listing_users_filters_by_group() {
     let inside = app.create_user("inside", &[group_id]).await;
     app.create_user("outside", &[]).await;
 
-    let (status, list) = app.get(&format!("/users?group_id={group_id}"), &app.admin).await;
+    let (status, list) = app
+        .get(&format!("/users?group_id={group_id}"), &app.admin)
+        .await;
 
     assert_eq!(status, 200, "{list}");
     assert_eq!(item_ids(&list), vec![inside]);
@@ -186,9 +218,15 @@ async fn listing_users_pages_with_limit_and_cursor() {
     let (status, first) = app.get("/users?q=pager&limit=2", &app.admin).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(items(&first).len(), 2);
-    let cursor = first["next_cursor"].as_str().expect("a cursor after a full page");
-    let (status, second) =
-        app.get(&format!("/users?q=pager&limit=2&cursor={}", encode(cursor)), &app.admin).await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a cursor after a full page");
+    let (status, second) = app
+        .get(
+            &format!("/users?q=pager&limit=2&cursor={}", encode(cursor)),
+            &app.admin,
+        )
+        .await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(items(&second).len(), 1);
     assert_eq!(second["next_cursor"], Value::Null);
@@ -215,10 +253,17 @@ async fn issuing_a_token_answers_201_with_the_token() {
     let app = spawn_app().await;
     let user_id = app.create_user("tokened", &[]).await;
 
-    let (status, body) = app.post(&format!("/users/{user_id}/tokens"), &app.admin, json!({})).await;
+    let (status, body) = app
+        .post(&format!("/users/{user_id}/tokens"), &app.admin, json!({}))
+        .await;
 
     assert_eq!(status, 201, "{body}");
-    assert!(body["token"].as_str().is_some_and(|token| token.len() >= 16), "{body}");
+    assert!(
+        body["token"]
+            .as_str()
+            .is_some_and(|token| token.len() >= 16),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -234,7 +279,9 @@ async fn a_request_without_a_token_is_401() {
 async fn a_request_with_an_unknown_token_is_401() {
     let app = spawn_app().await;
 
-    let reply = app.request(Method::GET, "/users", "not-a-real-token", Value::Null).await;
+    let reply = app
+        .request(Method::GET, "/users", "not-a-real-token", Value::Null)
+        .await;
 
     assert_problem(&reply, 401);
 }
