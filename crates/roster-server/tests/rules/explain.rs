@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::helpers::id;
 use crate::support::{
     admin_id, app_at, audit, course, explain_pair, groups_rule, in_activity, jobs_of_rule, member,
-    of, only, post_rule, reason_codes, set_rule, sweep, user_ids, when,
+    of, only, post_rule, reason_codes, set_rule, set_status, sweep, user_ids, when,
 };
 
 #[tokio::test]
@@ -47,6 +47,56 @@ async fn r20_explain_of_a_post_enrollment_chain_names_each_step_up_to_the_person
     for title in ["First", "Second", "Third"] {
         assert!(summary.contains(title), "{summary}");
     }
+}
+
+#[tokio::test]
+async fn r20_explain_of_an_enrollment_whose_source_was_deleted_says_so_and_names_no_other_record() {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let learner = member(&app, "orphan", &[], json!({})).await;
+    let other = member(&app, "other", &[], json!({})).await;
+    let source = course(&app, "Source").await;
+    let target = course(&app, "Target").await;
+    let unrelated = course(&app, "Unrelated").await;
+    post_rule(&app, source, when("enrolled", 1, &[target], false)).await;
+    let parent = app.enroll_one(source, learner, json!({})).await;
+    let (status, body) = app
+        .post(
+            "/enrollments/bulk-delete",
+            &app.admin,
+            json!({"ids": [id(&parent)], "confirm": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A later, unrelated enrollment must not take the deleted one's place.
+    let newer = app.enroll_one(unrelated, other, json!({})).await;
+
+    app.set_clock("2030-01-11T11:00:00Z").await;
+    let child = only(&app, learner, target).await;
+    assert_eq!(child["source"]["from_enrollment_id"], id(&parent));
+
+    let (status, answer) = app
+        .get(&format!("/enrollments/{}/explain", id(&child)), &app.admin)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let chain = answer["chain"].as_array().expect("a chain");
+    assert_eq!(chain.len(), 2, "{answer}");
+    assert_eq!(chain[1]["enrollment_id"], id(&parent), "{answer}");
+    assert!(
+        chain[1]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deleted"),
+        "{answer}"
+    );
+    assert!(
+        chain.iter().all(|step| step["activity_id"] != unrelated),
+        "explain names another learner's enrollment: {answer}"
+    );
+    assert_ne!(
+        id(&newer),
+        id(&parent),
+        "the id of a deleted enrollment was given to a new one"
+    );
 }
 
 #[tokio::test]
@@ -247,5 +297,103 @@ async fn r21_a_post_enrollment_job_for_an_exempt_learner_reports_exempt() {
         json!([{"activity_id": target, "outcome": "exempt"}]),
         "{}",
         jobs[0]
+    );
+}
+
+#[tokio::test]
+async fn r21_deleting_an_auto_enrollment_does_not_stop_the_next_sweep_but_an_exemption_does() {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let staff = app.create_group("Staff").await;
+    let learner = member(&app, "deleted", &[staff], json!({})).await;
+    let activity = course(&app, "Mandatory").await;
+    set_rule(
+        &app,
+        activity,
+        groups_rule(&[staff], json!({"kind": "one_time", "due": null})),
+    )
+    .await;
+    sweep(&app).await;
+    let first = only(&app, learner, activity).await;
+
+    let delete = |ids: Vec<i64>| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .post(
+                    "/enrollments/bulk-delete",
+                    &app.admin,
+                    json!({"ids": ids, "confirm": true}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    delete(vec![id(&first)]).await;
+    assert!(of(&app, learner, activity).await.is_empty());
+    app.set_clock("2030-01-10T12:00:00Z").await;
+    sweep(&app).await;
+    let again = only(&app, learner, activity).await;
+    assert_eq!(
+        again["enrolled_at"], "2030-01-10T12:00:00Z",
+        "the sweep created it again: {again}"
+    );
+
+    let (status, exemption) = app
+        .post(
+            "/exemptions",
+            &app.admin,
+            json!({"user_id": learner, "activity_id": activity, "reason": "Not applicable", "until": null}),
+        )
+        .await;
+    assert_eq!(status, 201, "{exemption}");
+    delete(vec![id(&again)]).await;
+    app.set_clock("2030-01-13T03:00:00Z").await;
+    sweep(&app).await;
+    assert!(of(&app, learner, activity).await.is_empty());
+
+    // Lifting the exemption lets the next sweep enroll again.
+    let (status, _) = app
+        .delete(&format!("/exemptions/{}", id(&exemption)), &app.admin)
+        .await;
+    assert_eq!(status, 204);
+    app.set_clock("2030-01-14T03:00:00Z").await;
+    assert_eq!(
+        only(&app, learner, activity).await["enrolled_at"],
+        "2030-01-14T02:00:00Z"
+    );
+}
+
+#[tokio::test]
+async fn r21_an_exempt_learner_who_passes_a_period_gets_no_next_period() {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let staff = app.create_group("Staff").await;
+    let learner = member(&app, "excused", &[staff], json!({})).await;
+    let annual = course(&app, "Annual").await;
+    set_rule(
+        &app,
+        annual,
+        groups_rule(
+            &[staff],
+            json!({"kind": "annual", "due_each_year_on": "06-30"}),
+        ),
+    )
+    .await;
+    sweep(&app).await;
+    let enrollment = only(&app, learner, annual).await;
+    let (status, _) = app
+        .post(
+            "/exemptions",
+            &app.admin,
+            json!({"user_id": learner, "activity_id": annual, "reason": "Retiring", "until": null}),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    set_status(&app, id(&enrollment), "passed").await;
+    app.set_clock("2030-07-01T03:00:00Z").await;
+
+    assert_eq!(
+        crate::support::field(&of(&app, learner, annual).await, "status"),
+        ["passed"]
     );
 }

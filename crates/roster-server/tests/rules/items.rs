@@ -91,6 +91,18 @@ async fn r40_a_bundle_enrollment_enrolls_in_each_course_and_passes_when_all_pass
         json!({"kind": "bundle", "enrollment_id": id(&enrollment)})
     );
 
+    let (status, explained) = app
+        .get(
+            &format!("/enrollments/{}/explain", id(&part_two)),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{explained}");
+    let chain = explained["chain"].as_array().expect("a chain");
+    assert_eq!(chain.len(), 2, "{explained}");
+    assert_eq!(chain[1]["enrollment_id"], id(&enrollment), "{explained}");
+    assert_eq!(chain[1]["source"]["kind"], "manual", "{explained}");
+
     set_status(&app, id(&part_one), "passed").await;
     assert_eq!(only(&app, learner, bundle).await["status"], "in_progress");
     set_status(&app, id(&part_two), "passed").await;

@@ -267,6 +267,106 @@ async fn r34_rules_are_not_retroactive() {
 }
 
 #[tokio::test]
+async fn r34_a_completion_after_the_rule_was_added_fires_it_even_if_the_enrollment_is_older() {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let learner = member(&app, "midway", &[], json!({})).await;
+    let source = course(&app, "Source").await;
+    let on_enrolled = course(&app, "On enrolled").await;
+    let on_completed = course(&app, "On completed").await;
+    let enrollment = app.enroll_one(source, learner, json!({})).await;
+    post_rule(&app, source, when("enrolled", 0, &[on_enrolled], false)).await;
+    post_rule(&app, source, when("completed", 0, &[on_completed], false)).await;
+
+    set_status(&app, id(&enrollment), "passed").await;
+    app.run_due_jobs().await;
+
+    assert_eq!(
+        targets_of(&of_user(&app, learner).await),
+        vec![source, on_completed],
+        "the completion is a new event; the enrollment before the rule is not"
+    );
+}
+
+#[tokio::test]
+async fn r32_enrolled_fires_whichever_path_creates_the_enrollment() {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let staff = app.create_group("Staff").await;
+    let (by_self, self_token) = app.create_learner("self").await;
+    let (by_url, url_token) = app.create_learner("url").await;
+    let by_bundle = member(&app, "bundle", &[], json!({})).await;
+    let by_sweep = member(&app, "sweep", &[staff], json!({})).await;
+    let by_next_period = member(&app, "next", &[], json!({})).await;
+    let target = course(&app, "Target").await;
+    let source = app
+        .create_activity_with(json!({"title": "Source", "kind": "online_course"}))
+        .await;
+    let url = source["enrollment_url"]
+        .as_str()
+        .expect("an enrollment URL")
+        .to_string();
+    let source = id(&source);
+    let bundle = id(&app
+        .create_activity_with(
+            json!({"title": "Bundle", "kind": "course_bundle", "item_ids": [source]}),
+        )
+        .await);
+    post_rule(&app, source, when("enrolled", 0, &[target], false)).await;
+
+    let (status, body) = app
+        .post(
+            "/me/enrollments",
+            &self_token,
+            json!({"activity_id": source}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app.post(&url, &url_token, json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    app.enroll_one(bundle, by_bundle, json!({})).await;
+    crate::support::set_rule(
+        &app,
+        source,
+        crate::support::groups_rule(&[staff], json!({"kind": "every_months", "months": 12})),
+    )
+    .await;
+    crate::support::sweep(&app).await;
+    // R19: the next cycle is created by passing the first.
+    let (status, _) = app
+        .put(
+            &format!("/groups/{staff}/members/{by_next_period}"),
+            &app.admin,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 204);
+    app.run_due_jobs().await;
+    let first_cycle = only(&app, by_next_period, source).await;
+    let first_target = only(&app, by_next_period, target).await;
+    set_status(&app, id(&first_target), "passed").await;
+    set_status(&app, id(&first_cycle), "passed").await;
+    app.run_due_jobs().await;
+
+    for user in [by_self, by_url, by_bundle, by_sweep] {
+        let enrollments = of(&app, user, target).await;
+        assert_eq!(enrollments.len(), 1, "user {user}: {enrollments:?}");
+        assert_eq!(enrollments[0]["source"]["kind"], "post_enrollment");
+    }
+    // Cycle 2 fired the rule again: the target, passed, was not re-enrolled.
+    let cycles = of(&app, by_next_period, source).await;
+    assert_eq!(field(&cycles, "period"), ["cycle-1", "cycle-2"]);
+    let fired: Vec<Value> = jobs(&app, "kind=post_enrollment")
+        .await
+        .into_iter()
+        .filter(|job| job["payload"]["from_enrollment_id"] == id(&cycles[1]))
+        .collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(
+        fired[0]["outcome"],
+        json!([{"activity_id": target, "outcome": "already_completed"}])
+    );
+}
+
+#[tokio::test]
 async fn r35_removing_or_editing_a_rule_leaves_queued_jobs_to_run_with_their_snapshot() {
     let app = app_at("2030-01-10T10:00:00Z").await;
     let first = member(&app, "first", &[], json!({})).await;

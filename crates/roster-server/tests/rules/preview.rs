@@ -283,3 +283,91 @@ async fn r17_forecast_shows_the_annual_period_start_and_pending_post_enrollment_
     assert_eq!(event["count"], 1, "{event}");
     assert_eq!(event["rule_ids"], json!([id(&rule)]), "{event}");
 }
+
+#[tokio::test]
+async fn r17_preview_lists_the_users_page_by_page() {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let staff = app.create_group("Staff").await;
+    let mut learners = Vec::new();
+    for n in 0..5 {
+        learners.push(member(&app, &format!("paged{n}"), &[staff], json!({})).await);
+    }
+    let activity = course(&app, "Paged").await;
+    let path = format!("/activities/{activity}/auto-enrollment/preview");
+    let rule = groups_rule(&[staff], json!({"kind": "one_time", "due": null}));
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page_path = match &cursor {
+            Some(cursor) => format!("{path}?limit=2&cursor={}", crate::helpers::encode(cursor)),
+            None => format!("{path}?limit=2"),
+        };
+        let (status, preview) = app.post(&page_path, &app.admin, rule.clone()).await;
+        assert_eq!(status, 200, "{preview}");
+        assert_eq!(preview["enroll"], 5, "the counts are whole: {preview}");
+        let page = items(&preview["users"]);
+        assert!(page.len() <= 2, "{preview}");
+        seen.extend(page.iter().map(|entry| entry["user_id"].as_i64().unwrap()));
+        pages += 1;
+        assert!(pages <= 5, "the cursor does not end: {preview}");
+        match preview["users"]["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, learners);
+    assert!(in_activity(&app, activity).await.is_empty());
+}
+
+#[tokio::test]
+async fn r17_saving_a_change_of_due_each_year_on_moves_open_due_dates_as_previewed_and_closes_nothing()
+ {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let staff = app.create_group("Staff").await;
+    let learner = member(&app, "moved", &[staff], json!({})).await;
+    let activity = course(&app, "Annual").await;
+    set_rule(
+        &app,
+        activity,
+        groups_rule(
+            &[staff],
+            json!({"kind": "annual", "due_each_year_on": "06-30"}),
+        ),
+    )
+    .await;
+    sweep(&app).await;
+    let changed = groups_rule(
+        &[staff],
+        json!({"kind": "annual", "due_each_year_on": "09-30"}),
+    );
+    let (_, preview) = app
+        .post(
+            &format!("/activities/{activity}/auto-enrollment/preview"),
+            &app.admin,
+            changed.clone(),
+        )
+        .await;
+    assert_eq!(
+        preview["due_date_changes"][0]["new_due_on"], "2030-09-30",
+        "{preview}"
+    );
+
+    set_rule(&app, activity, changed).await;
+    sweep(&app).await;
+
+    // In January no new period has begun: the learner's open enrollment is
+    // not closed as `incomplete`; its due date moves as the preview said.
+    let enrollments = crate::support::of(&app, learner, activity).await;
+    assert!(
+        enrollments.iter().all(|e| e["status"] != "incomplete"),
+        "changing the rule closed an enrollment mid-period: {enrollments:?}"
+    );
+    let open: Vec<&Value> = enrollments
+        .iter()
+        .filter(|e| e["status"] == "in_progress")
+        .collect();
+    assert_eq!(open.len(), 1, "{enrollments:?}");
+    assert_eq!(open[0]["due_on"], "2030-09-30", "{enrollments:?}");
+}

@@ -157,3 +157,30 @@ async fn r11_hired_after_matches_only_users_hired_strictly_after_it_and_never_us
         vec![on_the_day, after]
     );
 }
+
+#[tokio::test]
+async fn r10_no_rule_ever_enrolls_an_integration_account_not_even_a_post_enrollment_rule() {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let service = member(&app, "sync-bot", &[], json!({"role": "integration"})).await;
+    let person = member(&app, "person", &[], json!({})).await;
+    let source = course(&app, "Source").await;
+    let target = course(&app, "Target").await;
+    crate::support::post_rule(
+        &app,
+        source,
+        crate::support::when("enrolled", 0, &[target], false),
+    )
+    .await;
+
+    // An administrator may enroll the account by hand; the rule may not follow.
+    app.enroll_one(source, service, json!({})).await;
+    app.enroll_one(source, person, json!({})).await;
+    app.run_due_jobs().await;
+
+    assert_eq!(crate::support::of(&app, person, target).await.len(), 1);
+    let service_targets = crate::support::of(&app, service, target).await;
+    assert!(
+        service_targets.is_empty(),
+        "a post-enrollment rule enrolled the integration account: {service_targets:?}"
+    );
+}

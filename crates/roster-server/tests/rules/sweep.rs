@@ -117,6 +117,135 @@ async fn r13_a_sweep_started_by_hand_enrolls_at_once_and_a_second_one_while_it_i
 }
 
 #[tokio::test]
+async fn r13_the_nightly_sweep_runs_at_nightly_sweep_at_in_the_organisation_time_zone_and_sees_its_local_day()
+ {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    // Auckland is UTC+13 in January: 02:00 local on 2030-01-11 is 13:00 UTC on 2030-01-10.
+    let (status, settings) = app
+        .patch(
+            "/settings",
+            &app.admin,
+            json!({"timezone": "Pacific/Auckland"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{settings}");
+    let staff = app.create_group("Staff").await;
+    let learner = member(&app, "kiwi", &[staff], json!({})).await;
+    let once = course(&app, "Within a day").await;
+    let annual = course(&app, "Ends 01-10").await;
+    set_rule(
+        &app,
+        once,
+        groups_rule(
+            &[staff],
+            json!({"kind": "one_time", "due": {"within_days": 1}}),
+        ),
+    )
+    .await;
+    set_rule(
+        &app,
+        annual,
+        groups_rule(
+            &[staff],
+            json!({"kind": "annual", "due_each_year_on": "01-10"}),
+        ),
+    )
+    .await;
+
+    app.set_clock("2030-01-10T12:59:59Z").await;
+    assert!(in_activity(&app, once).await.is_empty());
+
+    app.set_clock("2030-01-10T13:00:00Z").await;
+    let (_, clock) = app.get("/clock", &app.admin).await;
+    assert_eq!(clock["today"], "2030-01-11", "{clock}");
+    let enrollment = only(&app, learner, once).await;
+    assert_eq!(
+        enrollment["enrolled_at"], "2030-01-10T13:00:00Z",
+        "{enrollment}"
+    );
+    assert_eq!(
+        enrollment["due_on"], "2030-01-12",
+        "one day after the local date"
+    );
+    let yearly = only(&app, learner, annual).await;
+    assert_eq!(
+        yearly["period"], "2031-01-10",
+        "the local day 2030-01-11 is past 01-10"
+    );
+
+    // A later sweep time moves the next nightly sweep.
+    let (status, _) = app
+        .patch(
+            "/settings",
+            &app.admin,
+            json!({"nightly_sweep_at": "05:30"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let late = member(&app, "late", &[], json!({})).await;
+    let reply = app
+        .request_raw(
+            Method::POST,
+            "/imports/users",
+            &app.admin,
+            "text/csv",
+            "username,groups\nlate,Staff\n",
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // 05:30 in Auckland on 2030-01-12 is 16:30 UTC on 2030-01-11.
+    app.set_clock("2030-01-11T16:29:59Z").await;
+    assert!(of(&app, late, once).await.is_empty());
+    app.set_clock("2030-01-11T16:30:00Z").await;
+    let enrollment = only(&app, late, once).await;
+    assert_eq!(
+        enrollment["enrolled_at"], "2030-01-11T16:30:00Z",
+        "{enrollment}"
+    );
+    assert_eq!(enrollment["due_on"], "2030-01-13");
+}
+
+#[tokio::test]
+async fn r13_advancing_the_clock_plays_jobs_and_nightly_sweeps_in_time_order() {
+    let app = app_at("2030-01-09T01:00:00Z").await;
+    let staff = app.create_group("Staff").await;
+    let learner = member(&app, "ordered", &[staff], json!({})).await;
+    let source = course(&app, "Source").await;
+    let activity = course(&app, "Ruled").await;
+    let rule = post_rule(&app, source, when("completed", 1, &[activity], false)).await;
+    app.enroll_one(source, learner, json!({"status": "passed"}))
+        .await;
+    app.set_clock("2030-01-09T10:00:00Z").await;
+    set_rule(
+        &app,
+        activity,
+        groups_rule(&[staff], json!({"kind": "one_time", "due": null})),
+    )
+    .await;
+
+    // The job at 01:00 runs before the nightly sweep at 02:00, which then
+    // adopts what the job created instead of creating its own.
+    app.set_clock("2030-01-10T03:00:00Z").await;
+
+    let enrollment = only(&app, learner, activity).await;
+    assert_eq!(
+        enrollment["enrolled_at"], "2030-01-10T01:00:00Z",
+        "{enrollment}"
+    );
+    assert_eq!(
+        enrollment["source"]["kind"], "post_enrollment",
+        "{enrollment}"
+    );
+    assert_eq!(
+        enrollment["period"], "once",
+        "adopted by the sweep: {enrollment}"
+    );
+    assert_eq!(enrollment["type"], "required");
+    let job = &crate::support::jobs_of_rule(&app, id(&rule)).await[0];
+    assert_eq!(job["outcome"][0]["outcome"], "created", "{job}");
+}
+
+#[tokio::test]
 async fn r14_sweeps_never_create_a_second_enrollment_for_the_same_rule_user_and_period() {
     let app = app_at("2030-01-10T10:00:00Z").await;
     let staff = app.create_group("Staff").await;
@@ -238,6 +367,13 @@ async fn r14_annual_rollover_closes_open_enrollment_as_incomplete_and_keeps_each
         .unwrap_or_else(|| panic!("the rollover is audit-logged: {rollover:?}"));
     assert_eq!(entry["after"]["status"], "incomplete", "{entry}");
     assert_eq!(entry["at"], "2030-07-01T02:00:00Z", "{entry}");
+    let (_, sweeps) = app.get("/sweeps?limit=10", &app.admin).await;
+    let nightly = items(&sweeps)
+        .into_iter()
+        .find(|record| record["day"] == "2030-07-01")
+        .unwrap_or_else(|| panic!("the nightly sweep of 2030-07-01: {sweeps}"));
+    assert_eq!(nightly["closed"], 1, "{nightly}");
+    assert_eq!(nightly["created"], 1, "{nightly}");
 
     // Two more years.
     app.set_clock("2032-07-01T03:00:00Z").await;
@@ -473,6 +609,18 @@ async fn r15_the_sweep_adopts_an_open_manual_enrollment_for_the_period() {
     assert_eq!(adoption["after"]["type"], "required", "{adoption}");
     assert_eq!(adoption["after"]["period"], "2030-06-30", "{adoption}");
     assert_eq!(adoption["after"]["due_on"], "2030-06-30", "{adoption}");
+
+    let (status, explained) = app
+        .get(
+            &format!("/enrollments/{}/explain", id(&adopted)),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{explained}");
+    assert!(
+        explained.to_string().contains("adopted"),
+        "explain names the adoption: {explained}"
+    );
 
     let (_, sweeps) = app.get("/sweeps?limit=1000", &app.admin).await;
     let nightly = items(&sweeps)
