@@ -118,6 +118,25 @@ async fn r17_preview_of_a_proposed_and_of_the_saved_rule_counts_enroll_adopt_ski
     );
     assert_eq!(in_activity(&app, activity).await.len(), 1);
 
+    // A dry-run sweep counts the same and changes nothing either.
+    let (status, dry) = app
+        .post("/sweeps", &app.admin, json!({"dry_run": true}))
+        .await;
+    assert_eq!(status, 202, "{dry}");
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    assert_eq!(dry["state"], "done", "{dry}");
+    assert_eq!(
+        (
+            dry["created"].clone(),
+            dry["adopted"].clone(),
+            dry["skipped"].clone()
+        ),
+        (json!(2), json!(1), json!(1)),
+        "{dry}"
+    );
+    assert_eq!(in_activity(&app, activity).await.len(), 1);
+    assert_eq!(jobs(&app, "").await.len(), jobs_before);
+
     // And the sweep does what the preview said.
     let record = sweep(&app).await;
     assert_eq!(
@@ -288,11 +307,13 @@ async fn r17_forecast_shows_the_annual_period_start_and_pending_post_enrollment_
 async fn r17_preview_lists_the_users_page_by_page() {
     let app = app_at("2030-01-10T10:00:00Z").await;
     let staff = app.create_group("Staff").await;
-    let mut learners = Vec::new();
-    for n in 0..5 {
+    let activity = course(&app, "Paged").await;
+    // The first user holds an open enrollment (adopt), the others do not (enroll).
+    let mut learners = vec![member(&app, "holder", &[staff], json!({})).await];
+    app.enroll_one(activity, learners[0], json!({})).await;
+    for n in 0..10 {
         learners.push(member(&app, &format!("paged{n}"), &[staff], json!({})).await);
     }
-    let activity = course(&app, "Paged").await;
     let path = format!("/activities/{activity}/auto-enrollment/preview");
     let rule = groups_rule(&[staff], json!({"kind": "one_time", "due": null}));
 
@@ -306,19 +327,20 @@ async fn r17_preview_lists_the_users_page_by_page() {
         };
         let (status, preview) = app.post(&page_path, &app.admin, rule.clone()).await;
         assert_eq!(status, 200, "{preview}");
-        assert_eq!(preview["enroll"], 5, "the counts are whole: {preview}");
+        assert_eq!(preview["enroll"], 10, "the counts are whole: {preview}");
+        assert_eq!(preview["adopt"], 1, "the counts are whole: {preview}");
         let page = items(&preview["users"]);
         assert!(page.len() <= 2, "{preview}");
         seen.extend(page.iter().map(|entry| entry["user_id"].as_i64().unwrap()));
         pages += 1;
-        assert!(pages <= 5, "the cursor does not end: {preview}");
+        assert!(pages <= 7, "the cursor does not end: {preview}");
         match preview["users"]["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_string()),
             None => break,
         }
     }
-    assert_eq!(seen, learners);
-    assert!(in_activity(&app, activity).await.is_empty());
+    assert_eq!(seen, learners, "every user once, in id order");
+    assert_eq!(in_activity(&app, activity).await.len(), 1);
 }
 
 #[tokio::test]

@@ -206,6 +206,61 @@ async fn r13_the_nightly_sweep_runs_at_nightly_sweep_at_in_the_organisation_time
 }
 
 #[tokio::test]
+async fn r13_one_nightly_sweep_runs_per_local_day_across_daylight_saving_changes() {
+    let app = app_at("2030-03-29T12:00:00Z").await;
+    let (status, settings) = app
+        .patch("/settings", &app.admin, json!({"timezone": "Europe/Paris"}))
+        .await;
+    assert_eq!(status, 200, "{settings}");
+    let staff = app.create_group("Staff").await;
+    member(&app, "paris", &[staff], json!({})).await;
+    let activity = course(&app, "Daily count").await;
+    set_rule(
+        &app,
+        activity,
+        groups_rule(&[staff], json!({"kind": "every_months", "months": 1})),
+    )
+    .await;
+
+    // 2030-03-31: 02:00 does not exist in Paris; 2030-10-27: it happens twice.
+    app.set_clock("2030-04-01T12:00:00Z").await;
+    app.set_clock("2030-10-26T12:00:00Z").await;
+    app.set_clock("2030-10-28T12:00:00Z").await;
+
+    let (_, sweeps) = app.get("/sweeps?limit=1000", &app.admin).await;
+    let records = items(&sweeps);
+    for day in [
+        "2030-03-30",
+        "2030-03-31",
+        "2030-04-01",
+        "2030-10-27",
+        "2030-10-28",
+    ] {
+        let nightly: Vec<&Value> = records
+            .iter()
+            .filter(|record| record["day"] == day && record["trigger"] == "nightly")
+            .collect();
+        assert_eq!(nightly.len(), 1, "one nightly sweep on {day}: {nightly:?}");
+        assert_eq!(nightly[0]["state"], "done", "{}", nightly[0]);
+    }
+    let started = |day: &str| {
+        records
+            .iter()
+            .find(|record| record["day"] == day)
+            .map(|record| {
+                record["started_at"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(started("2030-03-30"), "2030-03-30T01:00:00Z", "02:00 CET");
+    assert_eq!(started("2030-04-01"), "2030-04-01T00:00:00Z", "02:00 CEST");
+    assert_eq!(started("2030-10-28"), "2030-10-28T01:00:00Z", "02:00 CET");
+}
+
+#[tokio::test]
 async fn r13_advancing_the_clock_plays_jobs_and_nightly_sweeps_in_time_order() {
     let app = app_at("2030-01-09T01:00:00Z").await;
     let staff = app.create_group("Staff").await;
@@ -335,6 +390,11 @@ async fn r14_annual_rollover_closes_open_enrollment_as_incomplete_and_keeps_each
     app.set_clock("2030-01-11T03:00:00Z").await;
     let first_late = only(&app, late, activity).await;
     let first_diligent = only(&app, diligent, activity).await;
+    // The `enrolled` rule (delay 0) ran during the sweep, at its time.
+    assert_eq!(
+        only(&app, late, welcome).await["enrolled_at"],
+        "2030-01-11T02:00:00Z"
+    );
     assert_eq!(first_late["period"], "2030-06-30");
     app.set_clock("2030-03-01T12:00:00Z").await;
     set_status(&app, id(&first_diligent), "passed").await;
