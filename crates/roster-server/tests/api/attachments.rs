@@ -349,3 +349,39 @@ async fn r52_a_file_name_with_a_path_is_stored_inside_the_data_dir() {
         download.content_disposition
     );
 }
+
+#[tokio::test]
+async fn r52_an_upload_of_exactly_attachment_max_bytes_is_accepted_and_one_more_is_413() {
+    let app = spawn_app().await;
+    let (_, _, enrollment) = enrolled(&app).await;
+    let (status, _) = app
+        .patch(
+            "/settings",
+            &app.admin,
+            json!({"attachment_max_bytes": 1000}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let exact = app
+        .upload(
+            enrollment,
+            &app.admin,
+            "exact.bin",
+            "application/octet-stream",
+            vec![1; 1000],
+        )
+        .await;
+    let over = app
+        .upload(
+            enrollment,
+            &app.admin,
+            "over.bin",
+            "application/octet-stream",
+            vec![1; 1001],
+        )
+        .await;
+
+    assert_eq!(exact.status, 201, "{}", exact.text());
+    assert_problem(&over, 413);
+}

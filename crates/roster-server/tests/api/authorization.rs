@@ -450,3 +450,56 @@ async fn administrative_endpoints_answer_403_to_a_learner() {
         "the refused enrollment created nothing"
     );
 }
+
+#[tokio::test]
+async fn r63_a_learner_cannot_make_themselves_an_administrator() {
+    let app = spawn_app().await;
+    let (user_id, token) = app.create_learner("climber").await;
+
+    let reply = app
+        .request(
+            Method::PATCH,
+            &format!("/users/{user_id}"),
+            &token,
+            json!({"role": "admin"}),
+        )
+        .await;
+
+    assert!(
+        reply.status == 403 || reply.status == 422,
+        "{}: {}",
+        reply.status,
+        reply.text()
+    );
+    assert_problem(&reply, reply.status);
+    let (_, user) = app.get(&format!("/users/{user_id}"), &app.admin).await;
+    assert_eq!(user["role"], "learner");
+    let users = app
+        .request(Method::GET, "/users", &token, Value::Null)
+        .await;
+    assert_problem(&users, 403);
+}
+
+#[tokio::test]
+async fn r63_a_learner_cannot_issue_a_token_for_the_admin() {
+    let app = spawn_app().await;
+    let (_, token) = app.create_learner("borrower").await;
+    let admin_id = id(&app.admin_user().await);
+
+    let reply = app
+        .request(
+            Method::POST,
+            &format!("/users/{admin_id}/tokens"),
+            &token,
+            json!({}),
+        )
+        .await;
+
+    assert!(
+        reply.status == 403 || reply.status == 404,
+        "{}: {}",
+        reply.status,
+        reply.text()
+    );
+    assert_problem(&reply, reply.status);
+}

@@ -164,3 +164,21 @@ async fn deleting_a_group_removes_it_from_its_members_group_ids() {
     assert_eq!(user["group_ids"], json!([]));
     assert_eq!(id(&user), user_id);
 }
+
+#[tokio::test]
+async fn renaming_a_group_to_a_taken_name_is_a_409_conflict() {
+    let app = spawn_app().await;
+    app.create_group("Taken").await;
+    let group_id = app.create_group("Free").await;
+
+    let reply = app
+        .request(
+            Method::PATCH,
+            &format!("/groups/{group_id}"),
+            &app.admin,
+            json!({"name": "Taken"}),
+        )
+        .await;
+
+    assert_problem(&reply, 409);
+}

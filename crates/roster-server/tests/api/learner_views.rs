@@ -479,3 +479,30 @@ async fn r61_plan_overdue_follows_today_in_the_organisation_timezone() {
 
     assert_eq!(activity_ids(&plan["overdue"]), vec![activity_id], "{plan}");
 }
+
+#[tokio::test]
+async fn r60_history_pages_cover_enrollments_made_at_the_same_instant_once_each() {
+    let app = spawn_app().await;
+    let (user_id, token) = app.create_learner("simultaneous").await;
+    let mut expected = Vec::new();
+    for title in ["Same one", "Same two", "Same three"] {
+        expected.push(enroll_in_new(&app, user_id, title, json!({})).await);
+    }
+
+    let (_, first) = app.get("/me/history?limit=2", &token).await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next cursor")
+        .to_string();
+    let (_, second) = app
+        .get(
+            &format!("/me/history?limit=2&cursor={}", encode(&cursor)),
+            &token,
+        )
+        .await;
+
+    let mut seen = history_activities(&first);
+    seen.extend(history_activities(&second));
+    expected.reverse();
+    assert_eq!(seen, expected, "newest first, each once");
+}

@@ -439,3 +439,64 @@ async fn writes_to_unknown_ids_are_404() {
         assert_problem(&reply, 404);
     }
 }
+
+#[tokio::test]
+async fn an_unknown_route_and_an_unsupported_method_answer_problems() {
+    let app = spawn_app().await;
+    let user_id = app.create_user("routed", &[]).await;
+
+    let unknown = app
+        .request(Method::GET, "/no-such-thing", &app.admin, Value::Null)
+        .await;
+    assert_problem(&unknown, 404);
+    let method = app
+        .request(
+            Method::DELETE,
+            &format!("/users/{user_id}"),
+            &app.admin,
+            Value::Null,
+        )
+        .await;
+    assert_problem(&method, 405);
+}
+
+#[tokio::test]
+async fn a_json_body_sent_without_a_json_content_type_is_4xx() {
+    let app = spawn_app().await;
+
+    let reply = app
+        .request_raw(
+            Method::POST,
+            "/users",
+            &app.admin,
+            "text/plain",
+            r#"{"username": "plain"}"#,
+        )
+        .await;
+
+    assert!(
+        reply.status == 201 || reply.status == 400 || reply.status == 415,
+        "{}: {}",
+        reply.status,
+        reply.text()
+    );
+    if reply.status != 201 {
+        assert_problem(&reply, reply.status);
+    }
+}
+
+#[tokio::test]
+async fn a_setting_of_the_wrong_json_type_is_400() {
+    let app = spawn_app().await;
+
+    let reply = app
+        .request(
+            Method::PATCH,
+            "/settings",
+            &app.admin,
+            json!({"attachment_max_bytes": "big"}),
+        )
+        .await;
+
+    assert_problem(&reply, 400);
+}

@@ -341,3 +341,25 @@ async fn r4_administrator_enrollment_bypasses_prerequisites() {
     assert_eq!(results[0]["outcome"], "created", "{results:?}");
     assert_eq!(results[0]["enrollment"]["type"], "required");
 }
+
+#[tokio::test]
+async fn r2_the_enrollment_url_with_an_open_enrollment_already_there_is_a_409_conflict() {
+    let app = spawn_app().await;
+    let (user_id, token) = app.create_learner("twice-linked").await;
+    let activity = app
+        .create_activity_with(json!({"title": "Linked twice", "kind": "online_course"}))
+        .await;
+    app.enroll_one(id(&activity), user_id, json!({})).await;
+    let url = activity["enrollment_url"]
+        .as_str()
+        .expect("enrollment_url")
+        .to_string();
+
+    let reply = app.request(Method::POST, &url, &token, Value::Null).await;
+
+    assert_problem(&reply, 409);
+    let (_, list) = app
+        .get(&format!("/users/{user_id}/enrollments"), &app.admin)
+        .await;
+    assert_eq!(items(&list).len(), 1);
+}

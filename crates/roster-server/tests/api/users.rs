@@ -285,3 +285,23 @@ async fn a_request_with_an_unknown_token_is_401() {
 
     assert_problem(&reply, 401);
 }
+
+#[tokio::test]
+async fn renaming_a_user_to_a_taken_username_is_a_409_conflict() {
+    let app = spawn_app().await;
+    app.create_user("taken", &[]).await;
+    let user_id = app.create_user("renamer", &[]).await;
+
+    let reply = app
+        .request(
+            Method::PATCH,
+            &format!("/users/{user_id}"),
+            &app.admin,
+            json!({"username": "taken"}),
+        )
+        .await;
+
+    assert_problem(&reply, 409);
+    let (_, user) = app.get(&format!("/users/{user_id}"), &app.admin).await;
+    assert_eq!(user["username"], "renamer");
+}
