@@ -257,10 +257,8 @@ async fn not_found() -> ApiError {
     ApiError::not_found("resource")
 }
 
-async fn method_not_allowed() -> Response {
-    let mut response = ApiError::BadRequest("method not allowed".into()).into_response();
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -276,12 +276,14 @@ impl QueryParams {
         }
     }
 
-    /// `limit` (default 100, 1..=1000) and the cursor (an id).
+    /// `limit` (default 100, capped at 1000) and the cursor (an id).
     pub fn page(&self) -> ApiResult<(i64, Option<i64>)> {
+        // A limit above the maximum is capped, as documented; zero or less is invalid.
         let limit = self.int("limit")?.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
+        if limit < 1 {
+            return Err(ApiError::invalid("limit", "must be at least 1"));
         }
+        let limit = limit.min(1000);
         let cursor = match self.0.get("cursor") {
             None => None,
             Some(text) => Some(
