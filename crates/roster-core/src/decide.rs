@@ -101,8 +101,15 @@ pub fn plan_sweep(
     let mut still_open: BTreeMap<i64, &EnrollmentFacts> = BTreeMap::new();
     for enrollment in enrollments {
         let closes = match (&rule.recurrence, &period, &enrollment.period) {
-            (Recurrence::Annual { .. }, Period::Annual(end), Some(Period::Annual(held))) => {
-                enrollment.status.is_open() && held < end
+            (Recurrence::Annual { .. }, Period::Annual(current), Some(Period::Annual(held))) => {
+                // A period that has ended closes. One from a former date of the
+                // rule that has not ended moves to the current period (below),
+                // unless the current period already has its enrollment.
+                let has_current = enrollments
+                    .iter()
+                    .any(|e| e.user_id == enrollment.user_id && e.period.as_ref() == Some(&period));
+                enrollment.status.is_open()
+                    && (*held < today || (!same_month_day(*held, *current) && has_current))
             }
             _ => false,
         };
@@ -142,6 +149,20 @@ pub fn plan_sweep(
                 plan.adopt
                     .push((open.id, period.clone(), open.due_on.or(due)));
             }
+            // An open enrollment of a running annual period under the rule's
+            // former date moves to the current period; a due date the rule
+            // had set (the old period's end) moves with it.
+            Some(open)
+                if matches!((&period, &open.period), (Period::Annual(current), Some(Period::Annual(held)))
+                    if *held >= today && !same_month_day(*held, *current)) =>
+            {
+                let held_end = match &open.period {
+                    Some(Period::Annual(held)) => Some(*held),
+                    _ => None,
+                };
+                let kept = open.due_on.filter(|due_on| Some(*due_on) != held_end);
+                plan.adopt.push((open.id, period.clone(), kept.or(due)));
+            }
             Some(_) => plan.skip.push(user.id),
             None => plan.create.push((user.id, period.clone(), due)),
         }
@@ -151,6 +172,13 @@ pub fn plan_sweep(
     plan.create.sort();
     plan.skip.sort();
     plan
+}
+
+/// Whether two annual period ends fall on the same day of the year, 28 and
+/// 29 February being the same (R12).
+pub fn same_month_day(a: Date, b: Date) -> bool {
+    let february_end = |date: Date| date.month() == 2 && date.day() >= 28;
+    (a.month() == b.month() && a.day() == b.day()) || (february_end(a) && february_end(b))
 }
 
 /// What a post-enrollment job does for one target (R36, R41, R21).

@@ -14,7 +14,7 @@ use proptest::sample::Index;
 use roster_core::calendar::{annual_end_in_year, annual_period_end, next_period_on_completion};
 use roster_core::decide::{
     EnrollmentFacts, Mismatch, SweepPlan, TargetFacts, UserFacts, decide_target, match_user,
-    plan_sweep,
+    plan_sweep, same_month_day,
 };
 use roster_core::{AutoRule, MonthDay, OneTimeDue, Period, Recurrence, Role, Scope, Status};
 
@@ -52,7 +52,14 @@ fn apply_prefix(
         budget -= 1;
         let enrollment = find_mut(&mut state, *id);
         assert!(enrollment.status.is_open(), "adopting closed {id}");
-        assert_eq!(enrollment.period, None, "adopting held {id}");
+        // Adoption takes unheld enrollments, or moves one of a running annual
+        // period under the rule's former date (its end not passed) to the
+        // current period.
+        assert!(
+            enrollment.period.is_none()
+                || matches!(enrollment.period, Some(Period::Annual(held)) if held >= today),
+            "adopting held {id}"
+        );
         enrollment.period = Some(period.clone());
         enrollment.due_on = *due;
     }
@@ -487,7 +494,12 @@ proptest! {
         let mut touched_users = BTreeSet::new();
         for (id, period, _) in &plan.adopt {
             let adopted = s.enrollments.iter().find(|e| e.id == *id).unwrap();
-            prop_assert!(adopted.status.is_open() && adopted.period.is_none());
+            // Unheld, or held by a running period of the rule's former date.
+            prop_assert!(adopted.status.is_open());
+            prop_assert!(adopted.period.is_none() || matches!(
+                (&adopted.period, needed_period(&s.rule, s.today)),
+                (Some(Period::Annual(held)), Period::Annual(end)) if *held >= s.today && !same_month_day(*held, end)
+            ));
             prop_assert!(touched_users.insert(adopted.user_id));
             prop_assert!(!s
                 .enrollments
@@ -594,10 +606,13 @@ proptest! {
         let plan = plan_sweep(&s.rule, s.today, &s.users, &s.enrollments);
         let state = apply(&plan, &s.enrollments, s.today);
         match needed_period(&s.rule, s.today) {
-            Period::Annual(end) => {
+            // A period closes once it has ended; one of the rule's former
+            // date that is still running is moved or closed only for users
+            // who have or get the current period.
+            Period::Annual(_) => {
                 for e in state.iter().filter(|e| e.status.is_open()) {
                     if let Some(Period::Annual(held)) = e.period {
-                        prop_assert!(held >= end, "{e:?} still open on {}", s.today);
+                        prop_assert!(held >= s.today, "{e:?} still open on {}", s.today);
                     }
                 }
             }
@@ -634,9 +649,9 @@ proptest! {
             check_invariants(&state)?;
             let again = plan_sweep(&s.rule, today, &s.users, &state);
             prop_assert!(writes_nothing(&again), "{again:?} on {today}");
-            if let Period::Annual(end) = needed_period(&s.rule, today) {
+            if let Period::Annual(_) = needed_period(&s.rule, today) {
                 prop_assert!(!state.iter().any(|e| e.status.is_open()
-                    && matches!(e.period, Some(Period::Annual(held)) if held < end)));
+                    && matches!(e.period, Some(Period::Annual(held)) if held < today)));
             }
             complete_some(&s, &mut state, today, &completions);
             check_invariants(&state)?;

@@ -79,8 +79,27 @@ pub async fn offline_state(url: &str) -> anyhow::Result<AppState> {
     build_state(store, ClockMode::System, data_dir).await
 }
 
-/// Makes sure the admin user `admin` exists and owns `token`.
+/// Makes sure the admin user `admin` exists and owns `token`. Processes
+/// starting together on one database may race to create it: the loser of
+/// the race tries again and finds it.
 async fn bootstrap_admin(state: &AppState, token: &str) -> anyhow::Result<()> {
+    for _ in 0..3 {
+        match try_bootstrap_admin(state, token).await {
+            Err(error)
+                if matches!(
+                    error.downcast_ref::<roster_store::StoreError>(),
+                    Some(roster_store::StoreError::Conflict(_))
+                ) =>
+            {
+                continue;
+            }
+            other => return other,
+        }
+    }
+    try_bootstrap_admin(state, token).await
+}
+
+async fn try_bootstrap_admin(state: &AppState, token: &str) -> anyhow::Result<()> {
     let mut tx = state.store.write().await?;
     let now = state.clock.now().as_microsecond();
     let id = match tx.find_user_by_username("admin").await? {
@@ -144,7 +163,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let loaded = tx.find_group_by_name("Sales").await?.is_some();
         tx.rollback().await?;
         demo_summary = Some(if loaded {
-            "demo organisation already loaded (its tokens were printed when it was loaded)".to_string()
+            "demo organisation already loaded (its tokens were printed when it was loaded)"
+                .to_string()
         } else {
             crate::demo::load(&state, 300).await?
         });
@@ -161,8 +181,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("Roster is running at http://{address}");
     println!("  API:     http://{address}/api/v1  (OpenAPI: http://{address}/api/v1/openapi.json)");
     println!("  health:  http://{address}/healthz   metrics: http://{address}/metrics");
-    match args.bootstrap_token.as_deref().filter(|token| !token.is_empty()) {
-        Some(_) => println!("  admin:   user `admin`, token from ROSTER_BOOTSTRAP_TOKEN (send `Authorization: Bearer <token>`)"),
+    match args
+        .bootstrap_token
+        .as_deref()
+        .filter(|token| !token.is_empty())
+    {
+        Some(_) => println!(
+            "  admin:   user `admin`, token from ROSTER_BOOTSTRAP_TOKEN (send `Authorization: Bearer <token>`)"
+        ),
         None => println!("  no ROSTER_BOOTSTRAP_TOKEN set: set it to get an admin token"),
     }
     if let Some(summary) = &demo_summary {

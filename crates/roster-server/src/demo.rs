@@ -11,14 +11,23 @@ use crate::engine::enroll::{Change, NewEnrollment, change, create};
 use crate::engine::sweep::evaluate_user;
 use crate::state::AppState;
 
-const DEPARTMENTS: &[&str] = &["Sales", "Engineering", "Support", "Marketing", "Finance", "Operations"];
+const DEPARTMENTS: &[&str] = &[
+    "Sales",
+    "Engineering",
+    "Support",
+    "Marketing",
+    "Finance",
+    "Operations",
+];
 const FIRST: &[&str] = &[
-    "Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kemi", "Liam", "Maya", "Noah",
-    "Olga", "Pablo", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wei", "Xenia", "Yusuf", "Zoe",
+    "Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kemi",
+    "Liam", "Maya", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera",
+    "Wei", "Xenia", "Yusuf", "Zoe",
 ];
 const LAST: &[&str] = &[
-    "Adams", "Bauer", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen", "Kowalski", "Lopez",
-    "Moreau", "Nakamura", "Okafor", "Petrov", "Rossi", "Silva", "Tanaka", "Novak",
+    "Adams", "Bauer", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen",
+    "Kowalski", "Lopez", "Moreau", "Nakamura", "Okafor", "Petrov", "Rossi", "Silva", "Tanaka",
+    "Novak",
 ];
 
 /// A small deterministic generator, so every demo is the same organisation.
@@ -26,7 +35,10 @@ struct Dice(u64);
 
 impl Dice {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % below.max(1)
     }
 }
@@ -75,15 +87,32 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
         ("Onboarding Path", "curriculum", true, false),
         ("Manager Essentials", "course_bundle", true, false),
     ] {
-        let id = tx.insert_activity(&course(title, kind, in_catalog, allow_failure), now).await?;
+        let id = tx
+            .insert_activity(&course(title, kind, in_catalog, allow_failure), now)
+            .await?;
         ids.insert(title, id);
     }
     let id = |title: &str| ids[title];
-    tx.set_prerequisites(id("Advanced Negotiation"), &[id("Negotiation Skills")]).await?;
-    tx.set_items(id("Onboarding Path"), &[id("Welcome to the Company"), id("Tools and Systems Tour"), id("Meet Your Team")])
+    tx.set_prerequisites(id("Advanced Negotiation"), &[id("Negotiation Skills")])
         .await?;
-    tx.set_items(id("Manager Essentials"), &[id("Leading People"), id("Giving Feedback")]).await?;
-    let mut retired = tx.get_activity(id("Data Privacy (retired)")).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
+    tx.set_items(
+        id("Onboarding Path"),
+        &[
+            id("Welcome to the Company"),
+            id("Tools and Systems Tour"),
+            id("Meet Your Team"),
+        ],
+    )
+    .await?;
+    tx.set_items(
+        id("Manager Essentials"),
+        &[id("Leading People"), id("Giving Feedback")],
+    )
+    .await?;
+    let mut retired = tx
+        .get_activity(id("Data Privacy (retired)"))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("missing"))?;
     retired.active = false;
     tx.update_activity(&retired, now).await?;
 
@@ -116,21 +145,59 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
         now,
     )
     .await?;
-    let post = |activity: i64, when: &str, delay: i64, targets: &[i64], consecutive: bool| PostRuleRecord {
-        id: 0,
-        activity_id: activity,
-        trigger_on: when.into(),
-        delay_days: delay,
-        target_ids: serde_json::to_string(targets).unwrap_or_default(),
-        allow_consecutive: consecutive,
+    let post = |activity: i64, when: &str, delay: i64, targets: &[i64], consecutive: bool| {
+        PostRuleRecord {
+            id: 0,
+            activity_id: activity,
+            trigger_on: when.into(),
+            delay_days: delay,
+            target_ids: serde_json::to_string(targets).unwrap_or_default(),
+            allow_consecutive: consecutive,
+        }
     };
     for record in [
-        post(id("Onboarding Path"), "enrolled", 0, &[id("Welcome to the Company")], false),
-        post(id("Welcome to the Company"), "completed", 2, &[id("Tools and Systems Tour")], false),
-        post(id("Tools and Systems Tour"), "completed", 0, &[id("Meet Your Team")], false),
-        post(id("Information Security Basics"), "failed", 0, &[id("Anti-Bribery Remediation")], false),
-        post(id("Information Security Basics"), "completed", 180, &[id("Security Refresher")], true),
-        post(id("Negotiation Skills"), "completed", 7, &[id("Advanced Negotiation")], false),
+        post(
+            id("Onboarding Path"),
+            "enrolled",
+            0,
+            &[id("Welcome to the Company")],
+            false,
+        ),
+        post(
+            id("Welcome to the Company"),
+            "completed",
+            2,
+            &[id("Tools and Systems Tour")],
+            false,
+        ),
+        post(
+            id("Tools and Systems Tour"),
+            "completed",
+            0,
+            &[id("Meet Your Team")],
+            false,
+        ),
+        post(
+            id("Information Security Basics"),
+            "failed",
+            0,
+            &[id("Anti-Bribery Remediation")],
+            false,
+        ),
+        post(
+            id("Information Security Basics"),
+            "completed",
+            180,
+            &[id("Security Refresher")],
+            true,
+        ),
+        post(
+            id("Negotiation Skills"),
+            "completed",
+            7,
+            &[id("Advanced Negotiation")],
+            false,
+        ),
     ] {
         tx.insert_post_rule(&record, now).await?;
     }
@@ -140,7 +207,12 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
     for index in 0..users {
         let first = FIRST[dice.next(FIRST.len() as u64) as usize];
         let last = LAST[dice.next(LAST.len() as u64) as usize];
-        let username = format!("{}.{}{}", first.to_lowercase(), last.to_lowercase(), index + 1);
+        let username = format!(
+            "{}.{}{}",
+            first.to_lowercase(),
+            last.to_lowercase(),
+            index + 1
+        );
         let hired_days = dice.next(2000) as i64;
         let hired_on = today.checked_sub(hired_days.days()).unwrap_or(today);
         let active = dice.next(20) != 0;
@@ -159,7 +231,8 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
                 now,
             )
             .await?;
-        tx.add_member(groups[index % DEPARTMENTS.len()], user_id).await?;
+        tx.add_member(groups[index % DEPARTMENTS.len()], user_id)
+            .await?;
         if dice.next(12) == 0 {
             tx.add_member(managers, user_id).await?;
         }
@@ -184,9 +257,11 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
             now,
         )
         .await?;
-    tx.insert_token(demo_admin, &hash_token(&admin_token), now).await?;
+    tx.insert_token(demo_admin, &hash_token(&admin_token), now)
+        .await?;
     let learner = user_ids[0];
-    tx.insert_token(learner, &hash_token(&learner_token), now).await?;
+    tx.insert_token(learner, &hash_token(&learner_token), now)
+        .await?;
     tx.commit().await?;
 
     // Rules enroll everyone who matches, as the nightly sweep would.
@@ -199,7 +274,14 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
 
     // Administrators' work: recommendations, completions, failures, no-shows.
     let mut tx = state.store.write().await?;
-    let statuses = [Status::Passed, Status::Passed, Status::Failed, Status::NoShow, Status::Dropped, Status::InProgress];
+    let statuses = [
+        Status::Passed,
+        Status::Passed,
+        Status::Failed,
+        Status::NoShow,
+        Status::Dropped,
+        Status::InProgress,
+    ];
     for (index, user_id) in user_ids.iter().enumerate() {
         if index % 3 == 0 {
             let due = today.checked_add((dice.next(120) as i64 - 30).days()).ok();
@@ -233,17 +315,38 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
     }
     for record in tx.open_enrollments_in(id("Code of Conduct")).await? {
         if dice.next(2) == 0 {
-            change(&mut tx, &ctx, record, Change { status: Some(Status::Passed), ..Change::default() }).await?;
+            change(
+                &mut tx,
+                &ctx,
+                record,
+                Change {
+                    status: Some(Status::Passed),
+                    ..Change::default()
+                },
+            )
+            .await?;
         }
     }
-    for record in tx.open_enrollments_in(id("Information Security Basics")).await? {
+    for record in tx
+        .open_enrollments_in(id("Information Security Basics"))
+        .await?
+    {
         let status = match dice.next(4) {
             0 => Some(Status::Passed),
             1 => Some(Status::Failed),
             _ => None,
         };
         if status.is_some() {
-            change(&mut tx, &ctx, record, Change { status, ..Change::default() }).await?;
+            change(
+                &mut tx,
+                &ctx,
+                record,
+                Change {
+                    status,
+                    ..Change::default()
+                },
+            )
+            .await?;
         }
     }
     tx.commit().await?;
@@ -251,10 +354,18 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
 
     let mut tx = state.store.read().await?;
     let enrollments = tx
-        .list_enrollments(&roster_store::EnrollmentFilter { today: today.to_string(), limit: i64::MAX, ..Default::default() })
+        .list_enrollments(&roster_store::EnrollmentFilter {
+            today: today.to_string(),
+            limit: i64::MAX,
+            ..Default::default()
+        })
         .await?
         .len();
-    let learner_name = tx.get_user(learner).await?.map(|user| user.username).unwrap_or_default();
+    let learner_name = tx
+        .get_user(learner)
+        .await?
+        .map(|user| user.username)
+        .unwrap_or_default();
     tx.rollback().await?;
     Ok(format!(
         "demo organisation loaded: {} users in {} groups, {} activities, {} enrollments\n  \

@@ -3,11 +3,14 @@
 //! every route of `api::router` (a test keeps the two in step).
 
 use axum::Json;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ComponentsBuilder, Content, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, Required, ResponseBuilder,
+    ComponentsBuilder, Content, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, Required,
+    ResponseBuilder,
 };
 use utoipa::{PartialSchema, ToSchema};
 
@@ -313,78 +316,677 @@ const fn op(
     response: Option<&'static str>,
     query: &'static [&'static str],
 ) -> Operation {
-    Operation { method, path, tag, summary, request, status, response, query }
+    Operation {
+        method,
+        path,
+        tag,
+        summary,
+        request,
+        status,
+        response,
+        query,
+    }
 }
 
 const PAGE: &[&str] = &["limit", "cursor"];
-const LIST_ENROLLMENTS: &[&str] = &["status", "type", "source", "overdue", "due_from", "due_to", "q", "limit", "cursor"];
+const LIST_ENROLLMENTS: &[&str] = &[
+    "status", "type", "source", "overdue", "due_from", "due_to", "q", "limit", "cursor",
+];
 
 /// Every route of the API.
 pub const OPERATIONS: &[Operation] = &[
-    op("post", "/users", "users", "Create a user (R18: evaluated against every rule at once)", Some("UserInput"), "201", Some("User"), &[]),
-    op("get", "/users", "users", "List users", None, "200", Some("Page"), &["q", "active", "group_id", "limit", "cursor"]),
-    op("get", "/users/{id}", "users", "Get a user", None, "200", Some("User"), &[]),
-    op("patch", "/users/{id}", "users", "Change a user (R18)", Some("UserInput"), "200", Some("User"), &[]),
-    op("post", "/users/{id}/tokens", "users", "Issue an API token for a user", None, "201", Some("Token"), &[]),
-    op("get", "/users/{id}/enrollments", "enrollments", "A user's enrollments (R55); Accept: text/csv for CSV", None, "200", Some("Page"), LIST_ENROLLMENTS),
-    op("post", "/groups", "groups", "Create a group", Some("GroupInput"), "201", Some("Group"), &[]),
-    op("get", "/groups", "groups", "List groups", None, "200", Some("Page"), PAGE),
-    op("get", "/groups/{id}", "groups", "Get a group", None, "200", Some("Group"), &[]),
-    op("patch", "/groups/{id}", "groups", "Rename a group", Some("GroupInput"), "200", Some("Group"), &[]),
-    op("delete", "/groups/{id}", "groups", "Delete a group", None, "204", None, &[]),
-    op("put", "/groups/{id}/members/{user_id}", "groups", "Add a member (R18)", None, "204", None, &[]),
-    op("delete", "/groups/{id}/members/{user_id}", "groups", "Remove a member (R18)", None, "204", None, &[]),
-    op("post", "/activities", "activities", "Create an activity", Some("ActivityInput"), "201", Some("Activity"), &[]),
-    op("get", "/activities", "activities", "List activities", None, "200", Some("Page"), &["q", "kind", "limit", "cursor"]),
-    op("get", "/activities/{id}", "activities", "Get an activity", None, "200", Some("Activity"), &[]),
-    op("patch", "/activities/{id}", "activities", "Change an activity (R40 for new bundle courses)", Some("ActivityInput"), "200", Some("Activity"), &[]),
-    op("put", "/activities/{id}/auto-enrollment", "rules", "Set the auto-enrollment rule (R10-R13)", Some("AutoEnrollmentRule"), "200", Some("Activity"), &[]),
-    op("post", "/activities/{id}/auto-enrollment/preview", "rules", "Dry run of a proposed or the saved rule (R17)", Some("AutoEnrollmentRule"), "200", Some("AnyObject"), PAGE),
-    op("get", "/activities/{id}/post-enrollments", "rules", "List post-enrollment rules", None, "200", Some("Page"), &[]),
-    op("post", "/activities/{id}/post-enrollments", "rules", "Add a post-enrollment rule (R30, R31)", Some("PostEnrollmentRule"), "201", Some("PostEnrollmentRule"), &[]),
-    op("patch", "/activities/{id}/post-enrollments/{rule_id}", "rules", "Change a post-enrollment rule (R35)", Some("PostEnrollmentRule"), "200", Some("PostEnrollmentRule"), &[]),
-    op("delete", "/activities/{id}/post-enrollments/{rule_id}", "rules", "Remove a post-enrollment rule (R35)", None, "204", None, &[]),
-    op("post", "/activities/{id}/enrollments", "enrollments", "Enroll users (R50)", Some("EnrollInput"), "200", Some("Results"), &[]),
-    op("get", "/activities/{id}/enrollments", "enrollments", "An activity's enrollments (R55); Accept: text/csv for CSV", None, "200", Some("Page"), LIST_ENROLLMENTS),
-    op("get", "/enrollments", "enrollments", "All enrollments (R55); Accept: text/csv for CSV", None, "200", Some("Page"), &["user_id", "activity_id", "status", "type", "source", "overdue", "due_from", "due_to", "q", "limit", "cursor"]),
-    op("post", "/enrollments/bulk-update", "enrollments", "Bulk update (R51)", Some("BulkUpdate"), "200", Some("Results"), &[]),
-    op("post", "/enrollments/bulk-delete", "enrollments", "Delete after confirmation (R53)", Some("Confirmation"), "200", Some("AnyObject"), &[]),
-    op("get", "/enrollments/{id}", "enrollments", "Get an enrollment with its user", None, "200", Some("Enrollment"), &[]),
-    op("patch", "/enrollments/{id}", "enrollments", "Change an enrollment (R5, R32)", Some("EnrollmentChange"), "200", Some("Enrollment"), &[]),
-    op("get", "/enrollments/{id}/explain", "explain", "Why the enrollment exists (R20)", None, "200", Some("AnyObject"), &[]),
-    op("post", "/enrollments/{id}/attachments", "enrollments", "Upload an attachment: multipart field `file` (R52)", None, "201", Some("AnyObject"), &[]),
-    op("get", "/enrollments/{id}/attachments", "enrollments", "List attachments (R52)", None, "200", Some("Page"), &[]),
-    op("get", "/enrollments/{id}/attachments/{aid}", "enrollments", "Download an attachment (R52)", None, "200", None, &[]),
-    op("delete", "/enrollments/{id}/attachments/{aid}", "enrollments", "Delete an attachment (R52)", None, "204", None, &[]),
-    op("post", "/enrollments/{id}/tasks", "enrollments", "Add a task (R52)", Some("AnyObject"), "201", Some("AnyObject"), &[]),
-    op("get", "/enrollments/{id}/tasks", "enrollments", "List tasks (R52)", None, "200", Some("Page"), &[]),
-    op("get", "/explain", "explain", "Why a user has or has no enrollment in an activity (R20)", None, "200", Some("AnyObject"), &["user_id", "activity_id"]),
-    op("post", "/maintenance/purge-inactive", "enrollments", "Purge in-progress enrollments of inactive users (R54)", Some("Confirmation"), "200", Some("AnyObject"), &[]),
-    op("get", "/catalog", "learner", "The catalog (R3)", None, "200", Some("Page"), &["q", "kind", "limit", "cursor"]),
-    op("post", "/me/enrollments", "learner", "Self-enroll from the catalog (R1, R3, R4)", Some("AnyObject"), "201", Some("Enrollment"), &[]),
-    op("post", "/enroll/{token}", "learner", "Self-enroll through an enrollment URL (R1, R3, R4)", None, "201", Some("Enrollment"), &[]),
-    op("get", "/me/history", "learner", "History (R60); Accept: text/csv for CSV", None, "200", Some("Page"), &["q", "status", "type", "from", "to", "limit", "cursor"]),
-    op("get", "/me/plan", "learner", "Plan (R61)", None, "200", Some("Plan"), &[]),
-    op("get", "/me/plan.ics", "learner", "Plan as iCalendar (R61)", None, "200", None, &[]),
-    op("get", "/me/home", "learner", "Home rows (R62)", None, "200", Some("Home"), &[]),
-    op("post", "/sweeps", "operations", "Start a sweep now (R13)", Some("AnyObject"), "202", Some("Sweep"), &[]),
-    op("get", "/sweeps", "operations", "List sweeps", None, "200", Some("Page"), PAGE),
-    op("get", "/sweeps/{id}", "operations", "Get a sweep", None, "200", Some("Sweep"), &[]),
-    op("get", "/jobs", "operations", "List jobs (R35)", None, "200", Some("Page"), &["state", "kind", "rule_id", "limit", "cursor"]),
-    op("post", "/jobs/run-due", "operations", "Run the due jobs and answer when done", None, "200", Some("AnyObject"), &[]),
-    op("get", "/jobs/{id}", "operations", "Get a job", None, "200", Some("Job"), &[]),
-    op("post", "/jobs/{id}/cancel", "operations", "Cancel a pending job (R35)", None, "200", Some("Job"), &[]),
-    op("get", "/clock", "operations", "The clock", None, "200", Some("Clock"), &[]),
-    op("post", "/clock", "operations", "Move a manual clock forward, playing the time in between", Some("AnyObject"), "200", Some("Clock"), &[]),
-    op("get", "/audit", "operations", "Audit trail", None, "200", Some("Page"), &["entity", "id", "limit", "cursor"]),
-    op("get", "/settings", "operations", "Organisation settings", None, "200", Some("Settings"), &[]),
-    op("patch", "/settings", "operations", "Change settings", Some("Settings"), "200", Some("Settings"), &[]),
-    op("post", "/exemptions", "rules", "Exempt a user from an activity's automation (R21)", Some("Exemption"), "201", Some("Exemption"), &[]),
-    op("get", "/exemptions", "rules", "List exemptions (R21)", None, "200", Some("Page"), &["user_id", "activity_id", "limit", "cursor"]),
-    op("delete", "/exemptions/{id}", "rules", "Remove an exemption (R21)", None, "204", None, &[]),
-    op("get", "/forecast", "rules", "What the rules will do per day (R17)", None, "200", Some("AnyObject"), &["from", "to", "activity_id"]),
-    op("post", "/imports/users", "users", "Import users from CSV (R18: deferred)", None, "200", Some("Results"), &[]),
-    op("get", "/openapi.json", "operations", "This document", None, "200", None, &[]),
+    op(
+        "post",
+        "/users",
+        "users",
+        "Create a user (R18: evaluated against every rule at once)",
+        Some("UserInput"),
+        "201",
+        Some("User"),
+        &[],
+    ),
+    op(
+        "get",
+        "/users",
+        "users",
+        "List users",
+        None,
+        "200",
+        Some("Page"),
+        &["q", "active", "group_id", "limit", "cursor"],
+    ),
+    op(
+        "get",
+        "/users/{id}",
+        "users",
+        "Get a user",
+        None,
+        "200",
+        Some("User"),
+        &[],
+    ),
+    op(
+        "patch",
+        "/users/{id}",
+        "users",
+        "Change a user (R18)",
+        Some("UserInput"),
+        "200",
+        Some("User"),
+        &[],
+    ),
+    op(
+        "post",
+        "/users/{id}/tokens",
+        "users",
+        "Issue an API token for a user",
+        None,
+        "201",
+        Some("Token"),
+        &[],
+    ),
+    op(
+        "get",
+        "/users/{id}/enrollments",
+        "enrollments",
+        "A user's enrollments (R55); Accept: text/csv for CSV",
+        None,
+        "200",
+        Some("Page"),
+        LIST_ENROLLMENTS,
+    ),
+    op(
+        "post",
+        "/groups",
+        "groups",
+        "Create a group",
+        Some("GroupInput"),
+        "201",
+        Some("Group"),
+        &[],
+    ),
+    op(
+        "get",
+        "/groups",
+        "groups",
+        "List groups",
+        None,
+        "200",
+        Some("Page"),
+        PAGE,
+    ),
+    op(
+        "get",
+        "/groups/{id}",
+        "groups",
+        "Get a group",
+        None,
+        "200",
+        Some("Group"),
+        &[],
+    ),
+    op(
+        "patch",
+        "/groups/{id}",
+        "groups",
+        "Rename a group",
+        Some("GroupInput"),
+        "200",
+        Some("Group"),
+        &[],
+    ),
+    op(
+        "delete",
+        "/groups/{id}",
+        "groups",
+        "Delete a group",
+        None,
+        "204",
+        None,
+        &[],
+    ),
+    op(
+        "put",
+        "/groups/{id}/members/{user_id}",
+        "groups",
+        "Add a member (R18)",
+        None,
+        "204",
+        None,
+        &[],
+    ),
+    op(
+        "delete",
+        "/groups/{id}/members/{user_id}",
+        "groups",
+        "Remove a member (R18)",
+        None,
+        "204",
+        None,
+        &[],
+    ),
+    op(
+        "post",
+        "/activities",
+        "activities",
+        "Create an activity",
+        Some("ActivityInput"),
+        "201",
+        Some("Activity"),
+        &[],
+    ),
+    op(
+        "get",
+        "/activities",
+        "activities",
+        "List activities",
+        None,
+        "200",
+        Some("Page"),
+        &["q", "kind", "limit", "cursor"],
+    ),
+    op(
+        "get",
+        "/activities/{id}",
+        "activities",
+        "Get an activity",
+        None,
+        "200",
+        Some("Activity"),
+        &[],
+    ),
+    op(
+        "patch",
+        "/activities/{id}",
+        "activities",
+        "Change an activity (R40 for new bundle courses)",
+        Some("ActivityInput"),
+        "200",
+        Some("Activity"),
+        &[],
+    ),
+    op(
+        "put",
+        "/activities/{id}/auto-enrollment",
+        "rules",
+        "Set the auto-enrollment rule (R10-R13)",
+        Some("AutoEnrollmentRule"),
+        "200",
+        Some("Activity"),
+        &[],
+    ),
+    op(
+        "post",
+        "/activities/{id}/auto-enrollment/preview",
+        "rules",
+        "Dry run of a proposed or the saved rule (R17)",
+        Some("AutoEnrollmentRule"),
+        "200",
+        Some("AnyObject"),
+        PAGE,
+    ),
+    op(
+        "get",
+        "/activities/{id}/post-enrollments",
+        "rules",
+        "List post-enrollment rules",
+        None,
+        "200",
+        Some("Page"),
+        &[],
+    ),
+    op(
+        "post",
+        "/activities/{id}/post-enrollments",
+        "rules",
+        "Add a post-enrollment rule (R30, R31)",
+        Some("PostEnrollmentRule"),
+        "201",
+        Some("PostEnrollmentRule"),
+        &[],
+    ),
+    op(
+        "patch",
+        "/activities/{id}/post-enrollments/{rule_id}",
+        "rules",
+        "Change a post-enrollment rule (R35)",
+        Some("PostEnrollmentRule"),
+        "200",
+        Some("PostEnrollmentRule"),
+        &[],
+    ),
+    op(
+        "delete",
+        "/activities/{id}/post-enrollments/{rule_id}",
+        "rules",
+        "Remove a post-enrollment rule (R35)",
+        None,
+        "204",
+        None,
+        &[],
+    ),
+    op(
+        "post",
+        "/activities/{id}/enrollments",
+        "enrollments",
+        "Enroll users (R50)",
+        Some("EnrollInput"),
+        "200",
+        Some("Results"),
+        &[],
+    ),
+    op(
+        "get",
+        "/activities/{id}/enrollments",
+        "enrollments",
+        "An activity's enrollments (R55); Accept: text/csv for CSV",
+        None,
+        "200",
+        Some("Page"),
+        LIST_ENROLLMENTS,
+    ),
+    op(
+        "get",
+        "/enrollments",
+        "enrollments",
+        "All enrollments (R55); Accept: text/csv for CSV",
+        None,
+        "200",
+        Some("Page"),
+        &[
+            "user_id",
+            "activity_id",
+            "status",
+            "type",
+            "source",
+            "overdue",
+            "due_from",
+            "due_to",
+            "q",
+            "limit",
+            "cursor",
+        ],
+    ),
+    op(
+        "post",
+        "/enrollments/bulk-update",
+        "enrollments",
+        "Bulk update (R51)",
+        Some("BulkUpdate"),
+        "200",
+        Some("Results"),
+        &[],
+    ),
+    op(
+        "post",
+        "/enrollments/bulk-delete",
+        "enrollments",
+        "Delete after confirmation (R53)",
+        Some("Confirmation"),
+        "200",
+        Some("AnyObject"),
+        &[],
+    ),
+    op(
+        "get",
+        "/enrollments/{id}",
+        "enrollments",
+        "Get an enrollment with its user",
+        None,
+        "200",
+        Some("Enrollment"),
+        &[],
+    ),
+    op(
+        "patch",
+        "/enrollments/{id}",
+        "enrollments",
+        "Change an enrollment (R5, R32)",
+        Some("EnrollmentChange"),
+        "200",
+        Some("Enrollment"),
+        &[],
+    ),
+    op(
+        "get",
+        "/enrollments/{id}/explain",
+        "explain",
+        "Why the enrollment exists (R20)",
+        None,
+        "200",
+        Some("AnyObject"),
+        &[],
+    ),
+    op(
+        "post",
+        "/enrollments/{id}/attachments",
+        "enrollments",
+        "Upload an attachment: multipart field `file` (R52)",
+        None,
+        "201",
+        Some("AnyObject"),
+        &[],
+    ),
+    op(
+        "get",
+        "/enrollments/{id}/attachments",
+        "enrollments",
+        "List attachments (R52)",
+        None,
+        "200",
+        Some("Page"),
+        &[],
+    ),
+    op(
+        "get",
+        "/enrollments/{id}/attachments/{aid}",
+        "enrollments",
+        "Download an attachment (R52)",
+        None,
+        "200",
+        None,
+        &[],
+    ),
+    op(
+        "delete",
+        "/enrollments/{id}/attachments/{aid}",
+        "enrollments",
+        "Delete an attachment (R52)",
+        None,
+        "204",
+        None,
+        &[],
+    ),
+    op(
+        "post",
+        "/enrollments/{id}/tasks",
+        "enrollments",
+        "Add a task (R52)",
+        Some("AnyObject"),
+        "201",
+        Some("AnyObject"),
+        &[],
+    ),
+    op(
+        "get",
+        "/enrollments/{id}/tasks",
+        "enrollments",
+        "List tasks (R52)",
+        None,
+        "200",
+        Some("Page"),
+        &[],
+    ),
+    op(
+        "get",
+        "/explain",
+        "explain",
+        "Why a user has or has no enrollment in an activity (R20)",
+        None,
+        "200",
+        Some("AnyObject"),
+        &["user_id", "activity_id"],
+    ),
+    op(
+        "post",
+        "/maintenance/purge-inactive",
+        "enrollments",
+        "Purge in-progress enrollments of inactive users (R54)",
+        Some("Confirmation"),
+        "200",
+        Some("AnyObject"),
+        &[],
+    ),
+    op(
+        "get",
+        "/catalog",
+        "learner",
+        "The catalog (R3)",
+        None,
+        "200",
+        Some("Page"),
+        &["q", "kind", "limit", "cursor"],
+    ),
+    op(
+        "post",
+        "/me/enrollments",
+        "learner",
+        "Self-enroll from the catalog (R1, R3, R4)",
+        Some("AnyObject"),
+        "201",
+        Some("Enrollment"),
+        &[],
+    ),
+    op(
+        "post",
+        "/enroll/{token}",
+        "learner",
+        "Self-enroll through an enrollment URL (R1, R3, R4)",
+        None,
+        "201",
+        Some("Enrollment"),
+        &[],
+    ),
+    op(
+        "get",
+        "/me/history",
+        "learner",
+        "History (R60); Accept: text/csv for CSV",
+        None,
+        "200",
+        Some("Page"),
+        &["q", "status", "type", "from", "to", "limit", "cursor"],
+    ),
+    op(
+        "get",
+        "/me/plan",
+        "learner",
+        "Plan (R61)",
+        None,
+        "200",
+        Some("Plan"),
+        &[],
+    ),
+    op(
+        "get",
+        "/me/plan.ics",
+        "learner",
+        "Plan as iCalendar (R61)",
+        None,
+        "200",
+        None,
+        &[],
+    ),
+    op(
+        "get",
+        "/me/home",
+        "learner",
+        "Home rows (R62)",
+        None,
+        "200",
+        Some("Home"),
+        &[],
+    ),
+    op(
+        "post",
+        "/sweeps",
+        "operations",
+        "Start a sweep now (R13)",
+        Some("AnyObject"),
+        "202",
+        Some("Sweep"),
+        &[],
+    ),
+    op(
+        "get",
+        "/sweeps",
+        "operations",
+        "List sweeps",
+        None,
+        "200",
+        Some("Page"),
+        PAGE,
+    ),
+    op(
+        "get",
+        "/sweeps/{id}",
+        "operations",
+        "Get a sweep",
+        None,
+        "200",
+        Some("Sweep"),
+        &[],
+    ),
+    op(
+        "get",
+        "/jobs",
+        "operations",
+        "List jobs (R35)",
+        None,
+        "200",
+        Some("Page"),
+        &["state", "kind", "rule_id", "limit", "cursor"],
+    ),
+    op(
+        "post",
+        "/jobs/run-due",
+        "operations",
+        "Run the due jobs and answer when done",
+        None,
+        "200",
+        Some("AnyObject"),
+        &[],
+    ),
+    op(
+        "get",
+        "/jobs/{id}",
+        "operations",
+        "Get a job",
+        None,
+        "200",
+        Some("Job"),
+        &[],
+    ),
+    op(
+        "post",
+        "/jobs/{id}/cancel",
+        "operations",
+        "Cancel a pending job (R35)",
+        None,
+        "200",
+        Some("Job"),
+        &[],
+    ),
+    op(
+        "get",
+        "/clock",
+        "operations",
+        "The clock",
+        None,
+        "200",
+        Some("Clock"),
+        &[],
+    ),
+    op(
+        "post",
+        "/clock",
+        "operations",
+        "Move a manual clock forward, playing the time in between",
+        Some("AnyObject"),
+        "200",
+        Some("Clock"),
+        &[],
+    ),
+    op(
+        "get",
+        "/audit",
+        "operations",
+        "Audit trail",
+        None,
+        "200",
+        Some("Page"),
+        &["entity", "id", "limit", "cursor"],
+    ),
+    op(
+        "get",
+        "/settings",
+        "operations",
+        "Organisation settings",
+        None,
+        "200",
+        Some("Settings"),
+        &[],
+    ),
+    op(
+        "patch",
+        "/settings",
+        "operations",
+        "Change settings",
+        Some("Settings"),
+        "200",
+        Some("Settings"),
+        &[],
+    ),
+    op(
+        "post",
+        "/exemptions",
+        "rules",
+        "Exempt a user from an activity's automation (R21)",
+        Some("Exemption"),
+        "201",
+        Some("Exemption"),
+        &[],
+    ),
+    op(
+        "get",
+        "/exemptions",
+        "rules",
+        "List exemptions (R21)",
+        None,
+        "200",
+        Some("Page"),
+        &["user_id", "activity_id", "limit", "cursor"],
+    ),
+    op(
+        "delete",
+        "/exemptions/{id}",
+        "rules",
+        "Remove an exemption (R21)",
+        None,
+        "204",
+        None,
+        &[],
+    ),
+    op(
+        "get",
+        "/forecast",
+        "rules",
+        "What the rules will do per day (R17)",
+        None,
+        "200",
+        Some("AnyObject"),
+        &["from", "to", "activity_id"],
+    ),
+    op(
+        "post",
+        "/imports/users",
+        "users",
+        "Import users from CSV (R18: deferred)",
+        None,
+        "200",
+        Some("Results"),
+        &[],
+    ),
+    op(
+        "get",
+        "/openapi.json",
+        "operations",
+        "This document",
+        None,
+        "200",
+        None,
+        &[],
+    ),
 ];
 
 fn method(name: &str) -> HttpMethod {
@@ -409,7 +1011,11 @@ pub fn document() -> OpenApi {
         let mut builder = OperationBuilder::new()
             .tag(operation.tag)
             .summary(Some(operation.summary))
-            .operation_id(Some(format!("{}_{}", operation.method, operation.path.replace(['/', '{', '}', '-', '.'], "_"))));
+            .operation_id(Some(format!(
+                "{}_{}",
+                operation.method,
+                operation.path.replace(['/', '{', '}', '-', '.'], "_")
+            )));
         for segment in operation.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 builder = builder.parameter(
@@ -417,18 +1023,28 @@ pub fn document() -> OpenApi {
                         .name(name)
                         .parameter_in(ParameterIn::Path)
                         .required(Required::True)
-                        .schema(Some(if name == "token" { String::schema() } else { i64::schema() })),
+                        .schema(Some(if name == "token" {
+                            String::schema()
+                        } else {
+                            i64::schema()
+                        })),
                 );
             }
         }
         for name in operation.query {
             builder = builder.parameter(
-                ParameterBuilder::new().name(*name).parameter_in(ParameterIn::Query).required(Required::False).schema(Some(String::schema())),
+                ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .schema(Some(String::schema())),
             );
         }
         if let Some(request) = operation.request {
             builder = builder.request_body(Some(
-                RequestBodyBuilder::new().content("application/json", json_ref(request)).build(),
+                RequestBodyBuilder::new()
+                    .content("application/json", json_ref(request))
+                    .build(),
             ));
         }
         let mut success = ResponseBuilder::new().description(operation.summary);
@@ -436,10 +1052,20 @@ pub fn document() -> OpenApi {
             success = success.content("application/json", json_ref(response));
         }
         builder = builder.response(operation.status, success.build());
-        for (status, text) in [("400", "Malformed input"), ("401", "No or bad token"), ("403", "Not allowed"), ("404", "Unknown id"), ("409", "Conflict"), ("422", "Invalid input")] {
+        for (status, text) in [
+            ("400", "Malformed input"),
+            ("401", "No or bad token"),
+            ("403", "Not allowed"),
+            ("404", "Unknown id"),
+            ("409", "Conflict"),
+            ("422", "Invalid input"),
+        ] {
             builder = builder.response(
                 status,
-                ResponseBuilder::new().description(text).content("application/problem+json", json_ref("Problem")).build(),
+                ResponseBuilder::new()
+                    .description(text)
+                    .content("application/problem+json", json_ref("Problem"))
+                    .build(),
             );
         }
         let path = format!("/api/v1{}", operation.path);
@@ -484,7 +1110,10 @@ pub fn document() -> OpenApi {
         .schema_from::<Home>()
         .schema_from::<AnyObject>()
         .schema_from::<crate::settings::Settings>()
-        .security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()))
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        )
         .build();
     OpenApiBuilder::new()
         .info(
@@ -513,7 +1142,11 @@ mod tests {
         assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
         for operation in OPERATIONS {
             let path = format!("/api/v1{}", operation.path);
-            assert!(document["paths"][&path][operation.method].is_object(), "{} {path} missing", operation.method);
+            assert!(
+                document["paths"][&path][operation.method].is_object(),
+                "{} {path} missing",
+                operation.method
+            );
         }
     }
 
@@ -521,7 +1154,11 @@ mod tests {
     fn every_operation_is_routed() {
         let source = include_str!("api/mod.rs");
         for operation in OPERATIONS {
-            assert!(source.contains(&format!("\"{}\"", operation.path)), "{} is not in api::router", operation.path);
+            assert!(
+                source.contains(&format!("\"{}\"", operation.path)),
+                "{} is not in api::router",
+                operation.path
+            );
         }
     }
 }

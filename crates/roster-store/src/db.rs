@@ -2,7 +2,9 @@
 //! mapping of database errors to store errors.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -10,6 +12,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, SqlSafeStr, Sqlite, SqlitePool, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever
 /// backend it is on. The body is compiled once per backend, so the same SQL
@@ -18,7 +21,7 @@ macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
             $crate::db::Tx::Sqlite(transaction) => {
-                let $c = &mut **transaction;
+                let $c = &mut ***transaction;
                 $body
             }
             $crate::db::Tx::Postgres(transaction) => {
@@ -34,7 +37,7 @@ macro_rules! on_tx_sql {
     ($tx:expr, $sqlite:expr, $postgres:expr, $sql:ident, $c:ident => $body:expr) => {
         match $tx {
             $crate::db::Tx::Sqlite(transaction) => {
-                let $c = &mut **transaction;
+                let $c = &mut ***transaction;
                 let $sql = $sqlite;
                 $body
             }
@@ -63,8 +66,48 @@ pub enum Store {
 
 /// A transaction on either backend. Dropped without `commit`, it rolls back.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(Transaction<'static, Postgres>),
+}
+
+/// A SQLite transaction; a writing one holds this process's write turn for
+/// its database until it ends, so writers queue in order (FIFO) instead of
+/// racing for SQLite's lock, where a waiting writer can lose to newer ones for
+/// seconds.
+pub struct SqliteTx {
+    transaction: Transaction<'static, Sqlite>,
+    _turn: Option<OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for SqliteTx {
+    type Target = Transaction<'static, Sqlite>;
+    fn deref(&self) -> &Self::Target {
+        &self.transaction
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.transaction
+    }
+}
+
+/// One write turn per SQLite database file in this process.
+fn write_turns(pool: &SqlitePool) -> Arc<Semaphore> {
+    static TURNS: LazyLock<Mutex<HashMap<String, Arc<Semaphore>>>> =
+        LazyLock::new(Default::default);
+    let key = pool
+        .connect_options()
+        .get_filename()
+        .to_string_lossy()
+        .into_owned();
+    let mut turns = TURNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    turns
+        .entry(key)
+        .or_insert_with(|| Arc::new(Semaphore::new(1)))
+        .clone()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +188,16 @@ impl Store {
     /// once (`BEGIN IMMEDIATE`), so it never fails midway on an upgrade.
     pub async fn write(&self) -> Result<Tx> {
         Ok(match self {
-            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Sqlite(pool) => {
+                let turn = write_turns(pool)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Corrupt("the write queue is closed".into()))?;
+                Tx::Sqlite(SqliteTx {
+                    transaction: pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: Some(turn),
+                })
+            }
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -153,7 +205,10 @@ impl Store {
     /// A transaction that only reads.
     pub async fn read(&self) -> Result<Tx> {
         Ok(match self {
-            Store::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Store::Sqlite(pool) => Tx::Sqlite(SqliteTx {
+                transaction: pool.begin().await?,
+                _turn: None,
+            }),
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -177,7 +232,7 @@ impl Store {
 impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(transaction) => transaction.commit().await?,
+            Tx::Sqlite(transaction) => transaction.transaction.commit().await?,
             Tx::Postgres(transaction) => transaction.commit().await?,
         }
         Ok(())
@@ -185,7 +240,7 @@ impl Tx {
 
     pub async fn rollback(self) -> Result<()> {
         match self {
-            Tx::Sqlite(transaction) => transaction.rollback().await?,
+            Tx::Sqlite(transaction) => transaction.transaction.rollback().await?,
             Tx::Postgres(transaction) => transaction.rollback().await?,
         }
         Ok(())

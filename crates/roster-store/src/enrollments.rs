@@ -186,11 +186,16 @@ impl Tx {
     }
 
     /// Whether the user has passed every item of the curriculum or bundle;
-    /// false when it has no items.
+    /// false when it has no items. Passes from before the enrollment count
+    /// (R39), but once the user has passed the parent itself, only course
+    /// passes completed after that count toward passing it again, so a
+    /// re-enrollment is not passed by the same course passes.
     pub async fn passed_all_items(&mut self, user_id: i64, parent_id: i64) -> Result<bool> {
         let (items, passed): (i64, i64) = on_tx!(self, c => sqlx::query_as(
             "SELECT COUNT(*), COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM enrollments e \
-             WHERE e.user_id = $1 AND e.activity_id = i.item_id AND e.status = 'passed')) \
+             WHERE e.user_id = $1 AND e.activity_id = i.item_id AND e.status = 'passed' \
+             AND e.completed_at > COALESCE((SELECT MAX(p.completed_at) FROM enrollments p \
+                 WHERE p.user_id = $1 AND p.activity_id = $2 AND p.status = 'passed'), -1))) \
              FROM activity_items i WHERE i.activity_id = $2"
         )
         .bind(user_id)
@@ -209,45 +214,77 @@ impl Tx {
             .title_q
             .as_ref()
             .map(|q| format!("%{}%", q.to_lowercase()));
-        let order = if filter.newest_first {
-            "AND ($1 IS NULL OR e.id < $1) ORDER BY e.id DESC"
-        } else {
-            "AND ($1 IS NULL OR e.id > $1) ORDER BY e.id"
-        };
-        Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENROLLMENT_COLUMNS}, a.title AS activity_title, a.kind AS activity_kind, \
-             a.active AS activity_active, u.username \
-             FROM enrollments e JOIN activities a ON a.id = e.activity_id JOIN users u ON u.id = e.user_id \
-             WHERE ($2 IS NULL OR e.user_id = $2) AND ($3 IS NULL OR e.activity_id = $3) \
-             AND ($4 IS NULL OR e.status = $4) AND ($5 IS NULL OR e.type = $5) \
-             AND ($6 IS NULL OR e.source_kind = $6) \
-             AND ($7 IS NULL OR ($7 = (e.status = 'in_progress' AND e.due_on IS NOT NULL AND e.due_on < $8))) \
-             AND ($9 IS NULL OR e.due_on >= $9) AND ($10 IS NULL OR e.due_on <= $10) \
-             AND ($11 IS NULL OR e.enrolled_at >= $11) AND ($12 IS NULL OR e.enrolled_at < $12) \
-             AND ($13 IS NULL OR LOWER(a.title) LIKE $13) AND ($14 IS NULL OR a.active = $14) \
-             AND ($15 IS NULL OR u.active = $15) \
-             {order} LIMIT $16"
-        )))
-        .bind(filter.cursor)
-        .bind(filter.user_id)
-        .bind(filter.activity_id)
-        .bind(&filter.status)
-        .bind(&filter.enrollment_type)
-        .bind(&filter.source_kind)
-        .bind(filter.overdue)
-        .bind(&filter.today)
-        .bind(&filter.due_from)
-        .bind(&filter.due_to)
-        .bind(filter.enrolled_from)
-        .bind(filter.enrolled_to)
-        .bind(&pattern)
-        .bind(filter.activity_active)
-        .bind(filter.user_active)
-        .bind(filter.limit)
-        .fetch_all(c)
-        .await?),
-        )
+        // Only the filters given are written into the statement: a generic
+        // `($2 IS NULL OR e.user_id = $2)` keeps SQLite from using any index,
+        // and a learner's History would scan every enrollment.
+        Ok(on_tx!(self, c => {
+            let mut query = sqlx::QueryBuilder::new(format!(
+                "SELECT {ENROLLMENT_COLUMNS}, a.title AS activity_title, a.kind AS activity_kind, \
+                 a.active AS activity_active, u.username \
+                 FROM enrollments e JOIN activities a ON a.id = e.activity_id JOIN users u ON u.id = e.user_id \
+                 WHERE TRUE"
+            ));
+            if let Some(user_id) = filter.user_id {
+                query.push(" AND e.user_id = ").push_bind(user_id);
+            }
+            if let Some(activity_id) = filter.activity_id {
+                query.push(" AND e.activity_id = ").push_bind(activity_id);
+            }
+            if let Some(status) = &filter.status {
+                query.push(" AND e.status = ").push_bind(status);
+            }
+            if let Some(enrollment_type) = &filter.enrollment_type {
+                query.push(" AND e.type = ").push_bind(enrollment_type);
+            }
+            if let Some(source_kind) = &filter.source_kind {
+                query.push(" AND e.source_kind = ").push_bind(source_kind);
+            }
+            if let Some(overdue) = filter.overdue {
+                query
+                    .push(" AND (")
+                    .push_bind(overdue)
+                    .push(" = (e.status = 'in_progress' AND e.due_on IS NOT NULL AND e.due_on < ")
+                    .push_bind(&filter.today)
+                    .push("))");
+            }
+            if let Some(due_from) = &filter.due_from {
+                query.push(" AND e.due_on >= ").push_bind(due_from);
+            }
+            if let Some(due_to) = &filter.due_to {
+                query.push(" AND e.due_on <= ").push_bind(due_to);
+            }
+            if let Some(enrolled_from) = filter.enrolled_from {
+                query.push(" AND e.enrolled_at >= ").push_bind(enrolled_from);
+            }
+            if let Some(enrolled_to) = filter.enrolled_to {
+                query.push(" AND e.enrolled_at < ").push_bind(enrolled_to);
+            }
+            if let Some(pattern) = &pattern {
+                query.push(" AND LOWER(a.title) LIKE ").push_bind(pattern);
+            }
+            if let Some(activity_active) = filter.activity_active {
+                query.push(" AND a.active = ").push_bind(activity_active);
+            }
+            if let Some(user_active) = filter.user_active {
+                query.push(" AND u.active = ").push_bind(user_active);
+            }
+            match (filter.cursor, filter.newest_first) {
+                (Some(cursor), true) => {
+                    query.push(" AND e.id < ").push_bind(cursor);
+                }
+                (Some(cursor), false) => {
+                    query.push(" AND e.id > ").push_bind(cursor);
+                }
+                (None, _) => {}
+            }
+            query.push(if filter.newest_first {
+                " ORDER BY e.id DESC LIMIT "
+            } else {
+                " ORDER BY e.id LIMIT "
+            });
+            query.push_bind(filter.limit);
+            query.build_query_as().fetch_all(c).await?
+        }))
     }
 
     /// Open enrollments of one activity, for bundle retroactivity (R40).

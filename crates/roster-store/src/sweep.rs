@@ -50,10 +50,13 @@ pub type AdoptCandidate = (i64, i64, String, Option<String>, bool);
 
 // The users the rule matches today ($1 activity, $2 lo, $3 hi, $4 hired_after,
 // $5 by_groups, $6 today): active people in scope, hired after the date, not exempt.
+// The members of the rule's groups in the range are read once per statement
+// (an uncorrelated IN list) rather than probed user by user: a groups rule
+// then costs about what its members cost, not what the whole range costs.
 const MATCHING: &str = "u.active = TRUE AND u.role <> 'integration' AND u.id >= $2 AND u.id < $3 \
      AND ($4 IS NULL OR (u.hired_on IS NOT NULL AND u.hired_on > $4)) \
-     AND ($5 = FALSE OR EXISTS (SELECT 1 FROM group_members gm JOIN auto_rule_groups rg \
-          ON rg.group_id = gm.group_id WHERE rg.activity_id = $1 AND gm.user_id = u.id))";
+     AND ($5 = FALSE OR u.id IN (SELECT gm.user_id FROM auto_rule_groups rg JOIN group_members gm \
+          ON gm.group_id = rg.group_id WHERE rg.activity_id = $1 AND gm.user_id >= $2 AND gm.user_id < $3))";
 const NOT_EXEMPT: &str = "NOT EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = u.id \
      AND x.activity_id = $1 AND (x.until IS NULL OR x.until >= $6))";
 const EXEMPT: &str = "EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = u.id \
@@ -70,6 +73,23 @@ const HAD_PERIOD: &str = "EXISTS (SELECT 1 FROM enrollments h WHERE h.activity_i
      AND h.user_id = u.id AND h.period IS NOT NULL)";
 
 impl ActivitySweep {
+    /// The `MM-DD` of the current annual period's end, and its February twin
+    /// (28 and 29 February name the same period end, R12). Digits and a dash
+    /// only: the period comes from a parsed date.
+    fn month_days(&self) -> (String, String) {
+        let month_day: String = self
+            .period
+            .get(5..10)
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        match month_day.as_str() {
+            "02-28" | "02-29" => ("02-28".into(), "02-29".into()),
+            _ => (month_day.clone(), month_day),
+        }
+    }
+
     fn unsatisfied(&self) -> &'static str {
         match self.kind {
             SweepKind::OneTime => UNSATISFIED_ONCE,
@@ -95,35 +115,58 @@ macro_rules! bind_common {
 
 impl Tx {
     /// Annual rollover (R14): closes as `incomplete` every open enrollment of
-    /// an earlier annual period of the activity in the user range.
+    /// an annual period of the activity that ended before today, in the user
+    /// range.
     pub async fn sweep_close_earlier(&mut self, sweep: &ActivitySweep) -> Result<Vec<Touched>> {
         if sweep.kind != SweepKind::Annual {
             return Ok(Vec::new());
         }
+        let valid = sweep.month_days();
         Ok(on_tx!(self, c => sqlx::query_as(
             "UPDATE enrollments SET status = 'incomplete', updated_at = $5 WHERE activity_id = $1 \
              AND user_id >= $2 AND user_id < $3 AND status = 'in_progress' AND period IS NOT NULL \
-             AND period LIKE '____-__-__' AND period < $4 RETURNING id, user_id"
+             AND period LIKE '____-__-__' AND (period < $4 OR (substr(period, 6, 5) NOT IN ($6, $7) \
+                 AND EXISTS (SELECT 1 FROM enrollments c WHERE c.activity_id = $1 \
+                     AND c.user_id = enrollments.user_id AND c.period = $8))) RETURNING id, user_id"
         )
         .bind(sweep.activity_id)
         .bind(sweep.user_lo)
         .bind(sweep.user_hi)
-        .bind(&sweep.period)
+        .bind(&sweep.today)
         .bind(sweep.now)
+        .bind(valid.0)
+        .bind(valid.1)
+        .bind(&sweep.period)
         .fetch_all(c)
         .await?))
     }
 
-    /// Open enrollments no period holds, of matching users whose need is not
-    /// met (R15), as they are before adoption.
+    /// Open enrollments no period holds (R15), or held by a running annual
+    /// period under the rule's former date, of matching users whose need is
+    /// not met, as they are before adoption.
     pub async fn sweep_adopt_candidates(
         &mut self,
         sweep: &ActivitySweep,
     ) -> Result<Vec<AdoptCandidate>> {
+        // Besides unheld enrollments, an annual rule moves an open enrollment of
+        // a running period under its former date (period end not yet passed)
+        // to the current period; a due date equal to the old period end is
+        // the rule's own and is reported as none, so the new one applies.
+        let movable = if sweep.kind == SweepKind::Annual {
+            let (first, second) = sweep.month_days();
+            format!(
+                "(e.period IS NULL OR (e.period LIKE '____-__-__' AND e.period >= $6 \
+                 AND substr(e.period, 6, 5) NOT IN ('{first}', '{second}')))"
+            )
+        } else {
+            "e.period IS NULL".to_string()
+        };
         let sql = format!(
-            "SELECT e.id, e.user_id, e.type, e.due_on, NOT {HAD_PERIOD} AS first \
+            "SELECT e.id, e.user_id, e.type, \
+             CASE WHEN e.period IS NOT NULL AND e.due_on = e.period THEN NULL ELSE e.due_on END AS due_on, \
+             NOT {HAD_PERIOD} AS first \
              FROM enrollments e JOIN users u ON u.id = e.user_id \
-             WHERE e.activity_id = $1 AND e.status = 'in_progress' AND e.period IS NULL \
+             WHERE e.activity_id = $1 AND e.status = 'in_progress' AND {movable} \
              AND {MATCHING} AND {NOT_EXEMPT} AND {} ORDER BY e.user_id",
             sweep.unsatisfied()
         );
@@ -134,8 +177,8 @@ impl Tx {
         )
     }
 
-    /// Adopts one open enrollment for the period (R15): required, the due
-    /// date a new one would get if it had none, the period set.
+    /// Adopts one open enrollment for the period (R15), or moves it there from
+    /// a former period: required, the given due date, the period set.
     pub async fn sweep_adopt(
         &mut self,
         id: i64,
@@ -145,7 +188,7 @@ impl Tx {
     ) -> Result<bool> {
         let changed = on_tx!(self, c => sqlx::query(
             "UPDATE enrollments SET type = 'required', period = $2, due_on = $3, updated_at = $4 \
-             WHERE id = $1 AND status = 'in_progress' AND period IS NULL"
+             WHERE id = $1 AND status = 'in_progress' AND (period IS NULL OR period <> $2)"
         )
         .bind(id)
         .bind(period)
@@ -187,11 +230,12 @@ impl Tx {
     /// Matching users whose need is blocked by an open enrollment another
     /// period holds (R2), plus exempt users the rule would otherwise reach (R21).
     pub async fn sweep_count_skipped(&mut self, sweep: &ActivitySweep) -> Result<i64> {
+        // One pass over the matching users: exempt ones, and the others whose
+        // need is blocked (the two sets are disjoint).
         let sql = format!(
-            "SELECT (SELECT COUNT(*) FROM users u WHERE {MATCHING} AND {NOT_EXEMPT} AND {unsatisfied} \
+            "SELECT COUNT(*) FROM users u WHERE {MATCHING} AND ({EXEMPT} OR ({unsatisfied} \
                AND EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
-                 AND o.status = 'in_progress' AND o.period IS NOT NULL)) \
-             + (SELECT COUNT(*) FROM users u WHERE {MATCHING} AND {EXEMPT})",
+                 AND o.status = 'in_progress' AND o.period IS NOT NULL)))",
             unsatisfied = sweep.unsatisfied()
         );
         Ok(

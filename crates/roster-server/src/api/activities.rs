@@ -555,8 +555,8 @@ pub async fn preview_auto_enrollment(
         .await?
         .ok_or_else(|| ApiError::not_found("activity"))?;
     let outcome = sweep_range(&mut tx, &ctx, &activity, 0, i64::MAX).await?;
-    let mut users: Vec<Value> = Vec::new();
-    let listed = outcome
+    // Every user the sweep would touch, in user order; details for one page only.
+    let mut listed: Vec<(i64, i64, &str)> = outcome
         .created
         .iter()
         .map(|(id, user)| (*user, *id, "enroll"))
@@ -565,11 +565,14 @@ pub async fn preview_auto_enrollment(
                 .adopted
                 .iter()
                 .map(|(id, user)| (*user, *id, "adopt")),
-        );
+        )
+        .filter(|(user, _, _)| cursor.is_none_or(|cursor| *user > cursor))
+        .collect();
+    listed.sort();
+    let has_more = listed.len() as i64 > limit;
+    listed.truncate(limit as usize);
+    let mut users: Vec<Value> = Vec::with_capacity(listed.len());
     for (user_id, enrollment_id, action) in listed {
-        if cursor.is_some_and(|cursor| user_id <= cursor) {
-            continue;
-        }
         let enrollment = tx.get_enrollment(enrollment_id).await?;
         let username = tx
             .get_user(user_id)
@@ -577,15 +580,10 @@ pub async fn preview_auto_enrollment(
             .map(|user| user.username)
             .unwrap_or_default();
         users.push(json!({"user_id": user_id, "username": username, "action": action, "due_on": enrollment.and_then(|e| e.due_on)}));
-        if users.len() as i64 > limit * 4 {
-            break;
-        }
     }
     let outcome = outcome.counts;
     tx.rollback().await?;
-    users.sort_by_key(|user| user["user_id"].as_i64());
-    users.truncate(limit as usize);
-    let next_cursor = (users.len() as i64 >= limit)
+    let next_cursor = has_more
         .then(|| {
             users
                 .last()

@@ -57,9 +57,20 @@ pub async fn start_sweep(
     if dry_run {
         let mut tx = state.store.write().await?;
         let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-        let id = match tx.insert_sweep(true, "manual", &ctx.today.to_string(), ctx.micros(), Some(actor.id())).await {
+        let id = match tx
+            .insert_sweep(
+                true,
+                "manual",
+                &ctx.today.to_string(),
+                ctx.micros(),
+                Some(actor.id()),
+            )
+            .await
+        {
             Ok(id) => id,
-            Err(StoreError::Conflict(_)) => return Err(ApiError::Conflict("another dry run is in progress".into())),
+            Err(StoreError::Conflict(_)) => {
+                return Err(ApiError::Conflict("another dry run is in progress".into()));
+            }
             Err(error) => return Err(error.into()),
         };
         tx.commit().await?;
@@ -67,9 +78,18 @@ pub async fn start_sweep(
         let mut tx = state.store.write().await?;
         let record = match counts {
             Ok(counts) => {
-                tx.add_sweep_counts(id, counts.created, counts.adopted, counts.closed, counts.skipped).await?;
+                tx.add_sweep_counts(
+                    id,
+                    counts.created,
+                    counts.adopted,
+                    counts.closed,
+                    counts.skipped,
+                )
+                .await?;
                 tx.finish_sweep(id, "done", ctx.micros()).await?;
-                tx.get_sweep(id).await?.ok_or_else(|| ApiError::not_found("sweep"))?
+                tx.get_sweep(id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("sweep"))?
             }
             Err(error) => {
                 tx.finish_sweep(id, "failed", ctx.micros()).await?;

@@ -125,7 +125,10 @@ pub fn router() -> Router<AppState> {
             axum::routing::delete(admin::delete_exemption),
         )
         .route("/forecast", get(admin::forecast))
-        .route("/imports/users", post(admin::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)))
+        .route(
+            "/imports/users",
+            post(admin::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)),
+        )
         .route("/openapi.json", get(crate::openapi::openapi_json))
 }
 

@@ -155,7 +155,12 @@ pub fn after_create<'a>(
             Status::Failed => fire(tx, ctx, record, Trigger::Failed).await?,
             _ => {}
         }
-        if activity.kind == ActivityKind::CourseBundle {
+        // R10: bundle expansion is a rule, and no rule enrolls a service account.
+        let service_account = tx
+            .get_user(record.user_id)
+            .await?
+            .is_some_and(|user| user.role == "integration");
+        if activity.kind == ActivityKind::CourseBundle && !service_account {
             for item_id in tx.item_ids(activity.record.id).await? {
                 let source = Source::Bundle {
                     enrollment_id: record.id,

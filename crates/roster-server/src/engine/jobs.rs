@@ -92,11 +92,18 @@ async fn run_post_enrollment(
 
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, None).await?;
-    let user_active = tx.get_user(user_id).await?.is_some_and(|user| user.active);
+    let user = tx.get_user(user_id).await?;
+    let user_active = user.as_ref().is_some_and(|user| user.active);
+    // R10: no rule ever enrolls a service account.
+    let service_account = user.as_ref().is_some_and(|user| user.role == "integration");
     let mut outcomes = Vec::new();
     for target in targets {
         if load_activity(&mut tx, target).await?.is_none() {
             outcomes.push(json!({"activity_id": target, "outcome": "target_missing"}));
+            continue;
+        }
+        if service_account && user_active {
+            outcomes.push(json!({"activity_id": target, "outcome": "service_account"}));
             continue;
         }
         let facts = TargetFacts {

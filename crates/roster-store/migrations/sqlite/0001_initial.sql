@@ -1,5 +1,6 @@
 -- Roster's schema on SQLite. Dates are TEXT 'YYYY-MM-DD' (they sort as dates);
--- timestamps are BIGINT microseconds since the Unix epoch, UTC. The PostgreSQL
+-- timestamps are BIGINT microseconds since the Unix epoch, UTC; ids are never
+-- reused (AUTOINCREMENT), as on PostgreSQL. The PostgreSQL
 -- folder holds the same schema; keep the two in step.
 
 -- Organisation settings and the manual clock, as key/value rows.
@@ -9,7 +10,7 @@ CREATE TABLE settings (
 );
 
 CREATE TABLE users (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     username      TEXT NOT NULL UNIQUE,
     email         TEXT NOT NULL DEFAULT '',
     display_name  TEXT NOT NULL DEFAULT '',
@@ -24,7 +25,7 @@ CREATE TABLE users (
 );
 
 CREATE TABLE user_groups (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     name       TEXT NOT NULL UNIQUE,
     created_at BIGINT NOT NULL
 );
@@ -38,14 +39,14 @@ CREATE INDEX group_members_user ON group_members (user_id, group_id);
 
 -- API tokens, stored as SHA-256 hex of the token.
 CREATE TABLE api_tokens (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id    BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     token_hash TEXT NOT NULL UNIQUE,
     created_at BIGINT NOT NULL
 );
 
 CREATE TABLE activities (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     title            TEXT NOT NULL,
     kind             TEXT NOT NULL,
     active           BOOLEAN NOT NULL DEFAULT TRUE,
@@ -81,7 +82,7 @@ CREATE TABLE activity_items (
 CREATE INDEX activity_items_item ON activity_items (item_id);
 
 CREATE TABLE post_rules (
-    id                INTEGER PRIMARY KEY,
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
     activity_id       BIGINT NOT NULL REFERENCES activities (id) ON DELETE CASCADE,
     trigger_on        TEXT NOT NULL,
     delay_days        BIGINT NOT NULL,
@@ -92,7 +93,7 @@ CREATE TABLE post_rules (
 CREATE INDEX post_rules_activity ON post_rules (activity_id);
 
 CREATE TABLE enrollments (
-    id           INTEGER PRIMARY KEY,
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id      BIGINT NOT NULL REFERENCES users (id),
     activity_id  BIGINT NOT NULL REFERENCES activities (id),
     type         TEXT NOT NULL,
@@ -116,7 +117,7 @@ CREATE INDEX enrollments_user ON enrollments (user_id, activity_id);
 CREATE INDEX enrollments_activity ON enrollments (activity_id, user_id);
 
 CREATE TABLE exemptions (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id     BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     activity_id BIGINT NOT NULL REFERENCES activities (id) ON DELETE CASCADE,
     reason      TEXT NOT NULL,
@@ -127,7 +128,7 @@ CREATE TABLE exemptions (
 CREATE INDEX exemptions_pair ON exemptions (activity_id, user_id);
 
 CREATE TABLE attachments (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     enrollment_id BIGINT NOT NULL,
     filename      TEXT NOT NULL,
     content_type  TEXT NOT NULL,
@@ -139,7 +140,7 @@ CREATE TABLE attachments (
 CREATE INDEX attachments_enrollment ON attachments (enrollment_id);
 
 CREATE TABLE tasks (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     enrollment_id BIGINT NOT NULL,
     title         TEXT NOT NULL,
     completed_on  TEXT,
@@ -150,7 +151,7 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_enrollment ON tasks (enrollment_id);
 
 CREATE TABLE audit (
-    id        INTEGER PRIMARY KEY,
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
     at        BIGINT NOT NULL,
     actor_id  BIGINT,
     action    TEXT NOT NULL,
@@ -163,7 +164,7 @@ CREATE INDEX audit_entity ON audit (entity, entity_id);
 
 -- Durable jobs. run_at is business time (the clock); lease_expires_at is real time.
 CREATE TABLE jobs (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     kind             TEXT NOT NULL,
     state            TEXT NOT NULL,
     run_at           BIGINT NOT NULL,
@@ -184,7 +185,7 @@ CREATE INDEX jobs_due ON jobs (state, run_at);
 CREATE INDEX jobs_sweep ON jobs (sweep_id);
 
 CREATE TABLE sweeps (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     state       TEXT NOT NULL,
     dry_run     BOOLEAN NOT NULL,
     trigger_by  TEXT NOT NULL,
