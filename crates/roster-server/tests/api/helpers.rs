@@ -63,6 +63,14 @@ pub async fn spawn_app() -> TestApp {
                 .execute(&mut connection)
                 .await
                 .expect("create the test database");
+            // Commits need not wait for the disk in a throwaway test database;
+            // it only makes the suite faster (durability is not under test here).
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {database} SET synchronous_commit = off"
+            )))
+            .execute(&mut connection)
+            .await
+            .expect("configure the test database");
             connection.close().await.ok();
             let url = replace_database(&admin_url, &database);
             (url, Some((admin_url, database)))
