@@ -57,6 +57,7 @@ async fn build_state(
     store: Store,
     mode: ClockMode,
     data_dir: std::path::PathBuf,
+    lease_seconds: i64,
 ) -> anyhow::Result<AppState> {
     let clock = Clock::load(mode, &store).await?;
     let worker_id = format!("{}-{}", std::process::id(), &crate::auth::new_token()[..8]);
@@ -67,6 +68,7 @@ async fn build_state(
         worker_id,
         jobs_ready: Notify::new(),
         metrics: metrics_handle(),
+        lease_seconds,
     })))
 }
 
@@ -76,7 +78,13 @@ pub async fn offline_state(url: &str) -> anyhow::Result<AppState> {
     let data_dir = std::env::var_os("ROSTER_DATA_DIR")
         .map(Into::into)
         .unwrap_or_else(|| "roster-data".into());
-    build_state(store, ClockMode::System, data_dir).await
+    build_state(
+        store,
+        ClockMode::System,
+        data_dir,
+        crate::engine::jobs::LEASE_SECONDS,
+    )
+    .await
 }
 
 /// Makes sure the admin user `admin` exists and owns `token`. Processes
@@ -149,7 +157,13 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store.database).await?;
     tokio::fs::create_dir_all(&args.data_dir).await?;
-    let state = build_state(store, args.clock, args.data_dir.clone()).await?;
+    let state = build_state(
+        store,
+        args.clock,
+        args.data_dir.clone(),
+        args.job_lease_seconds,
+    )
+    .await?;
     if let Some(token) = args
         .bootstrap_token
         .as_deref()

@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// Print one JSON document on standard output instead of the table.
     #[arg(long, env = "ROSTER_BENCH_JSON")]
     pub json: bool,
+    /// Job worker tasks draining sweeps and jobs, as `roster serve --workers`.
+    #[arg(long, env = "ROSTER_BENCH_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: u64,
     /// Run even if the database already holds users (the bench adds its own
     /// organisation beside them; figures are then not comparable).
     #[arg(long, env = "ROSTER_BENCH_FORCE")]
@@ -60,10 +63,11 @@ pub struct BenchArgs {
 const GROUPS: usize = 500;
 const ACTIVITIES: usize = 1_000;
 const RULES: usize = 300;
-/// Job workers draining a sweep or a burst, as `roster serve` runs by default.
-const WORKERS: usize = 2;
 /// Concurrent HTTP clients of the read workloads.
 const CLIENTS: usize = 8;
+/// Pause of each W7 client between requests: learners browsing, not a
+/// closed loop that would take both cores from the sweep it measures.
+const W7_THINK: Duration = Duration::from_millis(50);
 /// Learners whose tokens the read workloads use.
 const READERS: usize = 256;
 /// Enrollments of the heavy learner of W6.
@@ -161,11 +165,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let router = crate::app::router(state.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
 
+    let workers = args.workers as usize;
     let mut workloads = Vec::new();
 
     // W1: the cold sweep, as the nightly sweep runs it.
     progress.stage("W1 sweep", 0);
-    let (w1_time, w1) = sweep_now(&state, &progress).await?;
+    let (w1_time, w1) = sweep_now(&state, workers, &progress).await?;
     let w1_rows = w1.created + w1.adopted + w1.closed;
     workloads.push(Workload::rows(
         "W1",
@@ -173,7 +178,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         w1_time,
         w1_rows,
         format!(
-            "created {}, adopted {}, closed {}, skipped {}; {} activities, {WORKERS} workers",
+            "created {}, adopted {}, closed {}, skipped {}; {} activities, {workers} workers",
             w1.created, w1.adopted, w1.closed, w1.skipped, w1.jobs_total
         ),
     ));
@@ -186,7 +191,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // W2: nothing to do.
     progress.stage("W2 sweep", 0);
     let before = count_enrollments(&state.store).await?;
-    let (w2_time, w2) = sweep_now(&state, &progress).await?;
+    let (w2_time, w2) = sweep_now(&state, workers, &progress).await?;
     let after = count_enrollments(&state.store).await?;
     let w2_rows = w2.created + w2.adopted + w2.closed + (after - before).abs();
     workloads.push(Workload::rows(
@@ -216,9 +221,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None,
         args.seed ^ 0x77,
         None,
+        W7_THINK,
         stop.clone(),
     );
-    let (w7_time, w7) = sweep_now(&state, &progress).await?;
+    let (w7_time, w7) = sweep_now(&state, workers, &progress).await?;
     stop.store(true, Ordering::SeqCst);
     let mut w7_samples: Vec<Duration> = join_clients(readers)
         .await?
@@ -238,7 +244,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "reads during sweep",
             w7_time,
             0,
-            format!("History/Plan/home of random learners, {CLIENTS} clients"),
+            format!(
+                "History/Plan/home of random learners, {CLIENTS} clients, {} ms between requests",
+                W7_THINK.as_millis()
+            ),
         )
         .with_latencies(&mut w7_samples),
     );
@@ -251,7 +260,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .set(&state.store, start.checked_add(48.hours())?)
         .await?;
     progress.stage("W3 sweep", 0);
-    let (w3_time, w3) = sweep_now(&state, &progress).await?;
+    let (w3_time, w3) = sweep_now(&state, workers, &progress).await?;
     let w3_rows = w3.created + w3.adopted + w3.closed;
     workloads.push(Workload::rows(
         "W3",
@@ -272,7 +281,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // W5: a burst of completions firing post-enrollment rules.
     progress.stage("W5 burst", 0);
-    workloads.extend(event_burst(&state, &org, &mut rng, args.users as usize, &progress).await?);
+    workloads.extend(
+        event_burst(
+            &state,
+            &org,
+            &mut rng,
+            args.users as usize,
+            workers,
+            &progress,
+        )
+        .await?,
+    );
 
     // W6: learners' reads on a quiet server.
     progress.stage("W6 reads", 0);
@@ -848,6 +867,7 @@ async fn bench_state(store: Store) -> anyhow::Result<AppState> {
         worker_id: format!("bench-{}", std::process::id()),
         jobs_ready: Notify::new(),
         metrics: None,
+        lease_seconds: crate::engine::jobs::LEASE_SECONDS,
     })))
 }
 
@@ -873,6 +893,7 @@ async fn count_jobs(store: &Store, state_name: &str) -> anyhow::Result<i64> {
 /// the start to the last activity's commit, and the sweep's record.
 async fn sweep_now(
     state: &AppState,
+    workers: usize,
     progress: &Progress,
 ) -> anyhow::Result<(Duration, SweepRecord)> {
     let started = Instant::now();
@@ -880,7 +901,7 @@ async fn sweep_now(
     let ctx = state.ctx(&mut tx, None).await?;
     let id = start_sweep(&mut tx, &ctx, "manual", ctx.today).await?;
     tx.commit().await?;
-    let workers: Vec<_> = (0..WORKERS)
+    let workers: Vec<_> = (0..workers)
         .map(|_| {
             let state = state.clone();
             tokio::spawn(async move { run_due(&state).await })
@@ -1128,6 +1149,7 @@ async fn event_burst(
     org: &Org,
     rng: &mut Rng,
     users: usize,
+    workers: usize,
     progress: &Progress,
 ) -> anyhow::Result<Vec<Workload>> {
     let mut tx = state.store.read().await?;
@@ -1158,7 +1180,7 @@ async fn event_burst(
     let commits: Arc<Mutex<HashMap<i64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..WORKERS)
+    let worker_tasks: Vec<_> = (0..workers)
         .map(|_| {
             tokio::spawn(timed_worker(
                 state.clone(),
@@ -1217,7 +1239,7 @@ async fn event_burst(
     let drain_time = started.elapsed();
     stop.store(true, Ordering::SeqCst);
     state.jobs_ready.notify_waiters();
-    for worker in workers {
+    for worker in worker_tasks {
         worker.await??;
     }
     let done_now = count_jobs(&state.store, "done").await?;
@@ -1228,7 +1250,7 @@ async fn event_burst(
     let later = state.clock.now().checked_add(25.hours())?;
     state.clock.set(&state.store, later).await?;
     let started = Instant::now();
-    let drains: Vec<_> = (0..WORKERS)
+    let drains: Vec<_> = (0..workers)
         .map(|_| {
             let state = state.clone();
             tokio::spawn(async move { run_due(&state).await })
@@ -1257,7 +1279,7 @@ async fn event_burst(
             drain_time,
             done_now - done_before,
             format!(
-                "jobs run by {WORKERS} workers during and after the burst (chains included); p50/p99: enqueue to start of the {} jobs timed",
+                "jobs run by {workers} workers during and after the burst (chains included); p50/p99: enqueue to start of the {} jobs timed",
                 samples.len()
             ),
         )
@@ -1267,7 +1289,7 @@ async fn event_burst(
             "jobs a day later",
             delayed_time,
             done_later - done_now,
-            format!("the clock a day forward, {WORKERS} workers drain the delayed jobs and their chains"),
+            format!("the clock a day forward, {workers} workers drain the delayed jobs and their chains"),
         ),
     ])
 }
@@ -1339,6 +1361,7 @@ async fn reads(
             None,
             seed,
             Some(per_client),
+            Duration::ZERO,
             stop,
         );
         let samples = join_clients(clients).await?;
@@ -1375,6 +1398,7 @@ fn spawn_clients(
     path: Option<usize>,
     seed: u64,
     requests: Option<usize>,
+    think: Duration,
     stop: Arc<AtomicBool>,
 ) -> Vec<ClientTask> {
     (0..CLIENTS)
@@ -1397,6 +1421,9 @@ fn spawn_clients(
                         anyhow::bail!("GET {} answered {status}", PATHS[index]);
                     }
                     samples.push((index, latency));
+                    if !think.is_zero() {
+                        tokio::time::sleep(think).await;
+                    }
                 }
                 Ok(samples)
             })

@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// Job worker tasks in this process.
     #[arg(long, env = "ROSTER_WORKERS", default_value_t = 2)]
     pub workers: usize,
+    /// Seconds (real time) a claimed job stays leased to its worker before
+    /// another worker or process may take it over, if the worker dies.
+    #[arg(long = "job-lease-seconds", env = "ROSTER_JOB_LEASE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(i64).range(1..=3600))]
+    pub job_lease_seconds: i64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,6 +25,8 @@ pub struct App {
     /// Wakes the job worker when a request enqueued work due now.
     pub jobs_ready: Notify,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Real seconds a claimed job stays leased without renewal.
+    pub lease_seconds: i64,
 }
 
 impl std::ops::Deref for AppState {

@@ -15,7 +15,8 @@ use crate::engine::rules::load_activity;
 use crate::engine::sweep::{BATCH_USERS, start_sweep, sweep_range};
 use crate::state::{AppState, Ctx};
 
-/// How long a claimed job stays leased without renewal, in real seconds.
+/// How long a claimed job stays leased without renewal, in real seconds,
+/// unless `--job-lease-seconds` says otherwise.
 pub const LEASE_SECONDS: i64 = 30;
 
 fn real_micros() -> i64 {
@@ -37,7 +38,7 @@ pub async fn run_next_job(state: &AppState) -> anyhow::Result<Option<ClaimedJob>
             &state.worker_id,
             state.clock.now().as_microsecond(),
             real_micros(),
-            real_micros() + LEASE_SECONDS * 1_000_000,
+            real_micros() + state.lease_seconds * 1_000_000,
             None,
         )
         .await?;
@@ -190,7 +191,7 @@ async fn run_sweep_activity(
                 counts.skipped,
             )
             .await?;
-            let lease_until = real_micros() + LEASE_SECONDS * 1_000_000;
+            let lease_until = real_micros() + state.lease_seconds * 1_000_000;
             if !tx
                 .renew_lease(job.id, &state.worker_id, lease_until)
                 .await?

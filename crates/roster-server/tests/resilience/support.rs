@@ -122,6 +122,8 @@ impl Database {
             .arg(self.dir.join("data"))
             .args(["--clock", clock])
             .env("ROSTER_BOOTSTRAP_TOKEN", ADMIN_TOKEN)
+            // A short lease, so a killed process's jobs are taken over within seconds.
+            .env("ROSTER_JOB_LEASE_SECONDS", "5")
             .env("RUST_LOG", "info,sqlx=warn")
             .env_remove("ROSTER_WORKERS")
             .stdin(Stdio::null())
