@@ -18,7 +18,7 @@ use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 use roster_core::{AutoRule, MonthDay, OneTimeDue, Recurrence, Scope, Status};
 use roster_store::bench::BenchUser;
-use roster_store::{ActivityRecord, EnrollmentInsert, PostRuleRecord, Store, SweepRecord};
+use roster_store::{ActivityRecord, Backend, EnrollmentInsert, PostRuleRecord, Store, SweepRecord};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -154,7 +154,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     progress.stage("generate", plan.users.len() as u64);
     let started = Instant::now();
     let org = load(&state, &plan, &mut rng, existing, &progress).await?;
-    state.store.bench_analyze().await?;
+    state.store.bench_settle().await?;
     progress.note(&format!(
         "organisation loaded in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -185,7 +185,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // The physical limit: the same rows into a copy of the table.
     progress.stage("calibrate", org.rule_activities.len() as u64);
+    state.store.bench_settle().await?;
     let (calibration_rows, calibration_time) = calibrate(&state.store, &org, &progress).await?;
+    state.store.bench_settle().await?;
     let calibration_rate = calibration_rows as f64 / calibration_time.as_secs_f64().max(1e-9);
 
     // W2: nothing to do.
@@ -211,7 +213,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let mut tx = state.store.write().await?;
         tx.bench_reset_sweep().await?;
         tx.commit().await?;
-        state.store.bench_analyze().await?;
+        state.store.bench_settle().await?;
     }
     progress.stage("W7 sweep", 0);
     let stop = Arc::new(AtomicBool::new(false));
@@ -254,6 +256,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // W3: a day of changes and the crossing of an annual period end.
     progress.stage("W3 delta", 0);
+    state.store.bench_settle().await?;
     let delta = apply_delta(&state, &plan, &org, &mut rng, day0).await?;
     state
         .clock
@@ -295,13 +298,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // W6: learners' reads on a quiet server.
     progress.stage("W6 reads", 0);
+    state.store.bench_settle().await?;
     workloads.extend(reads(address, &org, args.users as usize, args.seed, &progress).await?);
     progress.finish();
 
     let report = Report {
         backend: match state.store.backend() {
-            roster_store::Backend::Sqlite => "sqlite",
-            roster_store::Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
         },
         users: args.users,
         seed: args.seed,
@@ -951,11 +955,19 @@ async fn calibrate(
     let mut tx = store.write().await?;
     let mut spent = Duration::ZERO;
     let mut rows = 0;
+    let mut text = Vec::new();
     for activity_id in &org.rule_activities {
         let batch = tx.bench_auto_rows(*activity_id).await?;
         rows += batch.len() as i64;
-        spent += tx.calibration_insert(&batch).await?;
+        match store.backend() {
+            // Reading the rows back is not counted: only the inserts are.
+            Backend::Sqlite => spent += tx.calibration_insert(&batch).await?,
+            Backend::Postgres => roster_store::bench::calibration_text(&mut text, &batch),
+        }
         progress.advance(1);
+    }
+    if store.backend() == Backend::Postgres {
+        spent += tx.calibration_copy(text).await?;
     }
     let committing = Instant::now();
     tx.commit().await?;

@@ -78,13 +78,22 @@ const ENROLLMENT_INSERT_COLUMNS: &str = "user_id, activity_id, type, status, due
      enrolled_at, completed_at, source_kind, source, period, updated_at";
 
 impl Store {
-    /// Refreshes the planner's statistics after a bulk load. PostgreSQL's
-    /// autovacuum would do it on its own a little later; doing it now keeps
-    /// the figures from depending on when it wakes. SQLite keeps none unless
-    /// asked, and the application never asks, so nothing is done there.
-    pub async fn bench_analyze(&self) -> Result<()> {
-        if let Store::Postgres(pool) = self {
-            sqlx::raw_sql("VACUUM ANALYZE").execute(pool).await?;
+    /// Brings the database to a quiet state between two measured phases, as
+    /// hours between two nightly sweeps would: PostgreSQL's statistics
+    /// refreshed and dead rows vacuumed (autovacuum would have done both) and
+    /// a checkpoint taken; SQLite's write-ahead log checkpointed. SQLite keeps
+    /// no planner statistics unless asked, and the application never asks.
+    pub async fn bench_settle(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(pool) => {
+                sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(pool)
+                    .await?;
+            }
+            Store::Postgres(pool) => {
+                sqlx::raw_sql("VACUUM ANALYZE").execute(pool).await?;
+                sqlx::raw_sql("CHECKPOINT").execute(pool).await?;
+            }
         }
         Ok(())
     }
@@ -279,37 +288,36 @@ impl Tx {
         Ok(())
     }
 
-    /// Inserts the rows into the scratch table the fastest plain way each
-    /// database offers: prepared multi-row INSERTs on SQLite, COPY on
-    /// PostgreSQL. Returns the time spent in the database's writes only.
+    /// Inserts the rows into the scratch table with prepared multi-row
+    /// INSERTs (SQLite's fastest plain way); answers the time spent.
     pub async fn calibration_insert(&mut self, rows: &[EnrollmentInsert]) -> Result<Duration> {
-        match self {
-            Tx::Sqlite(_) => {
-                let started = Instant::now();
-                for chunk in rows.chunks(CHUNK) {
-                    insert_enrollment_rows(self, "bench_enrollments", chunk).await?;
-                }
-                Ok(started.elapsed())
-            }
-            Tx::Postgres(transaction) => {
-                // The text is built before the clock starts: the figure is
-                // the database's, not this process's formatting.
-                let mut text = Vec::with_capacity(rows.len() * 160);
-                for row in rows {
-                    copy_line(&mut text, row);
-                }
-                let started = Instant::now();
-                let mut copy = transaction
-                    .copy_in_raw(
-                        "COPY bench_enrollments (user_id, activity_id, type, status, due_on, required_by, \
-                         reason, enrolled_at, completed_at, source_kind, source, period, updated_at) FROM STDIN",
-                    )
-                    .await?;
-                copy.send(text).await?;
-                copy.finish().await?;
-                Ok(started.elapsed())
-            }
+        let started = Instant::now();
+        for chunk in rows.chunks(CHUNK) {
+            insert_enrollment_rows(self, "bench_enrollments", chunk).await?;
         }
+        Ok(started.elapsed())
+    }
+
+    /// Loads rows written by `calibration_text` into the scratch table with
+    /// one COPY (PostgreSQL's fastest way); answers the time it took. One
+    /// COPY for everything, because each COPY ends with a small message that
+    /// Nagle's algorithm holds back for a delayed acknowledgement (40 ms).
+    pub async fn calibration_copy(&mut self, text: Vec<u8>) -> Result<Duration> {
+        let Tx::Postgres(transaction) = self else {
+            return Err(crate::db::StoreError::Database(sqlx::Error::Protocol(
+                "COPY is PostgreSQL's; use calibration_insert on SQLite".into(),
+            )));
+        };
+        let started = Instant::now();
+        let mut copy = transaction
+            .copy_in_raw(
+                "COPY bench_enrollments (user_id, activity_id, type, status, due_on, required_by, \
+                 reason, enrolled_at, completed_at, source_kind, source, period, updated_at) FROM STDIN",
+            )
+            .await?;
+        copy.send(text).await?;
+        copy.finish().await?;
+        Ok(started.elapsed())
     }
 
     pub async fn calibration_drop(&mut self) -> Result<()> {
@@ -345,7 +353,14 @@ async fn insert_enrollment_rows(
     }))
 }
 
-/// One row of COPY's text format: tab-separated, `\N` for NULL.
+/// Appends the rows in COPY's text format (tab-separated, `\N` for NULL)
+/// for `calibration_copy`.
+pub fn calibration_text(out: &mut Vec<u8>, rows: &[EnrollmentInsert]) {
+    for row in rows {
+        copy_line(out, row);
+    }
+}
+
 fn copy_line(out: &mut Vec<u8>, row: &EnrollmentInsert) {
     fn text(out: &mut Vec<u8>, value: &str) {
         for byte in value.bytes() {

@@ -60,6 +60,34 @@ impl Tx {
         .await?))
     }
 
+    /// Enqueues the jobs in multi-row inserts, in order; as with `enqueue`, a
+    /// job whose `dedupe_key` is already there is skipped. Answers how many
+    /// were written.
+    pub async fn enqueue_many(&mut self, jobs: &[NewJob], now: i64) -> Result<u64> {
+        let mut written = 0;
+        for chunk in jobs.chunks(1_000) {
+            written += on_tx!(self, c => {
+                let mut query = sqlx::QueryBuilder::new(
+                    "INSERT INTO jobs (kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, created_at) ",
+                );
+                query.push_values(chunk, |mut row, job| {
+                    row.push_bind(&job.kind)
+                        .push("'pending'")
+                        .push_bind(job.run_at)
+                        .push_bind(&job.dedupe_key)
+                        .push_bind(&job.payload)
+                        .push_bind(job.rule_id)
+                        .push_bind(job.sweep_id)
+                        .push_bind(job.user_id)
+                        .push_bind(now);
+                });
+                query.push(" ON CONFLICT DO NOTHING");
+                query.build().execute(c).await?.rows_affected()
+            });
+        }
+        Ok(written)
+    }
+
     /// Takes the earliest job due at business time `now` (or whose lease
     /// expired at real time `real_now`), leasing it to `owner` until
     /// `lease_until` (real time). `kind` narrows the choice.
@@ -71,16 +99,28 @@ impl Tx {
         lease_until: i64,
         kind: Option<&str>,
     ) -> Result<Option<ClaimedJob>> {
+        // The earliest job of each kind of candidate (due and pending, or
+        // running with an expired lease) is found by its own ordered index
+        // scan, then the earlier of the two is taken. One query with an OR
+        // would read and sort every due job on each claim, which turns a
+        // backlog into quadratic work.
         Ok(on_tx_sql!(self,
             "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs WHERE ((state = 'pending' AND run_at <= $3) \
-             OR (state = 'running' AND lease_expires_at < $4)) AND ($5 IS NULL OR kind = $5) \
-             ORDER BY run_at, id LIMIT 1) \
+             WHERE id = (SELECT id FROM ( \
+                 SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE state = 'running' \
+                     AND lease_expires_at < $4 AND ($5 IS NULL OR kind = $5) ORDER BY run_at, id LIMIT 1) \
+                 UNION ALL \
+                 SELECT id, run_at FROM (SELECT id, run_at FROM jobs WHERE state = 'pending' \
+                     AND run_at <= $3 AND ($5 IS NULL OR kind = $5) ORDER BY run_at, id LIMIT 1) \
+             ) ORDER BY run_at, id LIMIT 1) \
              RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts",
-            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs WHERE ((state = 'pending' AND run_at <= $3) \
-             OR (state = 'running' AND lease_expires_at < $4)) AND ($5::text IS NULL OR kind = $5) \
-             ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+            "WITH expired AS (SELECT id, run_at FROM jobs WHERE state = 'running' AND lease_expires_at < $4 \
+                 AND ($5::text IS NULL OR kind = $5) ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED), \
+             due AS (SELECT id, run_at FROM jobs WHERE state = 'pending' AND run_at <= $3 \
+                 AND ($5::text IS NULL OR kind = $5) ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM (SELECT id, run_at FROM expired UNION ALL SELECT id, run_at FROM due) candidates \
+                 ORDER BY run_at, id LIMIT 1) \
              RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts",
             sql, c => sqlx::query_as(sql)
             .bind(owner)

@@ -8,7 +8,9 @@ use std::pin::Pin;
 use jiff::ToSpan;
 use jiff::civil::Date;
 use roster_core::calendar::next_period_on_completion;
-use roster_core::{ActivityKind, EnrollmentType, Period, Recurrence, Source, Status, Trigger};
+use roster_core::{
+    ActivityKind, EnrollmentType, Period, PostRule, Recurrence, Source, Status, Trigger,
+};
 use roster_store::{AuditEntry, EnrollmentInsert, EnrollmentPatch, EnrollmentRecord, NewJob, Tx};
 use serde_json::json;
 
@@ -260,36 +262,49 @@ async fn fire(
         if rule.when != trigger {
             continue;
         }
-        let run_at = ctx
-            .now
-            .checked_add((rule.delay_days as i64 * 24).hours())
-            .unwrap_or(ctx.now);
-        let payload = json!({
-            "rule_id": rule.id,
-            "activity_id": rule.activity_id,
-            "when": trigger.as_str(),
-            "delay_days": rule.delay_days,
-            "from_enrollment_id": record.id,
-            "user_id": record.user_id,
-            "target_ids": rule.target_ids,
-            "allow_consecutive": rule.allow_consecutive,
-            "triggered_at": ctx.now.to_string(),
-        });
         tx.enqueue(
-            &NewJob {
-                kind: "post_enrollment".into(),
-                run_at: run_at.as_microsecond(),
-                dedupe_key: None,
-                payload: payload.to_string(),
-                rule_id: Some(rule.id),
-                sweep_id: None,
-                user_id: Some(record.user_id),
-            },
+            &trigger_job(ctx, &rule, trigger, record.id, record.user_id),
             ctx.micros(),
         )
         .await?;
     }
     Ok(())
+}
+
+/// The job capturing `rule` for a trigger on enrollment `enrollment_id` of
+/// `user_id` (R33): due `delay_days` × 24 hours from now, with the rule's
+/// snapshot. The sweep writes the same jobs in batches.
+pub fn trigger_job(
+    ctx: &Ctx,
+    rule: &PostRule,
+    trigger: Trigger,
+    enrollment_id: i64,
+    user_id: i64,
+) -> NewJob {
+    let run_at = ctx
+        .now
+        .checked_add((rule.delay_days as i64 * 24).hours())
+        .unwrap_or(ctx.now);
+    let payload = json!({
+        "rule_id": rule.id,
+        "activity_id": rule.activity_id,
+        "when": trigger.as_str(),
+        "delay_days": rule.delay_days,
+        "from_enrollment_id": enrollment_id,
+        "user_id": user_id,
+        "target_ids": rule.target_ids,
+        "allow_consecutive": rule.allow_consecutive,
+        "triggered_at": ctx.now.to_string(),
+    });
+    NewJob {
+        kind: "post_enrollment".into(),
+        run_at: run_at.as_microsecond(),
+        dedupe_key: None,
+        payload: payload.to_string(),
+        rule_id: Some(rule.id),
+        sweep_id: None,
+        user_id: Some(user_id),
+    }
 }
 
 /// What a pass sets off: the rule's next period (R19) and the completion of

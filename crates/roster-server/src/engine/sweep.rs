@@ -5,11 +5,11 @@
 
 use jiff::civil::Date;
 use roster_core::calendar::{current_period, due_for_new};
-use roster_core::{ActivityKind, AutoRule, Recurrence, Scope, Source};
+use roster_core::{AutoRule, PostRule, Recurrence, Scope, Source, Trigger};
 use roster_store::{ActivitySweep, AuditEntry, NewJob, StoreError, SweepCounts, SweepKind, Tx};
 use serde_json::json;
 
-use crate::engine::enroll::after_create;
+use crate::engine::enroll::{after_create, trigger_job};
 use crate::engine::rules::{Activity, activity_from, post_rules};
 use crate::state::Ctx;
 
@@ -152,16 +152,33 @@ pub async fn sweep_range(
             ctx.micros(),
         )
         .await?;
-        // Effects only where something listens: post rules, bundles, curricula.
-        let has_rules = !post_rules(tx, activity.record.id).await?.is_empty();
-        if has_rules
-            || activity.kind != ActivityKind::OnlineCourse
-                && activity.kind != ActivityKind::InstructorLed
-        {
+        if activity.kind.has_items() {
+            // Curricula and bundles: expansion and completion (R39, R40),
+            // enrollment by enrollment.
             for (id, _) in &created {
                 if let Some(record) = tx.get_enrollment(*id).await? {
                     after_create(tx, ctx, &record, activity).await?;
                 }
+            }
+        } else {
+            // A new in-progress enrollment in a course sets off only its
+            // activity's `enrolled` rules (R32, what `after_create` would do):
+            // their jobs are written in one batch, not one by one.
+            let rules: Vec<PostRule> = post_rules(tx, activity.record.id)
+                .await?
+                .into_iter()
+                .filter(|rule| rule.when == Trigger::Enrolled)
+                .collect();
+            if !rules.is_empty() {
+                let jobs: Vec<NewJob> = created
+                    .iter()
+                    .flat_map(|(id, user_id)| {
+                        rules
+                            .iter()
+                            .map(|rule| trigger_job(ctx, rule, Trigger::Enrolled, *id, *user_id))
+                    })
+                    .collect();
+                tx.enqueue_many(&jobs, ctx.micros()).await?;
             }
         }
     }

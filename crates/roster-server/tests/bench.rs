@@ -1,0 +1,64 @@
+//! `roster bench` runs end to end on a small organisation and reports every
+//! workload, the raw-insert calibration and the ratios as JSON (§5).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn bench_prints_every_workload_the_calibration_and_the_ratios_as_json() {
+    let directory = std::env::temp_dir().join(format!("roster-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).expect("temporary directory");
+    let database = format!("sqlite://{}", directory.join("bench.db").display());
+    let output = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["bench", "--users", "300", "--json", "--database", &database])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("roster bench runs");
+    let _ = std::fs::remove_dir_all(&directory);
+    assert!(
+        output.status.success(),
+        "roster bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+
+    assert_eq!(report["backend"], "sqlite");
+    assert_eq!(report["users"], 300);
+    let workloads = report["workloads"].as_array().expect("workloads");
+    for name in ["W1", "W2", "W3", "W4", "W5", "W6", "W7"] {
+        let workload = workloads
+            .iter()
+            .find(|workload| workload["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is reported"));
+        for field in ["seconds", "rows", "rows_per_s", "p50_ms", "p99_ms"] {
+            assert!(
+                workload.get(field).is_some(),
+                "{name} has {field}: {workload}"
+            );
+        }
+        assert!(workload["seconds"].as_f64().is_some_and(|s| s > 0.0));
+    }
+    let first = |name: &str| {
+        workloads
+            .iter()
+            .find(|workload| workload["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(first("W1")["rows"].as_i64().is_some_and(|rows| rows > 1000));
+    // R14: a sweep with nothing to do writes nothing.
+    assert_eq!(first("W2")["rows"], 0);
+    assert!(
+        workloads
+            .iter()
+            .any(|workload| workload["name"] == "W6" && workload["p99_ms"].as_f64().is_some())
+    );
+    assert!(
+        report["calibration"]["rows_per_s"]
+            .as_f64()
+            .is_some_and(|rate| rate > 0.0)
+    );
+    assert!(report["ratios"]["w1_vs_raw"].as_f64().is_some());
+    assert!(report["ratios"]["w2_vs_w1"].as_f64().is_some());
+}
