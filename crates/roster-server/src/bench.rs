@@ -33,6 +33,26 @@ use crate::engine::jobs::{run_due, run_next_job};
 use crate::engine::sweep::start_sweep;
 use crate::state::{App, AppState};
 
+/// What `roster bench --help` says after the flags.
+pub const WORKLOADS_HELP: &str = "\
+Workloads (one run, in this order):
+  W1  cold sweep: every rule over every learner, about 20 enrollments each
+  raw the same rows inserted into a copy of the enrollments table (same keys and
+      indexes) in one transaction: prepared multi-row INSERTs on SQLite, COPY on
+      PostgreSQL; the physical limit W1 is compared with
+  W2  warm sweep: the same sweep again, which must write nothing
+  W7  the cold sweep again (its enrollments deleted first) while 8 HTTP clients
+      read learners' History, Plan and home
+  W3  delta sweep two days later: 1% of learners change groups, 1% are hired,
+      0.5% leave, and some annual rules cross their period end
+  W4  one request enrolling 10,000 users; one bulk update of 10,000 enrollments
+  W5  one completion per learner, one transaction each, firing post-enrollment
+      rules (half at once, half a day later) and their chains, with 2 workers
+  W6  History, Plan and home over HTTP: random learners and a learner with 500
+      enrollments, 8 clients; the latter also alone
+Targets: W1 >= 0.5 of raw; W2 < 5% of W1 writing 0 rows; W3 near W2 plus its rows
+at W1's rate; W6 p99 < 20 ms for the learner with 500 enrollments.";
+
 /// Flags of `roster bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -220,7 +240,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let readers = spawn_clients(
         address,
         Arc::new(org.reader_tokens.clone()),
-        None,
+        CLIENTS,
         args.seed ^ 0x77,
         None,
         W7_THINK,
@@ -1356,27 +1376,41 @@ async fn reads(
     let mut workloads = Vec::new();
     // Small organisations are smoke tests: fewer requests.
     let per_client = (users / 20).clamp(25, 300);
-    for (case, tokens, per_client) in [
-        ("random learners", org.reader_tokens.clone(), per_client),
+    // The last case is one client alone: the service time, without the
+    // queueing that eight clients on two cores add to it.
+    for (case, tokens, clients, requests) in [
+        (
+            "random learners",
+            org.reader_tokens.clone(),
+            CLIENTS,
+            per_client,
+        ),
         (
             "learner with 500",
             vec![org.heavy_token.clone()],
+            CLIENTS,
             per_client / 2,
+        ),
+        (
+            "learner with 500, 1 client",
+            vec![org.heavy_token.clone()],
+            1,
+            per_client,
         ),
     ] {
         progress.message(case);
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
-        let clients = spawn_clients(
+        let tasks = spawn_clients(
             address,
             Arc::new(tokens),
-            None,
+            clients,
             seed,
-            Some(per_client),
+            Some(requests),
             Duration::ZERO,
             stop,
         );
-        let samples = join_clients(clients).await?;
+        let samples = join_clients(tasks).await?;
         let elapsed = started.elapsed();
         for (index, name) in PATH_NAMES.iter().enumerate() {
             let mut latencies: Vec<Duration> = samples
@@ -1390,7 +1424,10 @@ async fn reads(
                     &format!("{name}, {case}"),
                     elapsed,
                     0,
-                    format!("GET {}, {CLIENTS} clients with keep-alive", PATHS[index]),
+                    format!(
+                        "GET {}, {clients} client(s) with keep-alive, no pause",
+                        PATHS[index]
+                    ),
                 )
                 .with_latencies(&mut latencies),
             );
@@ -1401,19 +1438,20 @@ async fn reads(
 
 type ClientTask = tokio::task::JoinHandle<anyhow::Result<Vec<(usize, Duration)>>>;
 
-/// Starts `CLIENTS` clients, each on its own keep-alive connection, each
-/// request for a random one of `tokens` and a random path (or `path`).
-/// Each stops after `requests` requests, or when `stop` is set.
+/// Starts `clients` clients, each on its own keep-alive connection, each
+/// request for a random one of `tokens` and a random path, with `think`
+/// between requests. Each stops after `requests` requests, or when `stop` is
+/// set.
 fn spawn_clients(
     address: SocketAddr,
     tokens: Arc<Vec<String>>,
-    path: Option<usize>,
+    clients: usize,
     seed: u64,
     requests: Option<usize>,
     think: Duration,
     stop: Arc<AtomicBool>,
 ) -> Vec<ClientTask> {
-    (0..CLIENTS)
+    (0..clients)
         .map(|client| {
             let tokens = tokens.clone();
             let stop = stop.clone();
@@ -1425,7 +1463,7 @@ fn spawn_clients(
                     && !stop.load(Ordering::SeqCst)
                 {
                     let token = &tokens[rng.below(tokens.len())];
-                    let index = path.unwrap_or_else(|| rng.below(PATHS.len()));
+                    let index = rng.below(PATHS.len());
                     let started = Instant::now();
                     let (status, _) = http.send("GET", PATHS[index], token, b"").await?;
                     let latency = started.elapsed();
@@ -1709,7 +1747,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<4} {:<30} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8}",
+            "{:<4} {:<34} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8}",
             "", "case", "seconds", "rows", "rows/s", "p50 ms", "p95 ms", "p99 ms"
         );
         let number = |value: Option<f64>, digits: usize| {
@@ -1718,7 +1756,7 @@ impl Report {
         for workload in &self.workloads {
             let _ = writeln!(
                 out,
-                "{:<4} {:<30} {:>9.3} {:>9} {:>10} {:>8} {:>8} {:>8}",
+                "{:<4} {:<34} {:>9.3} {:>9} {:>10} {:>8} {:>8} {:>8}",
                 workload.name,
                 workload.case,
                 workload.seconds,
@@ -1731,7 +1769,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "raw  {:<30} {:>9.3} {:>9} {:>10.0}",
+            "raw  {:<34} {:>9.3} {:>9} {:>10.0}",
             "insert, same rows and indexes",
             self.calibration_time.as_secs_f64(),
             self.calibration_rows,

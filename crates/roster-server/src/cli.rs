@@ -108,6 +108,7 @@ pub enum Command {
     /// warm and delta sweeps, bulk administration, a burst of completions,
     /// learners' reads over HTTP, and the database's raw insert rate for the
     /// same rows. Prints a table, or JSON with --json.
+    #[command(after_help = crate::bench::WORKLOADS_HELP)]
     Bench(crate::bench::BenchArgs),
 }
 

@@ -203,12 +203,15 @@ impl Tx {
 
     /// Creates the period's enrollment for every matching user whose need is
     /// not met and who has no open enrollment in the activity (R14), in one
-    /// statement, in user order. Returns what it created.
+    /// statement, in user order. Returns what it created. Whether the rule
+    /// gave the user a period before is looked up only when the first and
+    /// later due dates differ (`initial_due_days`).
     pub async fn sweep_create(&mut self, sweep: &ActivitySweep) -> Result<Vec<Touched>> {
         let sql = format!(
             "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
              enrolled_at, completed_at, source_kind, source, period, updated_at) \
-             SELECT u.id, $1, 'required', 'in_progress', CASE WHEN {HAD_PERIOD} THEN $9 ELSE $8 END, \
+             SELECT u.id, $1, 'required', 'in_progress', \
+             CASE WHEN $8 IS NOT DISTINCT FROM $9 THEN $8 WHEN {HAD_PERIOD} THEN $9 ELSE $8 END, \
              NULL, NULL, $10, NULL, 'auto_enrollment', $11, $7, $10 FROM users u \
              WHERE {MATCHING} AND {NOT_EXEMPT} AND {} \
              AND NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
