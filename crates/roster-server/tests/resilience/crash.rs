@@ -557,7 +557,9 @@ async fn bulk_enrollment_killed(backend: Backend) {
     let path = format!("/activities/{mandatory}/enrollments");
     let all = BULK_USERS as i64;
     let (mut unacknowledged, mut rolled_back) = (0, 0);
-    for fraction in [0.3, 0.7] {
+    // Early kills first: the first lands before the commit (a rollback), later
+    // ones may land after it; every outcome must be all-or-nothing.
+    for fraction in [0.05, 0.2, 0.5] {
         let delay = Duration::from_secs_f64(took.as_secs_f64() * fraction)
             + Duration::from_millis(jitter(50));
         let answer = {
