@@ -138,7 +138,12 @@ impl Workload {
         }
     }
 
+    /// Latencies of requests (or jobs); a read workload writes no rows, so
+    /// it has no row rate.
     fn with_latencies(mut self, samples: &mut [Duration]) -> Workload {
+        if self.rows == 0 {
+            self.rows_per_s = None;
+        }
         self.requests = Some(samples.len());
         self.p50_ms = percentile_ms(samples, 0.50);
         self.p95_ms = percentile_ms(samples, 0.95);
@@ -149,6 +154,7 @@ impl Workload {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let progress = Progress::new();
+    let load_before = load_average();
     let store = crate::app::open_store(&args.store.database).await?;
     let existing = {
         let mut tx = store.read().await?;
@@ -323,6 +329,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     progress.finish();
 
     let report = Report {
+        load: [load_before, load_average()],
         backend: match state.store.backend() {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
@@ -1581,6 +1588,17 @@ impl HttpClient {
     }
 }
 
+/// The 1, 5 and 15 minute load averages (Linux).
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 fn percentile_ms(samples: &mut [Duration], quantile: f64) -> Option<f64> {
     if samples.is_empty() {
         return None;
@@ -1655,6 +1673,9 @@ impl Progress {
 }
 
 struct Report {
+    /// The machine's load average before and after the run, where known: the
+    /// figures mean little if other work shared the cores.
+    load: [Option<String>; 2],
     backend: &'static str,
     users: u64,
     seed: u64,
@@ -1718,6 +1739,7 @@ impl Report {
             "rules": RULES,
             "enrollments": self.enrollments,
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "load_average": {"before": self.load[0], "after": self.load[1]},
             "workloads": self.workloads,
             "calibration": {
                 "rows": self.calibration_rows,
@@ -1745,6 +1767,9 @@ impl Report {
             "roster bench: {} users on {} (seed {}), {} enrollments at the end",
             self.users, self.backend, self.seed, self.enrollments
         );
+        if let [Some(before), Some(after)] = &self.load {
+            let _ = writeln!(out, "load average before: {before}; after: {after}");
+        }
         let _ = writeln!(
             out,
             "{:<4} {:<34} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8}",
