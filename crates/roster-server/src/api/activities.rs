@@ -10,7 +10,7 @@ use roster_core::validate::check_auto_rule;
 use roster_core::{
     ActivityKind, AutoRule, MonthDay, OneTimeDue, Period, PostRule, Recurrence, Scope, Trigger,
 };
-use roster_store::{ActivityRecord, AuditEntry, PostRuleRecord, Tx};
+use roster_store::{ActivityRecord, PostRuleRecord, Tx};
 use serde_json::{Map, Value, json};
 
 use crate::api::{activity_json, page, post_rule_json};
@@ -30,19 +30,7 @@ async fn audit_activity(
     before: Option<Value>,
     after: Option<Value>,
 ) -> anyhow::Result<()> {
-    tx.audit(
-        AuditEntry {
-            actor_id: ctx.actor,
-            action,
-            entity: "activity",
-            entity_id: Some(id),
-            before: before.map(|value| value.to_string()),
-            after: after.map(|value| value.to_string()),
-        },
-        ctx.micros(),
-    )
-    .await?;
-    Ok(())
+    crate::api::audit_change(tx, ctx, "activity", action, id, before, after).await
 }
 
 /// Checks prerequisite and item ids against the store (422 field errors).

@@ -132,6 +132,31 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(crate::openapi::openapi_json))
 }
 
+/// Records a change of one entity in the audit trail, by the context's actor.
+pub async fn audit_change(
+    tx: &mut Tx,
+    ctx: &crate::state::Ctx,
+    entity: &str,
+    action: &str,
+    id: i64,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> anyhow::Result<()> {
+    tx.audit(
+        roster_store::AuditEntry {
+            actor_id: ctx.actor,
+            action,
+            entity,
+            entity_id: Some(id),
+            before: before.map(|value| value.to_string()),
+            after: after.map(|value| value.to_string()),
+        },
+        ctx.micros(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// RFC 3339 text of a stored timestamp (microseconds).
 pub fn timestamp_text(micros: i64) -> String {
     Timestamp::from_microsecond(micros)

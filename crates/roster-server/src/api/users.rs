@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use roster_core::{IntegrationEvaluation, Role};
-use roster_store::{AuditEntry, Tx, UserFilter, UserInsert, UserRecord};
+use roster_store::{Tx, UserFilter, UserInsert, UserRecord};
 use serde_json::{Value, json};
 
 use crate::api::{page, user_json};
@@ -32,19 +32,7 @@ pub async fn audit_user(
     before: Option<Value>,
     after: Option<Value>,
 ) -> anyhow::Result<()> {
-    tx.audit(
-        AuditEntry {
-            actor_id: ctx.actor,
-            action,
-            entity: "user",
-            entity_id: Some(id),
-            before: before.map(|value| value.to_string()),
-            after: after.map(|value| value.to_string()),
-        },
-        ctx.micros(),
-    )
-    .await?;
-    Ok(())
+    crate::api::audit_change(tx, ctx, "user", action, id, before, after).await
 }
 
 /// Reads the user fields of a create or patch body onto `user`; returns the
@@ -296,19 +284,7 @@ async fn audit_group(
     before: Option<Value>,
     after: Option<Value>,
 ) -> anyhow::Result<()> {
-    tx.audit(
-        AuditEntry {
-            actor_id: ctx.actor,
-            action,
-            entity: "group",
-            entity_id: Some(id),
-            before: before.map(|value| value.to_string()),
-            after: after.map(|value| value.to_string()),
-        },
-        ctx.micros(),
-    )
-    .await?;
-    Ok(())
+    crate::api::audit_change(tx, ctx, "group", action, id, before, after).await
 }
 
 pub async fn create_group(
