@@ -85,6 +85,10 @@ pub enum Command {
         /// Report what the sweep would do without changing anything.
         #[arg(long = "dry-run", env = "ROSTER_SWEEP_DRY_RUN")]
         dry_run: bool,
+        /// Evaluate every user against every rule, not only the users changed
+        /// since the last sweep (after writing to the database outside Roster).
+        #[arg(long, env = "ROSTER_SWEEP_FULL")]
+        full: bool,
     },
     /// Load a realistic demo organisation (users, groups, activities, rules, enrollments).
     Demo {
@@ -163,7 +167,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Sweep { store, dry_run } => sweep(store, dry_run).await,
+        Command::Sweep {
+            store,
+            dry_run,
+            full,
+        } => sweep(store, dry_run, full).await,
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Demo { store, users } => {
             let state = app::offline_state(&store.database).await?;
@@ -221,7 +229,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// `roster sweep`: runs the sweep in this process with a progress bar.
-async fn sweep(store: StoreArgs, dry_run: bool) -> anyhow::Result<()> {
+async fn sweep(store: StoreArgs, dry_run: bool, full: bool) -> anyhow::Result<()> {
     let state = app::offline_state(&store.database).await?;
     if dry_run {
         let counts = crate::engine::jobs::dry_run_counts(&state, None).await?;
@@ -239,6 +247,9 @@ async fn sweep(store: StoreArgs, dry_run: bool) -> anyhow::Result<()> {
             running.id,
             running.state
         );
+    }
+    if full {
+        tx.clear_sweep_marks().await?;
     }
     let id = crate::engine::sweep::start_sweep(&mut tx, &ctx, "manual", ctx.today).await?;
     tx.commit().await?;

@@ -36,21 +36,23 @@ impl Default for Settings {
 impl Settings {
     pub async fn load(tx: &mut Tx) -> anyhow::Result<Settings> {
         let mut settings = Settings::default();
-        if let Some(value) = tx.get_setting("timezone").await? {
-            settings.timezone = value;
-        }
-        if let Some(value) = tx.get_setting("nightly_sweep_at").await? {
-            settings.nightly_sweep_at = value;
-        }
-        if let Some(value) = tx.get_setting("integration_evaluation").await?
-            && let Ok(parsed) = value.parse()
-        {
-            settings.integration_evaluation = parsed;
-        }
-        if let Some(value) = tx.get_setting("attachment_max_bytes").await?
-            && let Ok(parsed) = value.parse()
-        {
-            settings.attachment_max_bytes = parsed;
+        // One statement: the settings are read by every request and job.
+        for (key, value) in tx.all_settings().await? {
+            match key.as_str() {
+                "timezone" => settings.timezone = value,
+                "nightly_sweep_at" => settings.nightly_sweep_at = value,
+                "integration_evaluation" => {
+                    if let Ok(parsed) = value.parse() {
+                        settings.integration_evaluation = parsed;
+                    }
+                }
+                "attachment_max_bytes" => {
+                    if let Ok(parsed) = value.parse() {
+                        settings.attachment_max_bytes = parsed;
+                    }
+                }
+                _ => {}
+            }
         }
         Ok(settings)
     }

@@ -101,6 +101,7 @@ impl Store {
 
 impl Tx {
     pub async fn bench_insert_users(&mut self, users: &[BenchUser], now: i64) -> Result<()> {
+        let before = self.max_user_id().await?;
         for chunk in users.chunks(CHUNK) {
             on_tx!(self, c => {
                 let mut builder = sqlx::QueryBuilder::new(
@@ -119,7 +120,7 @@ impl Tx {
                 builder.build().execute(c).await?.rows_affected()
             });
         }
-        Ok(())
+        self.stamp_users("id > $1", before).await
     }
 
     /// Ids of the users whose username starts with `prefix`, by username.
@@ -145,6 +146,9 @@ impl Tx {
                 builder.build().execute(c).await?.rows_affected()
             });
         }
+        for (_, user_id) in pairs {
+            self.stamp_user(*user_id).await?;
+        }
         Ok(())
     }
 
@@ -168,6 +172,9 @@ impl Tx {
                 builder.build().execute(c).await?.rows_affected()
             });
         }
+        for id in ids {
+            self.stamp_user(*id).await?;
+        }
         Ok(())
     }
 
@@ -175,6 +182,12 @@ impl Tx {
         let mut inserted = 0;
         for chunk in rows.chunks(CHUNK) {
             inserted += insert_enrollment_rows(self, "enrollments", chunk).await?;
+        }
+        let mut users: Vec<i64> = rows.iter().map(|row| row.user_id).collect();
+        users.sort_unstable();
+        users.dedup();
+        for user_id in users {
+            self.stamp_user(user_id).await?;
         }
         Ok(inserted)
     }
@@ -225,6 +238,7 @@ impl Tx {
     /// Deletes every enrollment a sweep created and the post-enrollment jobs
     /// still pending, so that the next sweep starts cold again.
     pub async fn bench_reset_sweep(&mut self) -> Result<u64> {
+        self.clear_sweep_marks().await?;
         Ok(on_tx!(self, c => {
             sqlx::query("DELETE FROM jobs WHERE kind = 'post_enrollment' AND state = 'pending'")
                 .execute(&mut *c)

@@ -68,8 +68,7 @@ impl Tx {
         &mut self,
         new: &EnrollmentInsert,
     ) -> Result<Option<EnrollmentRecord>> {
-        Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let inserted: Option<EnrollmentRecord> = on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
              enrolled_at, completed_at, source_kind, source, period, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $8) \
@@ -89,8 +88,11 @@ impl Tx {
         .bind(&new.period)
         .fetch_optional(c)
         .await
-        .map_err(on_constraint)?),
-        )
+        .map_err(on_constraint)?);
+        if inserted.is_some() {
+            self.stamp_user(new.user_id).await?;
+        }
+        Ok(inserted)
     }
 
     pub async fn get_enrollment(&mut self, id: i64) -> Result<Option<EnrollmentRecord>> {
@@ -128,10 +130,14 @@ impl Tx {
         .execute(c)
         .await
         .map_err(on_constraint)?.rows_affected());
+        self.stamp_users("id = (SELECT user_id FROM enrollments WHERE id = $1)", id)
+            .await?;
         Ok(())
     }
 
     pub async fn delete_enrollment(&mut self, id: i64) -> Result<()> {
+        self.stamp_users("id = (SELECT user_id FROM enrollments WHERE id = $1)", id)
+            .await?;
         on_tx!(self, c => {
             sqlx::query("DELETE FROM tasks WHERE enrollment_id = $1").bind(id).execute(&mut *c).await?.rows_affected();
             sqlx::query("DELETE FROM attachments WHERE enrollment_id = $1").bind(id).execute(&mut *c).await?.rows_affected();

@@ -21,6 +21,15 @@ impl Tx {
         )
     }
 
+    /// Every stored setting as (key, value), in one statement.
+    pub async fn all_settings(&mut self) -> Result<Vec<(String, String)>> {
+        Ok(
+            on_tx!(self, c => sqlx::query_as("SELECT key, value FROM settings")
+            .fetch_all(c)
+            .await?),
+        )
+    }
+
     pub async fn put_setting(&mut self, key: &str, value: &str) -> Result<()> {
         on_tx!(self, c => sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -33,6 +42,7 @@ impl Tx {
     }
 
     pub async fn insert_exemption(&mut self, exemption: &ExemptionRecord) -> Result<i64> {
+        self.stamp_user(exemption.user_id).await?;
         Ok(on_tx!(self, c => sqlx::query_scalar(
             "INSERT INTO exemptions (user_id, activity_id, reason, until, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
@@ -57,6 +67,8 @@ impl Tx {
     }
 
     pub async fn delete_exemption(&mut self, id: i64) -> Result<()> {
+        self.stamp_users("id = (SELECT user_id FROM exemptions WHERE id = $1)", id)
+            .await?;
         on_tx!(self, c => sqlx::query("DELETE FROM exemptions WHERE id = $1").bind(id).execute(c).await?.rows_affected());
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! safe to repeat after a crash or alongside another process.
 
 use crate::db::{Result, Tx};
+use crate::marks::SweepSince;
 
 /// One activity's rule, resolved for one day, over users `user_lo..user_hi`.
 #[derive(Clone, Debug)]
@@ -24,6 +25,9 @@ pub struct ActivitySweep {
     pub source_json: String,
     pub user_lo: i64,
     pub user_hi: i64,
+    /// Only the users changed since this mark (an incremental sweep); `None`
+    /// evaluates every user of the range.
+    pub since: Option<SweepSince>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +94,14 @@ impl ActivitySweep {
         }
     }
 
+    /// The restriction to the users changed since the mark, if any.
+    fn changed(&self, column: &str) -> String {
+        self.since
+            .as_ref()
+            .map(|since| since.clause(column, &self.today))
+            .unwrap_or_default()
+    }
+
     fn unsatisfied(&self) -> &'static str {
         match self.kind {
             SweepKind::OneTime => UNSATISFIED_ONCE,
@@ -122,13 +134,16 @@ impl Tx {
             return Ok(Vec::new());
         }
         let valid = sweep.month_days();
-        Ok(on_tx!(self, c => sqlx::query_as(
+        let sql = format!(
             "UPDATE enrollments SET status = 'incomplete', updated_at = $5 WHERE activity_id = $1 \
              AND user_id >= $2 AND user_id < $3 AND status = 'in_progress' AND period IS NOT NULL \
              AND period LIKE '____-__-__' AND (period < $4 OR (substr(period, 6, 5) NOT IN ($6, $7) \
                  AND EXISTS (SELECT 1 FROM enrollments c WHERE c.activity_id = $1 \
-                     AND c.user_id = enrollments.user_id AND c.period = $8))) RETURNING id, user_id"
-        )
+                     AND c.user_id = enrollments.user_id AND c.period = $8))){} RETURNING id, user_id",
+            sweep.changed("enrollments.user_id")
+        );
+        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .persistent(sweep.since.is_none())
         .bind(sweep.activity_id)
         .bind(sweep.user_lo)
         .bind(sweep.user_hi)
@@ -167,11 +182,12 @@ impl Tx {
              NOT {HAD_PERIOD} AS first \
              FROM enrollments e JOIN users u ON u.id = e.user_id \
              WHERE e.activity_id = $1 AND e.status = 'in_progress' AND {movable} \
-             AND {MATCHING} AND {NOT_EXEMPT} AND {} ORDER BY e.user_id",
+             AND {MATCHING}{} AND {NOT_EXEMPT} AND {} ORDER BY e.user_id",
+            sweep.changed("u.id"),
             sweep.unsatisfied()
         );
         Ok(
-            on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), sweep)
+            on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(sweep.since.is_none()), sweep)
             .fetch_all(c)
             .await?),
         )
@@ -213,14 +229,15 @@ impl Tx {
              SELECT u.id, $1, 'required', 'in_progress', \
              CASE WHEN $8 IS NOT DISTINCT FROM $9 THEN $8 WHEN {HAD_PERIOD} THEN $9 ELSE $8 END, \
              NULL, NULL, $10, NULL, 'auto_enrollment', $11, $7, $10 FROM users u \
-             WHERE {MATCHING} AND {NOT_EXEMPT} AND {} \
+             WHERE {MATCHING}{} AND {NOT_EXEMPT} AND {} \
              AND NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
                  AND o.status = 'in_progress') \
              ORDER BY u.id ON CONFLICT DO NOTHING RETURNING id, user_id",
+            sweep.changed("u.id"),
             sweep.unsatisfied()
         );
         Ok(
-            on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), sweep)
+            on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(sweep.since.is_none()), sweep)
             .bind(&sweep.due_first)
             .bind(&sweep.due_later)
             .bind(sweep.now)
@@ -230,22 +247,41 @@ impl Tx {
         )
     }
 
-    /// Matching users whose need is blocked by an open enrollment another
-    /// period holds (R2), plus exempt users the rule would otherwise reach (R21).
-    pub async fn sweep_count_skipped(&mut self, sweep: &ActivitySweep) -> Result<i64> {
+    /// Records which matching users the rule skips — those whose need is
+    /// blocked by an open enrollment another period holds (R2), and exempt
+    /// users the rule would otherwise reach (R21) — for the users evaluated,
+    /// and answers how many of the range's users it skips now.
+    pub async fn sweep_record_skips(&mut self, sweep: &ActivitySweep) -> Result<i64> {
+        let forget = format!(
+            "DELETE FROM sweep_skips WHERE activity_id = $1 AND user_id >= $2 AND user_id < $3{}",
+            sweep.changed("user_id")
+        );
         // One pass over the matching users: exempt ones, and the others whose
         // need is blocked (the two sets are disjoint).
-        let sql = format!(
-            "SELECT COUNT(*) FROM users u WHERE {MATCHING} AND ({EXEMPT} OR ({unsatisfied} \
+        let record = format!(
+            "INSERT INTO sweep_skips (activity_id, user_id) SELECT $1, u.id FROM users u \
+             WHERE {MATCHING}{} AND ({EXEMPT} OR ({unsatisfied} \
                AND EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
-                 AND o.status = 'in_progress' AND o.period IS NOT NULL)))",
+                 AND o.status = 'in_progress' AND o.period IS NOT NULL))) ON CONFLICT DO NOTHING",
+            sweep.changed("u.id"),
             unsatisfied = sweep.unsatisfied()
         );
-        Ok(
-            on_tx!(self, c => bind_common!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), sweep)
-            .fetch_one(c)
-            .await?),
-        )
+        let persistent = sweep.since.is_none();
+        on_tx!(self, c => {
+            sqlx::query(sqlx::AssertSqlSafe(forget))
+                .persistent(persistent)
+                .bind(sweep.activity_id)
+                .bind(sweep.user_lo)
+                .bind(sweep.user_hi)
+                .execute(&mut *c)
+                .await?;
+            bind_common!(sqlx::query(sqlx::AssertSqlSafe(record)).persistent(persistent), sweep)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        self.sweep_skip_count(sweep.activity_id, sweep.user_lo, sweep.user_hi)
+            .await
     }
 
     /// The highest user id, to cut the sweep into ranges.

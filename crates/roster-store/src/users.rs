@@ -48,6 +48,7 @@ impl Tx {
         .fetch_one(c)
         .await
         .map_err(on_constraint)?);
+        self.stamp_user(id).await?;
         Ok(id)
     }
 
@@ -72,6 +73,7 @@ impl Tx {
         .execute(c)
         .await
         .map_err(on_constraint)?.rows_affected());
+        self.stamp_user(user.id).await?;
         Ok(())
     }
 
@@ -152,6 +154,9 @@ impl Tx {
         .execute(c)
         .await?
         .rows_affected());
+        if result > 0 {
+            self.stamp_user(user_id).await?;
+        }
         Ok(result > 0)
     }
 
@@ -165,6 +170,9 @@ impl Tx {
         .execute(c)
         .await?
         .rows_affected());
+        if result > 0 {
+            self.stamp_user(user_id).await?;
+        }
         Ok(result > 0)
     }
 
@@ -203,6 +211,11 @@ impl Tx {
     }
 
     pub async fn delete_group(&mut self, id: i64) -> Result<()> {
+        self.stamp_users(
+            "id IN (SELECT user_id FROM group_members WHERE group_id = $1)",
+            id,
+        )
+        .await?;
         on_tx!(self, c => {
             sqlx::query("DELETE FROM group_members WHERE group_id = $1").bind(id).execute(&mut *c).await?.rows_affected();
             sqlx::query("DELETE FROM auto_rule_groups WHERE group_id = $1").bind(id).execute(&mut *c).await?.rows_affected();

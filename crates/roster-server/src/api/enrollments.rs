@@ -15,7 +15,7 @@ use roster_store::{
 use serde_json::{Value, json};
 
 use crate::api::{
-    enrollment_row_view, enrollment_view, enrollments_csv, page, timestamp_text, wants_csv,
+    EnrollmentView, Page, enrollment_view, enrollments_csv, timestamp_text, wants_csv,
 };
 use crate::auth::{Actor, new_token};
 use crate::body::{JsonBody, QueryParams, path_id};
@@ -160,9 +160,9 @@ async fn list_response(
     }
     let items = rows
         .iter()
-        .map(|row| enrollment_row_view(row, &filter.today))
+        .map(|row| EnrollmentView::of_row(row, &filter.today))
         .collect();
-    Ok(Json(page(items, limit)).into_response())
+    Ok(Json(Page::new(items, limit, |view: &EnrollmentView| view.id)).into_response())
 }
 
 async fn today_text(state: &AppState) -> ApiResult<String> {

@@ -12,7 +12,7 @@ use roster_core::{EnrollmentType, Source, Status};
 use roster_store::{ActivityRecord, EnrollmentFilter, EnrollmentRow};
 use serde_json::{Value, json};
 
-use crate::api::{activity_json, enrollment_row_view, enrollments_csv, page, wants_csv};
+use crate::api::{EnrollmentView, Page, activity_json, enrollments_csv, page, wants_csv};
 use crate::auth::Actor;
 use crate::body::{JsonBody, QueryParams};
 use crate::engine::enroll::{Created, NewEnrollment, create};
@@ -207,9 +207,9 @@ pub async fn history(
     }
     let items = rows
         .iter()
-        .map(|row| enrollment_row_view(row, &filter.today))
+        .map(|row| EnrollmentView::of_row(row, &filter.today))
         .collect();
-    Ok(Json(page(items, limit)).into_response())
+    Ok(Json(Page::new(items, limit, |view: &EnrollmentView| view.id)).into_response())
 }
 
 /// The learner's open enrollments in active activities (R37, R61, R62).
@@ -244,12 +244,23 @@ async fn open_visible(
     Ok((rows, ctx.today))
 }
 
-pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Value>> {
+/// R61's groups of the learner's open enrollments.
+#[derive(serde::Serialize)]
+struct PlanView<'a> {
+    today: String,
+    overdue: Vec<EnrollmentView<'a>>,
+    due_soon: Vec<EnrollmentView<'a>>,
+    due_this_month: Vec<EnrollmentView<'a>>,
+    later: Vec<EnrollmentView<'a>>,
+    no_due_date: Vec<EnrollmentView<'a>>,
+}
+
+pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     let (rows, today) = open_visible(&state, &actor).await?;
     let soon = today.checked_add(7.days()).unwrap_or(today).to_string();
     let month = today.checked_add(30.days()).unwrap_or(today).to_string();
     let today_text = today.to_string();
-    let mut groups: [Vec<Value>; 5] = Default::default();
+    let mut groups: [Vec<EnrollmentView>; 5] = Default::default();
     for row in &rows {
         let index = match row.enrollment.due_on.as_deref() {
             None => 4,
@@ -258,17 +269,18 @@ pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Json
             Some(due) if due <= month.as_str() => 2,
             Some(_) => 3,
         };
-        groups[index].push(enrollment_row_view(row, &today_text));
+        groups[index].push(EnrollmentView::of_row(row, &today_text));
     }
     let [overdue, due_soon, due_this_month, later, no_due_date] = groups;
-    Ok(Json(json!({
-        "today": today_text,
-        "overdue": overdue,
-        "due_soon": due_soon,
-        "due_this_month": due_this_month,
-        "later": later,
-        "no_due_date": no_due_date,
-    })))
+    Ok(Json(PlanView {
+        today: today_text.clone(),
+        overdue,
+        due_soon,
+        due_this_month,
+        later,
+        no_due_date,
+    })
+    .into_response())
 }
 
 pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
@@ -306,16 +318,25 @@ pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<
     Ok(response)
 }
 
-pub async fn home(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Value>> {
+/// R62's rows: open required and recommended enrollments.
+#[derive(serde::Serialize)]
+struct HomeView<'a> {
+    required: Vec<EnrollmentView<'a>>,
+    recommended: Vec<EnrollmentView<'a>>,
+}
+
+pub async fn home(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     let (rows, today) = open_visible(&state, &actor).await?;
     let today_text = today.to_string();
-    let row_of = |kind: &str| -> Vec<Value> {
+    let row_of = |kind: &str| -> Vec<EnrollmentView> {
         rows.iter()
             .filter(|row| row.enrollment.enrollment_type == kind)
-            .map(|row| enrollment_row_view(row, &today_text))
+            .map(|row| EnrollmentView::of_row(row, &today_text))
             .collect()
     };
-    Ok(Json(
-        json!({"required": row_of("required"), "recommended": row_of("recommended")}),
-    ))
+    Ok(Json(HomeView {
+        required: row_of("required"),
+        recommended: row_of("recommended"),
+    })
+    .into_response())
 }

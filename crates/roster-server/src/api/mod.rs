@@ -231,20 +231,87 @@ pub fn post_rule_json(rule: &roster_core::PostRule) -> Value {
 }
 
 /// The API view of an enrollment; `overdue` is derived from `today` (R61).
-pub fn enrollment_view(record: &EnrollmentRecord, today: &str) -> Value {
-    let mut value = crate::engine::enroll::enrollment_json(record);
-    let overdue =
-        record.status == "in_progress" && record.due_on.as_deref().is_some_and(|due| due < today);
-    value["overdue"] = json!(overdue);
-    value
+/// Serialized straight from the record (the stored `source` JSON is written
+/// through as it is), so lists of hundreds of enrollments cost no tree of
+/// values.
+#[derive(serde::Serialize)]
+pub struct EnrollmentView<'a> {
+    pub id: i64,
+    pub user_id: i64,
+    pub activity_id: i64,
+    #[serde(rename = "type")]
+    pub enrollment_type: &'a str,
+    pub status: &'a str,
+    pub due_on: Option<&'a str>,
+    pub required_by: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub enrolled_at: String,
+    pub completed_at: Option<String>,
+    pub source: Option<&'a serde_json::value::RawValue>,
+    pub period: Option<&'a str>,
+    pub overdue: bool,
+    /// With a row: the activity's title and kind and the learner's username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<&'a str>,
 }
 
-pub fn enrollment_row_view(row: &EnrollmentRow, today: &str) -> Value {
-    let mut value = enrollment_view(&row.enrollment, today);
-    value["activity_title"] = json!(row.activity_title);
-    value["activity_kind"] = json!(row.activity_kind);
-    value["username"] = json!(row.username);
-    value
+impl<'a> EnrollmentView<'a> {
+    pub fn of(record: &'a EnrollmentRecord, today: &str) -> Self {
+        EnrollmentView {
+            id: record.id,
+            user_id: record.user_id,
+            activity_id: record.activity_id,
+            enrollment_type: &record.enrollment_type,
+            status: &record.status,
+            due_on: record.due_on.as_deref(),
+            required_by: record.required_by.as_deref(),
+            reason: record.reason.as_deref(),
+            enrolled_at: timestamp_text(record.enrolled_at),
+            completed_at: record.completed_at.map(timestamp_text),
+            source: serde_json::from_str(&record.source).ok(),
+            period: record.period.as_deref(),
+            overdue: record.status == "in_progress"
+                && record.due_on.as_deref().is_some_and(|due| due < today),
+            activity_title: None,
+            activity_kind: None,
+            username: None,
+        }
+    }
+
+    pub fn of_row(row: &'a EnrollmentRow, today: &str) -> Self {
+        EnrollmentView {
+            activity_title: Some(&row.activity_title),
+            activity_kind: Some(&row.activity_kind),
+            username: Some(&row.username),
+            ..EnrollmentView::of(&row.enrollment, today)
+        }
+    }
+}
+
+pub fn enrollment_view(record: &EnrollmentRecord, today: &str) -> Value {
+    serde_json::to_value(EnrollmentView::of(record, today)).unwrap_or(Value::Null)
+}
+
+/// A page of typed items: `{"items":[…],"next_cursor":…}` as [`page`] writes it.
+#[derive(serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn new(items: Vec<T>, limit: i64, id_of: impl Fn(&T) -> i64) -> Self {
+        let next_cursor = if items.len() as i64 >= limit {
+            items.last().map(|item| id_of(item).to_string())
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
 }
 
 /// Whether the client asked for CSV.

@@ -7,12 +7,12 @@ use std::time::Duration;
 use jiff::{Timestamp, ToSpan};
 use roster_core::decide::{TargetFacts, decide_target};
 use roster_core::{Source, TargetOutcome};
-use roster_store::{ClaimedJob, StoreError, SweepCounts};
+use roster_store::{ClaimedJob, StoreError, SweepCounts, SweepMark, SweepSince};
 use serde_json::{Value, json};
 
 use crate::engine::enroll::{Created, NewEnrollment, create};
 use crate::engine::rules::load_activity;
-use crate::engine::sweep::{BATCH_USERS, start_sweep, sweep_range};
+use crate::engine::sweep::{BATCH_USERS, fingerprint, start_sweep, sweep_range, sweep_range_since};
 use crate::state::{AppState, Ctx};
 
 /// How long a claimed job stays leased without renewal, in real seconds,
@@ -177,12 +177,65 @@ async fn run_sweep_activity(
     tx.commit().await?;
 
     let mut total = SweepCounts::default();
-    if let Some(activity) = activity {
+    // Ranges left as they were: their skips are added when the job completes.
+    let mut unchanged = SweepCounts::default();
+    if let Some(activity) = activity
+        && let Some(rule) = activity.rule.clone()
+    {
+        // Each range is swept since its mark when the mark was taken under
+        // the same rule and period (and not on a later day): only the users
+        // stamped since, or none at all when nothing changed.
+        let fingerprint = fingerprint(&rule, ctx.today);
+        let today = ctx.today.to_string();
+        // First, in one read: the ranges with nothing to do since their mark
+        // only report their skips.
+        let mut to_sweep = Vec::new();
+        let mut tx = state.store.read().await?;
+        let marks = tx.sweep_marks(activity_id).await?;
         let mut lo = 0;
         while lo <= max_user {
             let hi = lo + BATCH_USERS;
+            let since = marks
+                .iter()
+                .find(|mark| {
+                    mark.user_lo == lo
+                        && mark.user_hi == hi
+                        && mark.fingerprint == fingerprint
+                        && mark.day <= today
+                })
+                .map(|mark| SweepSince {
+                    stamp: mark.stamp,
+                    day: mark.day.clone(),
+                });
+            match since {
+                Some(since)
+                    if !tx
+                        .sweep_range_dirty(activity_id, lo, hi, &since, &today)
+                        .await? =>
+                {
+                    unchanged.skipped += tx.sweep_skip_count(activity_id, lo, hi).await?;
+                }
+                since => to_sweep.push((lo, hi, since)),
+            }
+            lo = hi;
+        }
+        tx.rollback().await?;
+
+        for (lo, hi, since) in to_sweep {
             let mut tx = state.store.write().await?;
-            let counts = sweep_range(&mut tx, &ctx, &activity, lo, hi).await?.counts;
+            let stamp = tx.sweep_stamp_now().await?;
+            let counts = sweep_range_since(&mut tx, &ctx, &activity, lo, hi, since)
+                .await?
+                .counts;
+            tx.put_sweep_mark(&SweepMark {
+                activity_id,
+                user_lo: lo,
+                user_hi: hi,
+                fingerprint: fingerprint.clone(),
+                stamp,
+                day: today.clone(),
+            })
+            .await?;
             tx.add_sweep_counts(
                 sweep_id,
                 counts.created,
@@ -204,8 +257,8 @@ async fn run_sweep_activity(
             total.adopted += counts.adopted;
             total.closed += counts.closed;
             total.skipped += counts.skipped;
-            lo = hi;
         }
+        total.skipped += unchanged.skipped;
     }
     let mut tx = state.store.write().await?;
     let outcome = json!({
@@ -224,6 +277,10 @@ async fn run_sweep_activity(
         )
         .await?
     {
+        if unchanged.skipped > 0 {
+            tx.add_sweep_counts(sweep_id, 0, 0, 0, unchanged.skipped)
+                .await?;
+        }
         tx.finish_sweep_job(sweep_id, state.clock.now().as_microsecond())
             .await?;
         tx.commit().await?;

@@ -6,7 +6,9 @@
 use jiff::civil::Date;
 use roster_core::calendar::{current_period, due_for_new};
 use roster_core::{AutoRule, PostRule, Recurrence, Scope, Source, Trigger};
-use roster_store::{ActivitySweep, AuditEntry, NewJob, StoreError, SweepCounts, SweepKind, Tx};
+use roster_store::{
+    ActivitySweep, AuditEntry, NewJob, StoreError, SweepCounts, SweepKind, SweepSince, Tx,
+};
 use serde_json::json;
 
 use crate::engine::enroll::{after_create, trigger_job};
@@ -48,7 +50,19 @@ pub fn activity_sweep(
         source_json: serde_json::to_string(&source).unwrap_or_default(),
         user_lo: lo,
         user_hi: hi,
+        since: None,
     }
+}
+
+/// What a range's mark must match for the range to be swept incrementally:
+/// the rule as saved and the period it needs today. Anything else a rule
+/// reads either stamps the users it concerns or is an exemption's end date.
+pub fn fingerprint(rule: &AutoRule, today: Date) -> String {
+    format!(
+        "{}|{}",
+        current_period(&rule.recurrence, today),
+        serde_json::to_string(rule).unwrap_or_default()
+    )
 }
 
 /// What one range of a sweep did: counts, and the enrollments created and
@@ -68,6 +82,20 @@ pub async fn sweep_range(
     lo: i64,
     hi: i64,
 ) -> anyhow::Result<RangeOutcome> {
+    sweep_range_since(tx, ctx, activity, lo, hi, None).await
+}
+
+/// Sweeps one activity's rule over users `lo..hi` on `ctx.today`, in `tx`:
+/// every user of the range, or with `since` only those changed since that
+/// mark. The skipped count is the whole range's either way.
+pub async fn sweep_range_since(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    activity: &Activity,
+    lo: i64,
+    hi: i64,
+    since: Option<SweepSince>,
+) -> anyhow::Result<RangeOutcome> {
     let mut outcome = RangeOutcome::default();
     let Some(rule) = &activity.rule else {
         return Ok(outcome);
@@ -75,7 +103,8 @@ pub async fn sweep_range(
     if rule.scope == Scope::None {
         return Ok(outcome);
     }
-    let sweep = activity_sweep(activity.record.id, rule, ctx.today, ctx, lo, hi);
+    let mut sweep = activity_sweep(activity.record.id, rule, ctx.today, ctx, lo, hi);
+    sweep.since = since;
     let counts = &mut outcome.counts;
 
     let mut outcome_adopted = Vec::new();
@@ -182,7 +211,7 @@ pub async fn sweep_range(
             }
         }
     }
-    counts.skipped = tx.sweep_count_skipped(&sweep).await?;
+    counts.skipped = tx.sweep_record_skips(&sweep).await?;
     outcome.adopted = outcome_adopted;
     outcome.created = created;
     Ok(outcome)

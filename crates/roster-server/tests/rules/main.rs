@@ -10,6 +10,7 @@ mod helpers;
 
 mod explain;
 mod immediate;
+mod incremental;
 mod items;
 mod next_period;
 mod post;

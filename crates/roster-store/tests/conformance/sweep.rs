@@ -459,6 +459,7 @@ fn sweep_for(activity_id: i64, rule: &AutoRule, today: Date, lo: i64, hi: i64) -
         ),
         user_lo: lo,
         user_hi: hi,
+        since: None,
     }
 }
 
@@ -492,7 +493,7 @@ async fn run_sweep(tx: &mut Tx, sweep: &ActivitySweep, ran: &mut Ran) {
     let created = tx.sweep_create(sweep).await.unwrap();
     ran.created_users
         .extend(created.iter().map(|(_, user)| *user));
-    ran.skipped += tx.sweep_count_skipped(sweep).await.unwrap();
+    ran.skipped += tx.sweep_record_skips(sweep).await.unwrap();
 }
 
 async fn enrollments_in(tx: &mut Tx, activity_id: i64) -> Vec<EnrollmentRecord> {

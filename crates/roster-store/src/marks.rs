@@ -1,0 +1,178 @@
+//! What makes the sweep incremental (R14 at scale): every write that changes
+//! what a rule reads about a user — the user row, their groups, their
+//! exemptions, their enrollments outside the sweep — stamps the user; each
+//! (activity, user range) keeps the mark it was last swept at, and the next
+//! sweep of the range re-evaluates only the users stamped since (and those
+//! whose exemption ran out since), or nobody at all.
+//!
+//! The stamp orders writes against sweeps. On SQLite, where one transaction
+//! writes at a time, it is a counter the sweep moves forward when a range
+//! starts. On PostgreSQL it is the id of the writing transaction, and a
+//! range's mark is the oldest transaction id still running when the range
+//! started: whatever the range could not see was written by a transaction
+//! at or after the mark.
+
+use crate::db::{Result, Tx};
+
+const SQLITE_STAMP: &str = "(SELECT value FROM sweep_clock WHERE id = 1)";
+const POSTGRES_STAMP: &str = "pg_current_xact_id()::text::bigint";
+
+/// What the last sweep of one (activity, user range) saw.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct SweepMark {
+    pub activity_id: i64,
+    pub user_lo: i64,
+    pub user_hi: i64,
+    /// The rule and period swept; another one means a full sweep of the range.
+    pub fingerprint: String,
+    pub stamp: i64,
+    /// The day swept, for exemptions that ran out since.
+    pub day: String,
+}
+
+/// A range swept since a mark: only users stamped at or after `stamp`, or
+/// whose exemption from the activity ran out on or after `day`, are
+/// evaluated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SweepSince {
+    pub stamp: i64,
+    pub day: String,
+}
+
+/// Digits and dashes only: the text of a date, safe to write into SQL.
+pub(crate) fn date_literal(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_digit() || *c == '-')
+        .collect()
+}
+
+impl SweepSince {
+    /// ` AND {column} IN (users to evaluate again)` over users `$2..$3` of
+    /// activity `$1`, evaluated on `today`.
+    pub(crate) fn clause(&self, column: &str, today: &str) -> String {
+        format!(
+            " AND {column} IN (SELECT d.id FROM users d WHERE d.sweep_stamp >= {stamp} \
+               AND d.id >= $2 AND d.id < $3 \
+             UNION SELECT x.user_id FROM exemptions x WHERE x.activity_id = $1 \
+               AND x.until IS NOT NULL AND x.until >= '{day}' AND x.until < '{today}' \
+               AND x.user_id >= $2 AND x.user_id < $3)",
+            stamp = self.stamp,
+            day = date_literal(&self.day),
+            today = date_literal(today),
+        )
+    }
+}
+
+impl Tx {
+    /// Stamps the users `condition` selects (over `$1`): their sweep inputs
+    /// changed in this transaction.
+    pub(crate) async fn stamp_users(&mut self, condition: &str, value: i64) -> Result<()> {
+        on_tx_sql!(
+            self,
+            format!("UPDATE users SET sweep_stamp = {SQLITE_STAMP} WHERE {condition}"),
+            format!("UPDATE users SET sweep_stamp = {POSTGRES_STAMP} WHERE {condition}"),
+            sql,
+            c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).execute(c).await?.rows_affected()
+        );
+        Ok(())
+    }
+
+    /// Stamps one user: something a rule reads about them changed.
+    pub async fn stamp_user(&mut self, user_id: i64) -> Result<()> {
+        self.stamp_users("id = $1", user_id).await
+    }
+
+    /// The stamp a range's sweep starts at, taken before it reads anything.
+    pub async fn sweep_stamp_now(&mut self) -> Result<i64> {
+        Ok(on_tx_sql!(
+            self,
+            "UPDATE sweep_clock SET value = value + 1 WHERE id = 1 RETURNING value",
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            sql,
+            c => sqlx::query_scalar(sql).fetch_one(c).await?
+        ))
+    }
+
+    /// The marks of an activity's ranges.
+    pub async fn sweep_marks(&mut self, activity_id: i64) -> Result<Vec<SweepMark>> {
+        Ok(on_tx!(self, c => sqlx::query_as(
+            "SELECT activity_id, user_lo, user_hi, fingerprint, stamp, day FROM sweep_marks \
+             WHERE activity_id = $1 ORDER BY user_lo"
+        )
+        .bind(activity_id)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn put_sweep_mark(&mut self, mark: &SweepMark) -> Result<()> {
+        on_tx!(self, c => sqlx::query(
+            "INSERT INTO sweep_marks (activity_id, user_lo, user_hi, fingerprint, stamp, day) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (activity_id, user_lo, user_hi) \
+             DO UPDATE SET fingerprint = excluded.fingerprint, stamp = excluded.stamp, day = excluded.day"
+        )
+        .bind(mark.activity_id)
+        .bind(mark.user_lo)
+        .bind(mark.user_hi)
+        .bind(&mark.fingerprint)
+        .bind(mark.stamp)
+        .bind(&mark.day)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Forgets every mark and recorded skip: the next sweep is a full one.
+    pub async fn clear_sweep_marks(&mut self) -> Result<()> {
+        on_tx!(self, c => {
+            sqlx::query("DELETE FROM sweep_marks").execute(&mut *c).await?;
+            sqlx::query("DELETE FROM sweep_skips").execute(&mut *c).await?.rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Whether any user of `lo..hi` needs evaluating again for the activity
+    /// on `today` since the mark.
+    pub async fn sweep_range_dirty(
+        &mut self,
+        activity_id: i64,
+        lo: i64,
+        hi: i64,
+        since: &SweepSince,
+        today: &str,
+    ) -> Result<bool> {
+        // Led by the stamp index (`+ 0` keeps the id range from leading):
+        // after a quiet day few users, or none, are stamped since the mark.
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM users d WHERE d.sweep_stamp >= {stamp} \
+               AND d.id + 0 >= $2 AND d.id + 0 < $3) \
+             OR EXISTS (SELECT 1 FROM exemptions x WHERE x.activity_id = $1 \
+               AND x.until IS NOT NULL AND x.until >= '{day}' AND x.until < '{today}' \
+               AND x.user_id >= $2 AND x.user_id < $3)",
+            stamp = since.stamp,
+            day = date_literal(&since.day),
+            today = date_literal(today),
+        );
+        Ok(
+            on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .persistent(false)
+            .bind(activity_id)
+            .bind(lo)
+            .bind(hi)
+            .fetch_one(c)
+            .await?),
+        )
+    }
+
+    /// The users of `lo..hi` the activity's rule skipped when last evaluated.
+    pub async fn sweep_skip_count(&mut self, activity_id: i64, lo: i64, hi: i64) -> Result<i64> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sweep_skips WHERE activity_id = $1 AND user_id >= $2 AND user_id < $3"
+        )
+        .bind(activity_id)
+        .bind(lo)
+        .bind(hi)
+        .fetch_one(c)
+        .await?))
+    }
+}
