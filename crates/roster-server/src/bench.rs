@@ -938,23 +938,29 @@ async fn sweep_now(
             tokio::spawn(async move { run_due(&state).await })
         })
         .collect();
-    loop {
-        let mut tx = state.store.read().await?;
-        let record = tx.get_sweep(id).await?;
-        tx.rollback().await?;
-        if let Some(record) = &record {
-            progress.set(record.jobs_done as u64, record.jobs_total as u64);
-            progress.message(&format!("{} created", record.created));
+    // The time is taken when the last worker ends, not at the next look of
+    // the progress bar.
+    let all_done = async {
+        for worker in workers {
+            worker.await??;
         }
-        if workers.iter().all(|worker| worker.is_finished()) {
-            break;
+        anyhow::Ok(started.elapsed())
+    };
+    tokio::pin!(all_done);
+    let elapsed = loop {
+        tokio::select! {
+            elapsed = &mut all_done => break elapsed?,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                let mut tx = state.store.read().await?;
+                let record = tx.get_sweep(id).await?;
+                tx.rollback().await?;
+                if let Some(record) = &record {
+                    progress.set(record.jobs_done as u64, record.jobs_total as u64);
+                    progress.message(&format!("{} created", record.created));
+                }
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for worker in workers {
-        worker.await??;
-    }
-    let elapsed = started.elapsed();
+    };
     let mut tx = state.store.read().await?;
     let record = tx
         .get_sweep(id)

@@ -112,7 +112,9 @@ fn conflict_message(constraint: &str) -> String {
         "a user with this external_id already exists".into()
     } else if constraint.contains("user_groups") || constraint.contains("name") {
         "a group with this name already exists".into()
-    } else if constraint.contains("one_open") {
+    } else if constraint.contains("one_open")
+        || constraint.ends_with("enrollments.activity_id, enrollments.user_id")
+    {
         "the user already has an open enrollment in this activity".into()
     } else if constraint.contains("sweeps") {
         "a sweep is already queued or running".into()

@@ -44,7 +44,7 @@ CREATE TABLE bench_enrollments (
     period       TEXT,
     updated_at   BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX bench_enrollments_one_open ON bench_enrollments (user_id, activity_id) WHERE status = 'in_progress';
+CREATE UNIQUE INDEX bench_enrollments_one_open ON bench_enrollments (activity_id, user_id) WHERE status = 'in_progress';
 CREATE UNIQUE INDEX bench_enrollments_period ON bench_enrollments (activity_id, user_id, period) WHERE period IS NOT NULL;
 CREATE INDEX bench_enrollments_user ON bench_enrollments (user_id, activity_id);
 CREATE INDEX bench_enrollments_activity ON bench_enrollments (activity_id, user_id);
@@ -68,7 +68,7 @@ CREATE TABLE bench_enrollments (
     period       TEXT,
     updated_at   BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX bench_enrollments_one_open ON bench_enrollments (user_id, activity_id) WHERE status = 'in_progress';
+CREATE UNIQUE INDEX bench_enrollments_one_open ON bench_enrollments (activity_id, user_id) WHERE status = 'in_progress';
 CREATE UNIQUE INDEX bench_enrollments_period ON bench_enrollments (activity_id, user_id, period) WHERE period IS NOT NULL;
 CREATE INDEX bench_enrollments_user ON bench_enrollments (user_id, activity_id);
 CREATE INDEX bench_enrollments_activity ON bench_enrollments (activity_id, user_id);

@@ -147,7 +147,8 @@ impl Store {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
                 .pragma("cache_size", "-65536")
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                .pragma("wal_autocheckpoint", "16384");
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .min_connections(1)
@@ -265,6 +266,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "incremental sweep",
         include_str!("../migrations/sqlite/0002_incremental_sweep.sql"),
     ),
+    (
+        3,
+        "indexes for scale",
+        include_str!("../migrations/sqlite/0003_indexes_for_scale.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -276,6 +282,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "incremental sweep",
         include_str!("../migrations/postgres/0002_incremental_sweep.sql"),
+    ),
+    (
+        3,
+        "indexes for scale",
+        include_str!("../migrations/postgres/0003_indexes_for_scale.sql"),
     ),
 ];
 

@@ -28,6 +28,8 @@ pub struct SweepMark {
     pub stamp: i64,
     /// The day swept, for exemptions that ran out since.
     pub day: String,
+    /// The range's users the rule skipped after that sweep.
+    pub skipped: i64,
 }
 
 /// A range swept since a mark: only users stamped at or after `stamp`, or
@@ -96,7 +98,7 @@ impl Tx {
     /// The marks of an activity's ranges.
     pub async fn sweep_marks(&mut self, activity_id: i64) -> Result<Vec<SweepMark>> {
         Ok(on_tx!(self, c => sqlx::query_as(
-            "SELECT activity_id, user_lo, user_hi, fingerprint, stamp, day FROM sweep_marks \
+            "SELECT activity_id, user_lo, user_hi, fingerprint, stamp, day, skipped FROM sweep_marks \
              WHERE activity_id = $1 ORDER BY user_lo"
         )
         .bind(activity_id)
@@ -106,9 +108,10 @@ impl Tx {
 
     pub async fn put_sweep_mark(&mut self, mark: &SweepMark) -> Result<()> {
         on_tx!(self, c => sqlx::query(
-            "INSERT INTO sweep_marks (activity_id, user_lo, user_hi, fingerprint, stamp, day) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (activity_id, user_lo, user_hi) \
-             DO UPDATE SET fingerprint = excluded.fingerprint, stamp = excluded.stamp, day = excluded.day"
+            "INSERT INTO sweep_marks (activity_id, user_lo, user_hi, fingerprint, stamp, day, skipped) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (activity_id, user_lo, user_hi) \
+             DO UPDATE SET fingerprint = excluded.fingerprint, stamp = excluded.stamp, day = excluded.day, \
+             skipped = excluded.skipped"
         )
         .bind(mark.activity_id)
         .bind(mark.user_lo)
@@ -116,6 +119,7 @@ impl Tx {
         .bind(&mark.fingerprint)
         .bind(mark.stamp)
         .bind(&mark.day)
+        .bind(mark.skipped)
         .execute(c)
         .await?
         .rows_affected());

@@ -267,6 +267,34 @@ impl Tx {
             unsatisfied = sweep.unsatisfied()
         );
         let persistent = sweep.since.is_none();
+        if sweep.since.is_none() {
+            // A user is skipped only if exempt or holding an open enrollment
+            // of another period: when the range has neither, the pass over
+            // its matching users is not needed.
+            let possible: bool = on_tx!(self, c => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM exemptions x WHERE x.activity_id = $1 \
+                   AND x.user_id >= $2 AND x.user_id < $3) \
+                 OR EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 \
+                   AND o.user_id >= $2 AND o.user_id < $3 AND o.status = 'in_progress' \
+                   AND o.period IS NOT NULL AND o.period <> $4)"
+            )
+            .bind(sweep.activity_id)
+            .bind(sweep.user_lo)
+            .bind(sweep.user_hi)
+            .bind(&sweep.period)
+            .fetch_one(c)
+            .await?);
+            if !possible {
+                on_tx!(self, c => sqlx::query(sqlx::AssertSqlSafe(forget))
+                    .bind(sweep.activity_id)
+                    .bind(sweep.user_lo)
+                    .bind(sweep.user_hi)
+                    .execute(c)
+                    .await?
+                    .rows_affected());
+                return Ok(0);
+            }
+        }
         on_tx!(self, c => {
             sqlx::query(sqlx::AssertSqlSafe(forget))
                 .persistent(persistent)

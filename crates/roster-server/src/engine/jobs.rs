@@ -158,7 +158,10 @@ async fn run_post_enrollment(
 }
 
 /// One activity of a sweep: ranges of users, one transaction each, the lease
-/// renewed with every range so a dead worker's job is taken over.
+/// renewed with every range so a dead worker's job is taken over. A range
+/// whose mark was taken under the same rule and period (and not on a later
+/// day) is swept only for the users stamped since — or, when there are none,
+/// not at all: it keeps its mark and reports the skips it recorded.
 async fn run_sweep_activity(
     state: &AppState,
     job: &ClaimedJob,
@@ -167,64 +170,89 @@ async fn run_sweep_activity(
     let sweep_id = payload["sweep_id"].as_i64().unwrap_or_default();
     let activity_id = payload["activity_id"].as_i64().unwrap_or_default();
     let day = payload["day"].as_str().and_then(crate::body::parse_date);
-    let mut tx = state.store.write().await?;
+    let mut tx = state.store.read().await?;
     let mut ctx = state.ctx(&mut tx, None).await?;
     if let Some(day) = day {
         ctx.today = day;
     }
-    let activity = load_activity(&mut tx, activity_id).await?;
-    let max_user = tx.max_user_id().await?;
-    tx.commit().await?;
-
-    let mut total = SweepCounts::default();
-    // Ranges left as they were: their skips are added when the job completes.
-    let mut unchanged = SweepCounts::default();
-    if let Some(activity) = activity
-        && let Some(rule) = activity.rule.clone()
-    {
-        // Each range is swept since its mark when the mark was taken under
-        // the same rule and period (and not on a later day): only the users
-        // stamped since, or none at all when nothing changed.
-        let fingerprint = fingerprint(&rule, ctx.today);
-        let today = ctx.today.to_string();
-        // First, in one read: the ranges with nothing to do since their mark
-        // only report their skips.
-        let mut to_sweep = Vec::new();
-        let mut tx = state.store.read().await?;
+    let today = ctx.today.to_string();
+    let activity = load_activity(&mut tx, activity_id)
+        .await?
+        .and_then(|activity| Some((activity.rule.clone()?, activity)));
+    // The ranges to sweep, each with the mark to sweep it since, if any.
+    let mut to_sweep = Vec::new();
+    let mut unchanged_skipped = 0;
+    let fingerprint = activity
+        .as_ref()
+        .map(|(rule, _)| fingerprint(rule, ctx.today))
+        .unwrap_or_default();
+    if activity.is_some() {
+        let max_user = tx.max_user_id().await?;
         let marks = tx.sweep_marks(activity_id).await?;
-        let mut lo = 0;
-        while lo <= max_user {
-            let hi = lo + BATCH_USERS;
-            let since = marks
-                .iter()
-                .find(|mark| {
+        let ranges = user_ranges(max_user);
+        let valid: Vec<Option<&SweepMark>> = ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                marks.iter().find(|mark| {
                     mark.user_lo == lo
                         && mark.user_hi == hi
                         && mark.fingerprint == fingerprint
                         && mark.day <= today
                 })
-                .map(|mark| SweepSince {
-                    stamp: mark.stamp,
-                    day: mark.day.clone(),
-                });
-            match since {
-                Some(since)
-                    if !tx
-                        .sweep_range_dirty(activity_id, lo, hi, &since, &today)
-                        .await? =>
-                {
-                    unchanged.skipped += tx.sweep_skip_count(activity_id, lo, hi).await?;
-                }
-                since => to_sweep.push((lo, hi, since)),
+            })
+            .collect();
+        // One look for the whole activity first: after a quiet day nobody
+        // changed since the oldest mark and every range is left as it is.
+        let oldest = valid
+            .iter()
+            .flatten()
+            .map(|mark| SweepSince {
+                stamp: mark.stamp,
+                day: mark.day.clone(),
+            })
+            .reduce(|a, b| SweepSince {
+                stamp: a.stamp.min(b.stamp),
+                day: a.day.min(b.day),
+            });
+        let any_changed = match &oldest {
+            Some(oldest) => {
+                tx.sweep_range_dirty(activity_id, 0, i64::MAX, oldest, &today)
+                    .await?
             }
-            lo = hi;
+            None => true,
+        };
+        for (&(lo, hi), mark) in ranges.iter().zip(valid) {
+            match mark {
+                Some(mark) => {
+                    let since = SweepSince {
+                        stamp: mark.stamp,
+                        day: mark.day.clone(),
+                    };
+                    if any_changed
+                        && tx
+                            .sweep_range_dirty(activity_id, lo, hi, &since, &today)
+                            .await?
+                    {
+                        to_sweep.push((lo, hi, Some(since)));
+                    } else {
+                        unchanged_skipped += mark.skipped;
+                    }
+                }
+                None => to_sweep.push((lo, hi, None)),
+            }
         }
-        tx.rollback().await?;
+    }
+    tx.rollback().await?;
 
+    let mut total = SweepCounts {
+        skipped: unchanged_skipped,
+        ..SweepCounts::default()
+    };
+    if let Some((_, activity)) = &activity {
         for (lo, hi, since) in to_sweep {
             let mut tx = state.store.write().await?;
             let stamp = tx.sweep_stamp_now().await?;
-            let counts = sweep_range_since(&mut tx, &ctx, &activity, lo, hi, since)
+            let counts = sweep_range_since(&mut tx, &ctx, activity, lo, hi, since)
                 .await?
                 .counts;
             tx.put_sweep_mark(&SweepMark {
@@ -234,6 +262,7 @@ async fn run_sweep_activity(
                 fingerprint: fingerprint.clone(),
                 stamp,
                 day: today.clone(),
+                skipped: counts.skipped,
             })
             .await?;
             tx.add_sweep_counts(
@@ -258,8 +287,8 @@ async fn run_sweep_activity(
             total.closed += counts.closed;
             total.skipped += counts.skipped;
         }
-        total.skipped += unchanged.skipped;
     }
+
     let mut tx = state.store.write().await?;
     let outcome = json!({
         "activity_id": activity_id,
@@ -277,8 +306,8 @@ async fn run_sweep_activity(
         )
         .await?
     {
-        if unchanged.skipped > 0 {
-            tx.add_sweep_counts(sweep_id, 0, 0, 0, unchanged.skipped)
+        if unchanged_skipped > 0 {
+            tx.add_sweep_counts(sweep_id, 0, 0, 0, unchanged_skipped)
                 .await?;
         }
         tx.finish_sweep_job(sweep_id, state.clock.now().as_microsecond())
@@ -289,6 +318,23 @@ async fn run_sweep_activity(
     }
     metrics::counter!("roster_sweep_enrollments_created_total").increment(total.created as u64);
     Ok(())
+}
+
+/// The user id ranges a sweep cuts an activity into, each one transaction:
+/// `BATCH_USERS` ids each, the last one open-ended and holding between one
+/// and two batches, so that the boundaries (and the ranges' marks) stay put
+/// as users are added.
+pub fn user_ranges(max_user: i64) -> Vec<(i64, i64)> {
+    let mut ranges = Vec::new();
+    let mut lo = 0;
+    loop {
+        if lo + 2 * BATCH_USERS > max_user + 1 {
+            ranges.push((lo, i64::MAX));
+            return ranges;
+        }
+        ranges.push((lo, lo + BATCH_USERS));
+        lo += BATCH_USERS;
+    }
 }
 
 /// Runs every job due at the clock's time, including those that running jobs
@@ -309,7 +355,7 @@ pub async fn run_due(state: &AppState) -> anyhow::Result<u64> {
         if waiting == 0 || std::time::Instant::now() > deadline {
             return Ok(ran);
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -460,4 +506,26 @@ pub async fn dry_run_counts(state: &AppState, actor: Option<i64>) -> anyhow::Res
         total.skipped += counts.skipped;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BATCH_USERS, user_ranges};
+
+    #[test]
+    fn r14_sweep_ranges_keep_their_boundaries_and_the_last_one_is_open() {
+        assert_eq!(user_ranges(0), vec![(0, i64::MAX)]);
+        assert_eq!(user_ranges(2 * BATCH_USERS - 2), vec![(0, i64::MAX)]);
+        assert_eq!(
+            user_ranges(2 * BATCH_USERS - 1),
+            vec![(0, BATCH_USERS), (BATCH_USERS, i64::MAX)]
+        );
+        let ranges = user_ranges(10 * BATCH_USERS + 17);
+        assert_eq!(ranges.len(), 10);
+        assert_eq!(ranges.last(), Some(&(9 * BATCH_USERS, i64::MAX)));
+        // Adjacent, from 0, covering every id.
+        for pair in ranges.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0);
+        }
+    }
 }

@@ -15,7 +15,7 @@ use crate::engine::enroll::{after_create, trigger_job};
 use crate::engine::rules::{Activity, activity_from, post_rules};
 use crate::state::Ctx;
 
-/// Users per range: one transaction each.
+/// User ids per range of a sweep: one transaction each (see `jobs::user_ranges`).
 pub const BATCH_USERS: i64 = 5_000;
 
 /// The store's description of `rule` on `today` over users `lo..hi`.
@@ -246,21 +246,20 @@ pub async fn start_sweep(
         .insert_sweep(false, trigger_by, &day.to_string(), ctx.micros(), ctx.actor)
         .await?;
     let activities = tx.activities_with_rules().await?;
-    for activity in &activities {
-        tx.enqueue(
-            &NewJob {
-                kind: "sweep_activity".into(),
-                run_at: ctx.micros(),
-                dedupe_key: Some(format!("sweep:{sweep_id}:{}", activity.id)),
-                payload: json!({"sweep_id": sweep_id, "activity_id": activity.id, "day": day.to_string()}).to_string(),
-                rule_id: None,
-                sweep_id: Some(sweep_id),
-                user_id: None,
-            },
-            ctx.micros(),
-        )
-        .await?;
-    }
+    let jobs: Vec<NewJob> = activities
+        .iter()
+        .map(|activity| NewJob {
+            kind: "sweep_activity".into(),
+            run_at: ctx.micros(),
+            dedupe_key: Some(format!("sweep:{sweep_id}:{}", activity.id)),
+            payload: json!({"sweep_id": sweep_id, "activity_id": activity.id, "day": day.to_string()})
+                .to_string(),
+            rule_id: None,
+            sweep_id: Some(sweep_id),
+            user_id: None,
+        })
+        .collect();
+    tx.enqueue_many(&jobs, ctx.micros()).await?;
     if activities.is_empty() {
         tx.finish_sweep(sweep_id, "done", ctx.micros()).await?;
     } else {

@@ -11,7 +11,8 @@ ALTER TABLE users ADD COLUMN sweep_stamp BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX users_sweep_stamp ON users (sweep_stamp);
 
 -- What the last sweep of a range saw: the rule and period it swept
--- (`fingerprint`), the stamp it started at and its day.
+-- (`fingerprint`), the stamp it started at, its day, and how many of the
+-- range's users the rule skipped then.
 CREATE TABLE sweep_marks (
     activity_id BIGINT NOT NULL REFERENCES activities (id) ON DELETE CASCADE,
     user_lo     BIGINT NOT NULL,
@@ -19,6 +20,7 @@ CREATE TABLE sweep_marks (
     fingerprint TEXT NOT NULL,
     stamp       BIGINT NOT NULL,
     day         TEXT NOT NULL,
+    skipped     BIGINT NOT NULL,
     PRIMARY KEY (activity_id, user_lo, user_hi)
 );
 

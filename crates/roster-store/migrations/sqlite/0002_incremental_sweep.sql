@@ -16,7 +16,8 @@ CREATE TABLE sweep_clock (
 INSERT INTO sweep_clock (id, value) VALUES (1, 1);
 
 -- What the last sweep of a range saw: the rule and period it swept
--- (`fingerprint`), the stamp it started at and its day.
+-- (`fingerprint`), the stamp it started at, its day, and how many of the
+-- range's users the rule skipped then.
 CREATE TABLE sweep_marks (
     activity_id BIGINT NOT NULL REFERENCES activities (id) ON DELETE CASCADE,
     user_lo     BIGINT NOT NULL,
@@ -24,6 +25,7 @@ CREATE TABLE sweep_marks (
     fingerprint TEXT NOT NULL,
     stamp       BIGINT NOT NULL,
     day         TEXT NOT NULL,
+    skipped     BIGINT NOT NULL,
     PRIMARY KEY (activity_id, user_lo, user_hi)
 );
 
