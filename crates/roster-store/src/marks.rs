@@ -169,6 +169,27 @@ impl Tx {
         )
     }
 
+    /// How many users of the activity need evaluating again on `today`
+    /// since the mark.
+    pub async fn sweep_changed_count(
+        &mut self,
+        activity_id: i64,
+        since: &SweepSince,
+        today: &str,
+    ) -> Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM users u WHERE u.id >= $2 AND u.id < $3 AND $1 = $1{}",
+            since.clause("u.id", today)
+        );
+        Ok(on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .persistent(false)
+            .bind(activity_id)
+            .bind(0_i64)
+            .bind(i64::MAX)
+            .fetch_one(c)
+            .await?))
+    }
+
     /// The users of `lo..hi` the activity's rule skipped when last evaluated.
     pub async fn sweep_skip_count(&mut self, activity_id: i64, lo: i64, hi: i64) -> Result<i64> {
         Ok(on_tx!(self, c => sqlx::query_scalar(

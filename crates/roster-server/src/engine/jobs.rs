@@ -182,6 +182,7 @@ async fn run_sweep_activity(
     // The ranges to sweep, each with the mark to sweep it since, if any.
     let mut to_sweep = Vec::new();
     let mut unchanged_skipped = 0;
+    let mut combined: Option<(SweepSince, Vec<(i64, i64)>)> = None;
     let fingerprint = activity
         .as_ref()
         .map(|(rule, _)| fingerprint(rule, ctx.today))
@@ -221,7 +222,21 @@ async fn run_sweep_activity(
             }
             None => true,
         };
+        // Few users changed and every range has its mark: one pass over the
+        // changed users of the whole activity, one transaction, rather than
+        // one per range.
+        if let Some(oldest) = &oldest
+            && any_changed
+            && ranges.len() > 1
+            && valid.iter().all(Option::is_some)
+            && tx.sweep_changed_count(activity_id, oldest, &today).await? < BATCH_USERS
+        {
+            combined = Some((oldest.clone(), ranges.clone()));
+        }
         for (&(lo, hi), mark) in ranges.iter().zip(valid) {
+            if combined.is_some() {
+                break;
+            }
             match mark {
                 Some(mark) => {
                     let since = SweepSince {
@@ -248,6 +263,38 @@ async fn run_sweep_activity(
         skipped: unchanged_skipped,
         ..SweepCounts::default()
     };
+    if let Some((_, activity)) = &activity
+        && let Some((since, ranges)) = combined
+    {
+        let mut tx = state.store.write().await?;
+        let stamp = tx.sweep_stamp_now().await?;
+        let counts = sweep_range_since(&mut tx, &ctx, activity, 0, i64::MAX, Some(since))
+            .await?
+            .counts;
+        for (lo, hi) in ranges {
+            let skipped = tx.sweep_skip_count(activity_id, lo, hi).await?;
+            tx.put_sweep_mark(&SweepMark {
+                activity_id,
+                user_lo: lo,
+                user_hi: hi,
+                fingerprint: fingerprint.clone(),
+                stamp,
+                day: today.clone(),
+                skipped,
+            })
+            .await?;
+        }
+        tx.add_sweep_counts(
+            sweep_id,
+            counts.created,
+            counts.adopted,
+            counts.closed,
+            counts.skipped,
+        )
+        .await?;
+        tx.commit().await?;
+        total = counts;
+    }
     if let Some((_, activity)) = &activity {
         for (lo, hi, since) in to_sweep {
             let mut tx = state.store.write().await?;
