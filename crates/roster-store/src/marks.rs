@@ -181,13 +181,15 @@ impl Tx {
             "SELECT COUNT(*) FROM users u WHERE u.id >= $2 AND u.id < $3 AND $1 = $1{}",
             since.clause("u.id", today)
         );
-        Ok(on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        Ok(
+            on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .persistent(false)
             .bind(activity_id)
             .bind(0_i64)
             .bind(i64::MAX)
             .fetch_one(c)
-            .await?))
+            .await?),
+        )
     }
 
     /// The users of `lo..hi` the activity's rule skipped when last evaluated.

@@ -252,8 +252,9 @@ pub async fn start_sweep(
             kind: "sweep_activity".into(),
             run_at: ctx.micros(),
             dedupe_key: Some(format!("sweep:{sweep_id}:{}", activity.id)),
-            payload: json!({"sweep_id": sweep_id, "activity_id": activity.id, "day": day.to_string()})
-                .to_string(),
+            payload:
+                json!({"sweep_id": sweep_id, "activity_id": activity.id, "day": day.to_string()})
+                    .to_string(),
             rule_id: None,
             sweep_id: Some(sweep_id),
             user_id: None,
