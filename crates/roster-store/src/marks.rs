@@ -49,20 +49,26 @@ pub(crate) fn date_literal(text: &str) -> String {
 }
 
 impl SweepSince {
-    /// ` AND {column} IN (users to evaluate again)` over users `$2..$3` of
-    /// activity `$1`, evaluated on `today`. The stamp index leads (`+ 0`
-    /// keeps the id range from leading): few users change between sweeps.
-    pub(crate) fn clause(&self, column: &str, today: &str) -> String {
+    /// The users of `$2..$3` to evaluate again for activity `$1` on `today`:
+    /// stamped since the mark, or whose exemption ran out since its day. The
+    /// stamp index leads (`+ 0` keeps the id range from leading): few users
+    /// change between sweeps.
+    fn changed_users(&self, today: &str) -> String {
         format!(
-            " AND {column} IN (SELECT d.id FROM users d WHERE d.sweep_stamp >= {stamp} \
+            "SELECT d.id FROM users d WHERE d.sweep_stamp >= {stamp} \
                AND d.id + 0 >= $2 AND d.id + 0 < $3 \
-             UNION SELECT x.user_id FROM exemptions x WHERE x.activity_id = $1 \
+             UNION ALL SELECT x.user_id FROM exemptions x WHERE x.activity_id = $1 \
                AND x.until IS NOT NULL AND x.until >= '{day}' AND x.until < '{today}' \
-               AND x.user_id >= $2 AND x.user_id < $3)",
+               AND x.user_id >= $2 AND x.user_id < $3",
             stamp = self.stamp,
             day = date_literal(&self.day),
             today = date_literal(today),
         )
+    }
+
+    /// ` AND {column} IN (users to evaluate again)`.
+    pub(crate) fn clause(&self, column: &str, today: &str) -> String {
+        format!(" AND {column} IN ({})", self.changed_users(today))
     }
 }
 
@@ -146,18 +152,7 @@ impl Tx {
         since: &SweepSince,
         today: &str,
     ) -> Result<bool> {
-        // Led by the stamp index (`+ 0` keeps the id range from leading):
-        // after a quiet day few users, or none, are stamped since the mark.
-        let sql = format!(
-            "SELECT EXISTS (SELECT 1 FROM users d WHERE d.sweep_stamp >= {stamp} \
-               AND d.id + 0 >= $2 AND d.id + 0 < $3) \
-             OR EXISTS (SELECT 1 FROM exemptions x WHERE x.activity_id = $1 \
-               AND x.until IS NOT NULL AND x.until >= '{day}' AND x.until < '{today}' \
-               AND x.user_id >= $2 AND x.user_id < $3)",
-            stamp = since.stamp,
-            day = date_literal(&since.day),
-            today = date_literal(today),
-        );
+        let sql = format!("SELECT EXISTS ({})", since.changed_users(today));
         Ok(
             on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .persistent(false)

@@ -179,10 +179,10 @@ async fn run_sweep_activity(
     let activity = load_activity(&mut tx, activity_id)
         .await?
         .and_then(|activity| Some((activity.rule.clone()?, activity)));
-    // The ranges to sweep, each with the mark to sweep it since, if any.
+    // The passes to make: users `lo..hi`, since a mark or in full, and the
+    // ranges whose marks the pass renews.
     let mut to_sweep = Vec::new();
     let mut unchanged_skipped = 0;
-    let mut combined: Option<(SweepSince, Vec<(i64, i64)>)> = None;
     let fingerprint = activity
         .as_ref()
         .map(|(rule, _)| fingerprint(rule, ctx.today))
@@ -231,29 +231,27 @@ async fn run_sweep_activity(
             && valid.iter().all(Option::is_some)
             && tx.sweep_changed_count(activity_id, oldest, &today).await? < BATCH_USERS
         {
-            combined = Some((oldest.clone(), ranges.clone()));
-        }
-        for (&(lo, hi), mark) in ranges.iter().zip(valid) {
-            if combined.is_some() {
-                break;
-            }
-            match mark {
-                Some(mark) => {
-                    let since = SweepSince {
-                        stamp: mark.stamp,
-                        day: mark.day.clone(),
-                    };
-                    if any_changed
-                        && tx
-                            .sweep_range_dirty(activity_id, lo, hi, &since, &today)
-                            .await?
-                    {
-                        to_sweep.push((lo, hi, Some(since)));
-                    } else {
-                        unchanged_skipped += mark.skipped;
+            to_sweep.push((0, i64::MAX, Some(oldest.clone()), ranges.clone()));
+        } else {
+            for (&(lo, hi), mark) in ranges.iter().zip(valid) {
+                match mark {
+                    Some(mark) => {
+                        let since = SweepSince {
+                            stamp: mark.stamp,
+                            day: mark.day.clone(),
+                        };
+                        if any_changed
+                            && tx
+                                .sweep_range_dirty(activity_id, lo, hi, &since, &today)
+                                .await?
+                        {
+                            to_sweep.push((lo, hi, Some(since), vec![(lo, hi)]));
+                        } else {
+                            unchanged_skipped += mark.skipped;
+                        }
                     }
+                    None => to_sweep.push((lo, hi, None, vec![(lo, hi)])),
                 }
-                None => to_sweep.push((lo, hi, None)),
             }
         }
     }
@@ -263,55 +261,30 @@ async fn run_sweep_activity(
         skipped: unchanged_skipped,
         ..SweepCounts::default()
     };
-    if let Some((_, activity)) = &activity
-        && let Some((since, ranges)) = combined
-    {
-        let mut tx = state.store.write().await?;
-        let stamp = tx.sweep_stamp_now().await?;
-        let counts = sweep_range_since(&mut tx, &ctx, activity, 0, i64::MAX, Some(since))
-            .await?
-            .counts;
-        for (lo, hi) in ranges {
-            let skipped = tx.sweep_skip_count(activity_id, lo, hi).await?;
-            tx.put_sweep_mark(&SweepMark {
-                activity_id,
-                user_lo: lo,
-                user_hi: hi,
-                fingerprint: fingerprint.clone(),
-                stamp,
-                day: today.clone(),
-                skipped,
-            })
-            .await?;
-        }
-        tx.add_sweep_counts(
-            sweep_id,
-            counts.created,
-            counts.adopted,
-            counts.closed,
-            counts.skipped,
-        )
-        .await?;
-        tx.commit().await?;
-        total = counts;
-    }
     if let Some((_, activity)) = &activity {
-        for (lo, hi, since) in to_sweep {
+        for (lo, hi, since, marked) in to_sweep {
             let mut tx = state.store.write().await?;
             let stamp = tx.sweep_stamp_now().await?;
             let counts = sweep_range_since(&mut tx, &ctx, activity, lo, hi, since)
                 .await?
                 .counts;
-            tx.put_sweep_mark(&SweepMark {
-                activity_id,
-                user_lo: lo,
-                user_hi: hi,
-                fingerprint: fingerprint.clone(),
-                stamp,
-                day: today.clone(),
-                skipped: counts.skipped,
-            })
-            .await?;
+            for (mark_lo, mark_hi) in marked {
+                let skipped = if (mark_lo, mark_hi) == (lo, hi) {
+                    counts.skipped
+                } else {
+                    tx.sweep_skip_count(activity_id, mark_lo, mark_hi).await?
+                };
+                tx.put_sweep_mark(&SweepMark {
+                    activity_id,
+                    user_lo: mark_lo,
+                    user_hi: mark_hi,
+                    fingerprint: fingerprint.clone(),
+                    stamp,
+                    day: today.clone(),
+                    skipped,
+                })
+                .await?;
+            }
             tx.add_sweep_counts(
                 sweep_id,
                 counts.created,
