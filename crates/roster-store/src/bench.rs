@@ -85,9 +85,9 @@ impl Store {
     /// no planner statistics unless asked, and the application never asks.
     pub async fn bench_settle(&self) -> Result<()> {
         match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pools) => {
                 sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(pool)
+                    .execute(&pools.write)
                     .await?;
             }
             Store::Postgres(pool) => {

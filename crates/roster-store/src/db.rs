@@ -60,8 +60,18 @@ pub enum Backend {
 /// A connection pool to one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePools),
     Postgres(PgPool),
+}
+
+/// SQLite's connections: readers, and the one connection that writes. SQLite
+/// lets one transaction write at a time anyway; writing always through the
+/// same connection keeps its page cache warm, where a pool of writers would
+/// each drop its cache whenever another one had committed.
+#[derive(Clone, Debug)]
+pub struct SqlitePools {
+    pub read: SqlitePool,
+    pub write: SqlitePool,
 }
 
 /// A transaction on either backend. Dropped without `commit`, it rolls back.
@@ -148,14 +158,21 @@ impl Store {
                 .foreign_keys(true)
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory")
-                .pragma("wal_autocheckpoint", "16384");
-            let pool = SqlitePoolOptions::new()
+                .pragma("wal_autocheckpoint", "16384")
+                .pragma("mmap_size", "1073741824");
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
                 .max_connections(8)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(60))
                 .connect_with(options)
                 .await?;
-            Ok(Store::Sqlite(pool))
+            Ok(Store::Sqlite(SqlitePools { read, write }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -179,7 +196,7 @@ impl Store {
     /// Applies the backend's migrations that are not applied yet.
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Store::Sqlite(pool) => migrator(SQLITE_MIGRATIONS).run(pool).await?,
+            Store::Sqlite(pools) => migrator(SQLITE_MIGRATIONS).run(&pools.write).await?,
             Store::Postgres(pool) => migrator(POSTGRES_MIGRATIONS).run(pool).await?,
         }
         Ok(())
@@ -189,13 +206,13 @@ impl Store {
     /// once (`BEGIN IMMEDIATE`), so it never fails midway on an upgrade.
     pub async fn write(&self) -> Result<Tx> {
         Ok(match self {
-            Store::Sqlite(pool) => {
-                let turn = write_turns(pool)
+            Store::Sqlite(pools) => {
+                let turn = write_turns(&pools.write)
                     .acquire_owned()
                     .await
                     .map_err(|_| StoreError::Corrupt("the write queue is closed".into()))?;
                 Tx::Sqlite(SqliteTx {
-                    transaction: pool.begin_with("BEGIN IMMEDIATE").await?,
+                    transaction: pools.write.begin_with("BEGIN IMMEDIATE").await?,
                     _turn: Some(turn),
                 })
             }
@@ -206,8 +223,8 @@ impl Store {
     /// A transaction that only reads.
     pub async fn read(&self) -> Result<Tx> {
         Ok(match self {
-            Store::Sqlite(pool) => Tx::Sqlite(SqliteTx {
-                transaction: pool.begin().await?,
+            Store::Sqlite(pools) => Tx::Sqlite(SqliteTx {
+                transaction: pools.read.begin().await?,
                 _turn: None,
             }),
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
@@ -217,14 +234,17 @@ impl Store {
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
         match self {
-            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Store::Sqlite(pools) => sqlx::query("SELECT 1").execute(&pools.read).await.is_ok(),
             Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
         }
     }
 
     pub async fn close(&self) {
         match self {
-            Store::Sqlite(pool) => pool.close().await,
+            Store::Sqlite(pools) => {
+                pools.read.close().await;
+                pools.write.close().await;
+            }
             Store::Postgres(pool) => pool.close().await,
         }
     }

@@ -725,8 +725,8 @@ async fn wipe(store: &Store) {
     ];
     for statement in STATEMENTS {
         match store {
-            Store::Sqlite(pool) => sqlx::query(*statement)
-                .execute(pool)
+            Store::Sqlite(pools) => sqlx::query(*statement)
+                .execute(&pools.write)
                 .await
                 .unwrap()
                 .rows_affected(),
