@@ -53,6 +53,18 @@ impl Ctx {
 }
 
 impl App {
+    /// The context of work whose day is given already (a sweep job carries
+    /// its day), at the clock's time, without reading the settings: the
+    /// sweep reads none, so they are left at their defaults.
+    pub fn ctx_on(&self, today: Date) -> Ctx {
+        Ctx {
+            now: self.clock.now(),
+            today,
+            actor: None,
+            settings: Settings::default(),
+        }
+    }
+
     /// The context at the clock's time, reading the settings in `tx`.
     pub async fn ctx(&self, tx: &mut Tx, actor: Option<i64>) -> anyhow::Result<Ctx> {
         let settings = Settings::load(tx).await?;

@@ -108,16 +108,18 @@ impl Tx {
 
     /// Applies the patch; a unique key refusing it (a second open enrollment)
     /// is a `Conflict`.
+    /// Writes the patch and answers the enrollment as it now is (`None` when
+    /// there is no such enrollment).
     pub async fn update_enrollment(
         &mut self,
         id: i64,
         patch: &EnrollmentPatch,
         now: i64,
-    ) -> Result<()> {
-        on_tx!(self, c => sqlx::query(
+    ) -> Result<Option<EnrollmentRecord>> {
+        let updated: Option<EnrollmentRecord> = on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE enrollments SET type = $2, status = $3, due_on = $4, required_by = $5, reason = $6, \
-             completed_at = $7, period = $8, updated_at = $9 WHERE id = $1"
-        )
+             completed_at = $7, period = $8, updated_at = $9 WHERE id = $1 RETURNING {RETURNING_COLUMNS}"
+        )))
         .bind(id)
         .bind(&patch.enrollment_type)
         .bind(&patch.status)
@@ -127,12 +129,34 @@ impl Tx {
         .bind(patch.completed_at)
         .bind(&patch.period)
         .bind(now)
-        .execute(c)
+        .fetch_optional(c)
         .await
-        .map_err(on_constraint)?.rows_affected());
-        self.stamp_users("id = (SELECT user_id FROM enrollments WHERE id = $1)", id)
-            .await?;
-        Ok(())
+        .map_err(on_constraint)?);
+        if let Some(record) = &updated {
+            self.stamp_user(record.user_id).await?;
+        }
+        Ok(updated)
+    }
+
+    /// What a post-enrollment rule needs to know of a user and a target
+    /// (R36): exempt on `today`, enrolled now, passed it ever — in one query.
+    pub async fn target_facts(
+        &mut self,
+        user_id: i64,
+        activity_id: i64,
+        today: &str,
+    ) -> Result<(bool, bool, bool)> {
+        Ok(on_tx!(self, c => sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM exemptions WHERE user_id = $1 AND activity_id = $2 \
+                 AND (until IS NULL OR until >= $3)), \
+             EXISTS (SELECT 1 FROM enrollments WHERE user_id = $1 AND activity_id = $2 AND status = 'in_progress'), \
+             EXISTS (SELECT 1 FROM enrollments WHERE user_id = $1 AND activity_id = $2 AND status = 'passed')"
+        )
+        .bind(user_id)
+        .bind(activity_id)
+        .bind(today)
+        .fetch_one(c)
+        .await?))
     }
 
     pub async fn delete_enrollment(&mut self, id: i64) -> Result<()> {

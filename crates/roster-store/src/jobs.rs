@@ -196,6 +196,36 @@ impl Tx {
         Ok(())
     }
 
+    /// Records a failed attempt of a job whose claim was rolled back with
+    /// the attempt (a job run in its claiming transaction): counts the
+    /// attempt, then back to `pending` at `retry_at` or `failed` for good —
+    /// unless another worker holds the job by now.
+    pub async fn fail_unclaimed_job(
+        &mut self,
+        id: i64,
+        error: &str,
+        retry_at: i64,
+        give_up: bool,
+        now: i64,
+        real_now: i64,
+    ) -> Result<()> {
+        on_tx!(self, c => sqlx::query(
+            "UPDATE jobs SET attempts = attempts + 1, state = CASE WHEN $4 THEN 'failed' ELSE 'pending' END, \
+             run_at = CASE WHEN $4 THEN run_at ELSE $3 END, last_error = $2, lease_owner = NULL, \
+             lease_expires_at = NULL, finished_at = CASE WHEN $4 THEN $5 ELSE NULL END \
+             WHERE id = $1 AND (state = 'pending' OR (state = 'running' AND lease_expires_at < $6))"
+        )
+        .bind(id)
+        .bind(error)
+        .bind(retry_at)
+        .bind(give_up)
+        .bind(now)
+        .bind(real_now)
+        .execute(c)
+        .await?.rows_affected());
+        Ok(())
+    }
+
     /// Cancels a pending job; false when it is not pending.
     pub async fn cancel_job(&mut self, id: i64, now: i64) -> Result<bool> {
         let changed = on_tx!(self, c => sqlx::query(

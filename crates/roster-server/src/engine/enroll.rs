@@ -95,6 +95,20 @@ pub fn create<'a>(
     new: NewEnrollment,
 ) -> BoxFuture<'a, anyhow::Result<Created>> {
     Box::pin(async move {
+        let activity = load_activity(tx, new.activity_id).await?;
+        create_in(tx, ctx, new, activity.as_ref()).await
+    })
+}
+
+/// `create` for a caller that has loaded the activity already (`None`: it
+/// does not exist, and the insert's foreign key refuses the enrollment).
+pub fn create_in<'a>(
+    tx: &'a mut Tx,
+    ctx: &'a Ctx,
+    new: NewEnrollment,
+    activity: Option<&'a Activity>,
+) -> BoxFuture<'a, anyhow::Result<Created>> {
+    Box::pin(async move {
         let insert = EnrollmentInsert {
             user_id: new.user_id,
             activity_id: new.activity_id,
@@ -129,10 +143,13 @@ pub fn create<'a>(
             ctx.micros(),
         )
         .await?;
-        let Some(activity) = load_activity(tx, record.activity_id).await? else {
+        let Some(activity) = activity else {
             return Ok(Created::Created(record));
         };
-        after_create(tx, ctx, &record, &activity).await?;
+        after_create(tx, ctx, &record, activity).await?;
+        if !activity.kind.has_items() {
+            return Ok(Created::Created(record));
+        }
         // Effects may have completed it (a curriculum already passed, R39).
         let record = tx.get_enrollment(record.id).await?.unwrap_or(record);
         Ok(Created::Created(record))
@@ -158,11 +175,12 @@ pub fn after_create<'a>(
             _ => {}
         }
         // R10: bundle expansion is a rule, and no rule enrolls a service account.
-        let service_account = tx
-            .get_user(record.user_id)
-            .await?
-            .is_some_and(|user| user.role == "integration");
-        if activity.kind == ActivityKind::CourseBundle && !service_account {
+        if activity.kind == ActivityKind::CourseBundle
+            && !tx
+                .get_user(record.user_id)
+                .await?
+                .is_some_and(|user| user.role == "integration")
+        {
             for item_id in tx.item_ids(activity.record.id).await? {
                 let source = Source::Bundle {
                     enrollment_id: record.id,
@@ -216,10 +234,8 @@ pub fn change<'a>(
             completed_at,
             period: before.period.clone(),
         };
-        tx.update_enrollment(before.id, &patch, ctx.micros())
-            .await?;
         let after = tx
-            .get_enrollment(before.id)
+            .update_enrollment(before.id, &patch, ctx.micros())
             .await?
             .ok_or_else(|| anyhow::anyhow!("enrollment {} vanished", before.id))?;
         tx.audit(

@@ -7,11 +7,11 @@ use std::time::Duration;
 use jiff::{Timestamp, ToSpan};
 use roster_core::decide::{TargetFacts, decide_target};
 use roster_core::{Source, TargetOutcome};
-use roster_store::{ClaimedJob, StoreError, SweepCounts, SweepMark, SweepSince};
+use roster_store::{ClaimedJob, StoreError, SweepCounts, SweepMark, SweepSince, Tx};
 use serde_json::{Value, json};
 
-use crate::engine::enroll::{Created, NewEnrollment, create};
-use crate::engine::rules::load_activity;
+use crate::engine::enroll::{Created, NewEnrollment, create_in};
+use crate::engine::rules::{Activity, load_activity};
 use crate::engine::sweep::{BATCH_USERS, fingerprint, start_sweep, sweep_range, sweep_range_since};
 use crate::state::{AppState, Ctx};
 
@@ -31,6 +31,11 @@ pub async fn run_next(state: &AppState) -> anyhow::Result<bool> {
 /// Claims and runs one due job, and answers which one it ran (whether its
 /// handler succeeded or its attempt was recorded as failed); `None` when none
 /// is due. The bench reads it to time each job from enqueue to start.
+///
+/// A post-enrollment job is claimed, run and marked done in one transaction:
+/// a worker that dies midway leaves it pending, to be run again at once,
+/// with nothing of the attempt written. A sweep job commits its claim first
+/// and holds a lease while it writes its ranges, one transaction each.
 pub async fn run_next_job(state: &AppState) -> anyhow::Result<Option<ClaimedJob>> {
     let mut tx = state.store.write().await?;
     let claimed = tx
@@ -42,26 +47,81 @@ pub async fn run_next_job(state: &AppState) -> anyhow::Result<Option<ClaimedJob>
             None,
         )
         .await?;
-    tx.commit().await?;
     let Some(job) = claimed else {
+        tx.rollback().await?;
         return Ok(None);
     };
-    if let Err(error) = handle(state, &job).await {
+    // Whether the attempt's claim is in the database when the handler fails.
+    let mut claim_committed = false;
+    let result = match job.kind.as_str() {
+        "post_enrollment" => match run_post_enrollment(state, &mut tx, &job).await {
+            Ok(true) => tx.commit().await.map_err(anyhow::Error::from),
+            Ok(false) => tx.rollback().await.map_err(anyhow::Error::from),
+            Err(error) => {
+                tx.rollback().await?;
+                Err(error)
+            }
+        },
+        "sweep_activity" => match plan_sweep_activity(state, &mut tx, &job).await {
+            Ok(plan) if plan.passes.is_empty() => {
+                // Nothing changed since the marks: done in the claim's
+                // transaction.
+                match finish_sweep_activity(state, &mut tx, &job, &plan, SweepCounts::default())
+                    .await
+                {
+                    Ok(true) => tx.commit().await.map_err(anyhow::Error::from),
+                    Ok(false) => tx.rollback().await.map_err(anyhow::Error::from),
+                    Err(error) => {
+                        tx.rollback().await?;
+                        Err(error)
+                    }
+                }
+            }
+            Ok(plan) => {
+                tx.commit().await?;
+                claim_committed = true;
+                run_sweep_activity(state, &job, plan).await
+            }
+            Err(error) => {
+                tx.rollback().await?;
+                Err(error)
+            }
+        },
+        other => {
+            tx.rollback().await?;
+            Err(anyhow::anyhow!("unknown job kind {other:?}"))
+        }
+    };
+    if let Err(error) = result {
         tracing::warn!(job_id = job.id, kind = %job.kind, error = %format!("{error:#}"), "job attempt failed");
         metrics::counter!("roster_jobs_failed_attempts_total").increment(1);
         let give_up = !roster_core::retry::should_retry(job.attempts as i32);
         let retry_at = state.clock.now().as_microsecond()
             + roster_core::retry::backoff_seconds(job.attempts as i32) * 1_000_000;
         let mut tx = state.store.write().await?;
-        tx.fail_job(
-            job.id,
-            &state.worker_id,
-            &format!("{error:#}"),
-            retry_at,
-            give_up,
-            state.clock.now().as_microsecond(),
-        )
-        .await?;
+        if !claim_committed {
+            // The claim was rolled back with the attempt: count it here,
+            // unless another worker has taken the job since.
+            tx.fail_unclaimed_job(
+                job.id,
+                &format!("{error:#}"),
+                retry_at,
+                give_up,
+                state.clock.now().as_microsecond(),
+                real_micros(),
+            )
+            .await?;
+        } else {
+            tx.fail_job(
+                job.id,
+                &state.worker_id,
+                &format!("{error:#}"),
+                retry_at,
+                give_up,
+                state.clock.now().as_microsecond(),
+            )
+            .await?;
+        }
         tx.commit().await?;
     } else {
         metrics::counter!("roster_jobs_done_total", "kind" => job.kind.clone()).increment(1);
@@ -69,21 +129,14 @@ pub async fn run_next_job(state: &AppState) -> anyhow::Result<Option<ClaimedJob>
     Ok(Some(job))
 }
 
-async fn handle(state: &AppState, job: &ClaimedJob) -> anyhow::Result<()> {
-    let payload: Value = serde_json::from_str(&job.payload)?;
-    match job.kind.as_str() {
-        "post_enrollment" => run_post_enrollment(state, job, &payload).await,
-        "sweep_activity" => run_sweep_activity(state, job, &payload).await,
-        other => anyhow::bail!("unknown job kind {other:?}"),
-    }
-}
-
-/// R36, R41, R21: for each target of the snapshot, create or say why not.
+/// R36, R41, R21: for each target of the snapshot, create or say why not,
+/// in the transaction that claimed the job; false when the claim was lost.
 async fn run_post_enrollment(
     state: &AppState,
+    tx: &mut Tx,
     job: &ClaimedJob,
-    payload: &Value,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
+    let payload: Value = serde_json::from_str(&job.payload)?;
     let user_id = payload["user_id"].as_i64().unwrap_or_default();
     let rule_id = payload["rule_id"].as_i64().unwrap_or_default();
     let from_enrollment_id = payload["from_enrollment_id"].as_i64().unwrap_or_default();
@@ -91,30 +144,28 @@ async fn run_post_enrollment(
     let targets: Vec<i64> =
         serde_json::from_value(payload["target_ids"].clone()).unwrap_or_default();
 
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, None).await?;
+    let ctx = state.ctx(tx, None).await?;
     let user = tx.get_user(user_id).await?;
     let user_active = user.as_ref().is_some_and(|user| user.active);
     // R10: no rule ever enrolls a service account.
     let service_account = user.as_ref().is_some_and(|user| user.role == "integration");
+    let today = ctx.today.to_string();
     let mut outcomes = Vec::new();
     for target in targets {
-        if load_activity(&mut tx, target).await?.is_none() {
+        let Some(activity) = load_activity(tx, target).await? else {
             outcomes.push(json!({"activity_id": target, "outcome": "target_missing"}));
             continue;
-        }
+        };
         if service_account && user_active {
             outcomes.push(json!({"activity_id": target, "outcome": "service_account"}));
             continue;
         }
+        let (exempt, has_open, ever_passed) = tx.target_facts(user_id, target, &today).await?;
         let facts = TargetFacts {
             user_active,
-            exempt: tx
-                .exemption_on(user_id, target, &ctx.today.to_string())
-                .await?
-                .is_some(),
-            has_open: tx.open_enrollment(user_id, target).await?.is_some(),
-            ever_passed: tx.ever_passed(user_id, target).await?,
+            exempt,
+            has_open,
+            ever_passed,
         };
         let outcome = match decide_target(facts, allow_consecutive) {
             TargetOutcome::Create => {
@@ -122,10 +173,11 @@ async fn run_post_enrollment(
                     rule_id,
                     from_enrollment_id,
                 };
-                match create(
-                    &mut tx,
+                match create_in(
+                    tx,
                     &ctx,
                     NewEnrollment::by_rule(user_id, target, source),
+                    Some(&activity),
                 )
                 .await?
                 {
@@ -141,51 +193,56 @@ async fn run_post_enrollment(
         };
         outcomes.push(outcome);
     }
-    if tx
+    Ok(tx
         .complete_job(
             job.id,
             &state.worker_id,
             &Value::Array(outcomes).to_string(),
             ctx.micros(),
         )
-        .await?
-    {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
-    }
-    Ok(())
+        .await?)
 }
 
-/// One activity of a sweep: ranges of users, one transaction each, the lease
-/// renewed with every range so a dead worker's job is taken over. A range
-/// whose mark was taken under the same rule and period (and not on a later
-/// day) is swept only for the users stamped since — or, when there are none,
-/// not at all: it keeps its mark and reports the skips it recorded.
-async fn run_sweep_activity(
+/// What one sweep job is to do: the activity and its rule, the day, and the
+/// passes to make — users `lo..hi`, since a mark or in full, and the ranges
+/// whose marks the pass renews — with the skips of the ranges left alone.
+struct SweepPlan {
+    sweep_id: i64,
+    activity_id: i64,
+    ctx: Ctx,
+    activity: Option<Activity>,
+    fingerprint: String,
+    passes: Vec<(i64, i64, Option<SweepSince>, Vec<(i64, i64)>)>,
+    unchanged_skipped: i64,
+}
+
+/// Reads what a sweep job must do (in the transaction that claims it). A
+/// range whose mark was taken under the same rule and period (and not on a
+/// later day) is swept only for the users stamped since — or, when there are
+/// none, not at all: it keeps its mark and reports the skips it recorded.
+async fn plan_sweep_activity(
     state: &AppState,
+    tx: &mut Tx,
     job: &ClaimedJob,
-    payload: &Value,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<SweepPlan> {
+    let payload: Value = serde_json::from_str(&job.payload)?;
     let sweep_id = payload["sweep_id"].as_i64().unwrap_or_default();
     let activity_id = payload["activity_id"].as_i64().unwrap_or_default();
     let day = payload["day"].as_str().and_then(crate::body::parse_date);
-    let mut tx = state.store.read().await?;
-    let mut ctx = state.ctx(&mut tx, None).await?;
-    if let Some(day) = day {
-        ctx.today = day;
-    }
+    let ctx = match day {
+        Some(day) => state.ctx_on(day),
+        None => state.ctx(tx, None).await?,
+    };
     let today = ctx.today.to_string();
-    let activity = load_activity(&mut tx, activity_id)
+    let activity = load_activity(tx, activity_id)
         .await?
-        .and_then(|activity| Some((activity.rule.clone()?, activity)));
-    // The passes to make: users `lo..hi`, since a mark or in full, and the
-    // ranges whose marks the pass renews.
-    let mut to_sweep = Vec::new();
+        .filter(|activity| activity.rule.is_some());
+    let mut passes = Vec::new();
     let mut unchanged_skipped = 0;
     let fingerprint = activity
         .as_ref()
-        .map(|(rule, _)| fingerprint(rule, ctx.today))
+        .and_then(|activity| activity.rule.as_ref())
+        .map(|rule| fingerprint(rule, ctx.today))
         .unwrap_or_default();
     if activity.is_some() {
         let max_user = tx.max_user_id().await?;
@@ -231,7 +288,7 @@ async fn run_sweep_activity(
             && valid.iter().all(Option::is_some)
             && tx.sweep_changed_count(activity_id, oldest, &today).await? < BATCH_USERS
         {
-            to_sweep.push((0, i64::MAX, Some(oldest.clone()), ranges.clone()));
+            passes.push((0, i64::MAX, Some(oldest.clone()), ranges.clone()));
         } else {
             for (&(lo, hi), mark) in ranges.iter().zip(valid) {
                 match mark {
@@ -245,40 +302,58 @@ async fn run_sweep_activity(
                                 .sweep_range_dirty(activity_id, lo, hi, &since, &today)
                                 .await?
                         {
-                            to_sweep.push((lo, hi, Some(since), vec![(lo, hi)]));
+                            passes.push((lo, hi, Some(since), vec![(lo, hi)]));
                         } else {
                             unchanged_skipped += mark.skipped;
                         }
                     }
-                    None => to_sweep.push((lo, hi, None, vec![(lo, hi)])),
+                    None => passes.push((lo, hi, None, vec![(lo, hi)])),
                 }
             }
         }
     }
-    tx.rollback().await?;
+    Ok(SweepPlan {
+        sweep_id,
+        activity_id,
+        ctx,
+        activity,
+        fingerprint,
+        passes,
+        unchanged_skipped,
+    })
+}
 
-    let mut total = SweepCounts {
-        skipped: unchanged_skipped,
-        ..SweepCounts::default()
-    };
-    if let Some((_, activity)) = &activity {
-        for (lo, hi, since, marked) in to_sweep {
+/// One activity of a sweep: the plan's passes, one transaction each, the
+/// lease renewed with every pass so a dead worker's job is taken over; then
+/// the job is done.
+async fn run_sweep_activity(
+    state: &AppState,
+    job: &ClaimedJob,
+    plan: SweepPlan,
+) -> anyhow::Result<()> {
+    let ctx = &plan.ctx;
+    let today = ctx.today.to_string();
+    let mut total = SweepCounts::default();
+    if let Some(activity) = &plan.activity {
+        for (lo, hi, since, marked) in &plan.passes {
+            let (lo, hi) = (*lo, *hi);
             let mut tx = state.store.write().await?;
             let stamp = tx.sweep_stamp_now().await?;
-            let counts = sweep_range_since(&mut tx, &ctx, activity, lo, hi, since)
+            let counts = sweep_range_since(&mut tx, ctx, activity, lo, hi, since.clone())
                 .await?
                 .counts;
-            for (mark_lo, mark_hi) in marked {
+            for &(mark_lo, mark_hi) in marked {
                 let skipped = if (mark_lo, mark_hi) == (lo, hi) {
                     counts.skipped
                 } else {
-                    tx.sweep_skip_count(activity_id, mark_lo, mark_hi).await?
+                    tx.sweep_skip_count(plan.activity_id, mark_lo, mark_hi)
+                        .await?
                 };
                 tx.put_sweep_mark(&SweepMark {
-                    activity_id,
+                    activity_id: plan.activity_id,
                     user_lo: mark_lo,
                     user_hi: mark_hi,
-                    fingerprint: fingerprint.clone(),
+                    fingerprint: plan.fingerprint.clone(),
                     stamp,
                     day: today.clone(),
                     skipped,
@@ -286,7 +361,7 @@ async fn run_sweep_activity(
                 .await?;
             }
             tx.add_sweep_counts(
-                sweep_id,
+                plan.sweep_id,
                 counts.created,
                 counts.adopted,
                 counts.closed,
@@ -308,16 +383,33 @@ async fn run_sweep_activity(
             total.skipped += counts.skipped;
         }
     }
-
     let mut tx = state.store.write().await?;
+    if finish_sweep_activity(state, &mut tx, job, &plan, total).await? {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(())
+}
+
+/// Marks a sweep job done with the counts of its passes (plus the skips of
+/// the ranges left alone) and finishes the sweep if it was the last; false
+/// when the lease was lost.
+async fn finish_sweep_activity(
+    state: &AppState,
+    tx: &mut Tx,
+    job: &ClaimedJob,
+    plan: &SweepPlan,
+    passes: SweepCounts,
+) -> anyhow::Result<bool> {
     let outcome = json!({
-        "activity_id": activity_id,
-        "created": total.created,
-        "adopted": total.adopted,
-        "closed": total.closed,
-        "skipped": total.skipped,
+        "activity_id": plan.activity_id,
+        "created": passes.created,
+        "adopted": passes.adopted,
+        "closed": passes.closed,
+        "skipped": passes.skipped + plan.unchanged_skipped,
     });
-    if tx
+    if !tx
         .complete_job(
             job.id,
             &state.worker_id,
@@ -326,18 +418,16 @@ async fn run_sweep_activity(
         )
         .await?
     {
-        if unchanged_skipped > 0 {
-            tx.add_sweep_counts(sweep_id, 0, 0, 0, unchanged_skipped)
-                .await?;
-        }
-        tx.finish_sweep_job(sweep_id, state.clock.now().as_microsecond())
-            .await?;
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
+        return Ok(false);
     }
-    metrics::counter!("roster_sweep_enrollments_created_total").increment(total.created as u64);
-    Ok(())
+    if plan.unchanged_skipped > 0 {
+        tx.add_sweep_counts(plan.sweep_id, 0, 0, 0, plan.unchanged_skipped)
+            .await?;
+    }
+    tx.finish_sweep_job(plan.sweep_id, state.clock.now().as_microsecond())
+        .await?;
+    metrics::counter!("roster_sweep_enrollments_created_total").increment(passes.created as u64);
+    Ok(true)
 }
 
 /// The user id ranges a sweep cuts an activity into, each one transaction:
