@@ -9,6 +9,87 @@ const RETURNING_COLUMNS: &str = "id, user_id, activity_id, type, status, due_on,
 const ENROLLMENT_COLUMNS: &str = "e.id, e.user_id, e.activity_id, e.type, e.status, e.due_on, \
      e.required_by, e.reason, e.enrolled_at, e.completed_at, e.source_kind, e.source, e.period";
 
+/// The fields of an enrollment list row as the database writes them into
+/// a JSON array (`list_enrollments`); the same on both backends.
+const ROW_JSON_FIELDS: &str = "'id', id, 'user_id', user_id, 'activity_id', activity_id, 'type', type, \
+     'status', status, 'due_on', due_on, 'required_by', required_by, 'reason', reason, \
+     'enrolled_at', enrolled_at, 'completed_at', completed_at, 'source_kind', source_kind, \
+     'source', source, 'period', period, 'activity_title', activity_title, \
+     'activity_kind', activity_kind, 'activity_active', activity_active, 'username', username";
+
+/// One element of that array.
+#[derive(serde::Deserialize)]
+struct RowJson {
+    id: i64,
+    user_id: i64,
+    activity_id: i64,
+    #[serde(rename = "type")]
+    enrollment_type: String,
+    status: String,
+    due_on: Option<String>,
+    required_by: Option<String>,
+    reason: Option<String>,
+    enrolled_at: i64,
+    completed_at: Option<i64>,
+    source_kind: String,
+    source: String,
+    period: Option<String>,
+    activity_title: String,
+    activity_kind: String,
+    /// SQLite writes its booleans as 0 and 1.
+    #[serde(deserialize_with = "bool_or_int")]
+    activity_active: bool,
+    username: String,
+}
+
+fn bool_or_int<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<bool, D::Error> {
+    struct Flag;
+    impl serde::de::Visitor<'_> for Flag {
+        type Value = bool;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a boolean, 0 or 1")
+        }
+        fn visit_bool<E>(self, value: bool) -> std::result::Result<bool, E> {
+            Ok(value)
+        }
+        fn visit_i64<E>(self, value: i64) -> std::result::Result<bool, E> {
+            Ok(value != 0)
+        }
+        fn visit_u64<E>(self, value: u64) -> std::result::Result<bool, E> {
+            Ok(value != 0)
+        }
+    }
+    deserializer.deserialize_any(Flag)
+}
+
+impl From<RowJson> for EnrollmentRow {
+    fn from(row: RowJson) -> EnrollmentRow {
+        EnrollmentRow {
+            enrollment: EnrollmentRecord {
+                id: row.id,
+                user_id: row.user_id,
+                activity_id: row.activity_id,
+                enrollment_type: row.enrollment_type,
+                status: row.status,
+                due_on: row.due_on,
+                required_by: row.required_by,
+                reason: row.reason,
+                enrolled_at: row.enrolled_at,
+                completed_at: row.completed_at,
+                source_kind: row.source_kind,
+                source: row.source,
+                period: row.period,
+            },
+            activity_title: row.activity_title,
+            activity_kind: row.activity_kind,
+            activity_active: row.activity_active,
+            username: row.username,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct EnrollmentInsert {
     pub user_id: i64,
@@ -236,10 +317,18 @@ impl Tx {
     }
 
     /// Enrollments with their activity and user, filtered and paginated.
+    ///
+    /// A bounded list (one learner's, or a page) comes back from the
+    /// database as one JSON array built there, not as a row per enrollment:
+    /// per row, the driver would copy every value and hand it across
+    /// threads, which costs more than building and parsing the array. An
+    /// unbounded list of everyone's enrollments (an export) is read row by
+    /// row, so it never has to fit in one text.
     pub async fn list_enrollments(
         &mut self,
         filter: &EnrollmentFilter,
     ) -> Result<Vec<EnrollmentRow>> {
+        let as_json = filter.user_id.is_some() || filter.limit <= 1000;
         let pattern = filter
             .title_q
             .as_ref()
@@ -247,8 +336,15 @@ impl Tx {
         // Only the filters given are written into the statement: a generic
         // `($2 IS NULL OR e.user_id = $2)` keeps SQLite from using any index,
         // and a learner's History would scan every enrollment.
+        // The array's order is put right here after parsing: ordering inside
+        // the aggregate would sort the rows a second time.
+        let (json_open, json_close) = on_tx_sql!(self,
+            (format!("SELECT json_group_array(json_object({ROW_JSON_FIELDS})) FROM ("), ")"),
+            (format!("SELECT COALESCE(json_agg(json_build_object({ROW_JSON_FIELDS})), '[]')::text FROM ("), ") r"),
+            sql, _c => sql);
         Ok(on_tx!(self, c => {
-            let mut query = sqlx::QueryBuilder::new(format!(
+            let mut query = sqlx::QueryBuilder::new(if as_json { json_open.as_str() } else { "" });
+            query.push(format!(
                 "SELECT {ENROLLMENT_COLUMNS}, a.title AS activity_title, a.kind AS activity_kind, \
                  a.active AS activity_active, u.username \
                  FROM enrollments e JOIN activities a ON a.id = e.activity_id JOIN users u ON u.id = e.user_id \
@@ -261,7 +357,16 @@ impl Tx {
                 query.push(" AND e.activity_id = ").push_bind(activity_id);
             }
             if let Some(status) = &filter.status {
-                query.push(" AND e.status = ").push_bind(status);
+                // A known status is written as a literal: bound, it would
+                // make SQLite re-prepare the statement on every execution
+                // (the partial index on open enrollments depends on it).
+                match roster_core::Status::ALL
+                    .iter()
+                    .find(|known| known.as_str() == status)
+                {
+                    Some(known) => query.push(format_args!(" AND e.status = '{}'", known.as_str())),
+                    None => query.push(" AND e.status = ").push_bind(status),
+                };
             }
             if let Some(enrollment_type) = &filter.enrollment_type {
                 query.push(" AND e.type = ").push_bind(enrollment_type);
@@ -313,7 +418,20 @@ impl Tx {
                 " ORDER BY e.id LIMIT "
             });
             query.push_bind(filter.limit);
-            query.build_query_as().fetch_all(c).await?
+            if as_json {
+                query.push(json_close);
+                let array: String = query.build_query_scalar().fetch_one(c).await?;
+                let mut rows = serde_json::from_str::<Vec<RowJson>>(&array)
+                    .map_err(|error| crate::db::StoreError::Corrupt(format!("enrollment list: {error}")))?;
+                if filter.newest_first {
+                    rows.sort_unstable_by_key(|row| std::cmp::Reverse(row.id));
+                } else {
+                    rows.sort_unstable_by_key(|row| row.id);
+                }
+                rows.into_iter().map(EnrollmentRow::from).collect()
+            } else {
+                query.build_query_as().fetch_all(c).await?
+            }
         }))
     }
 
