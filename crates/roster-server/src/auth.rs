@@ -59,7 +59,7 @@ impl FromRequestParts<AppState> for Actor {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let mut tx = state.store.read().await?;
+        let mut tx = state.store.reader().await?;
         let user = tx.find_user_by_token_hash(&hash_token(token)).await?;
         tx.rollback().await?;
         let user = user.ok_or(ApiError::Unauthorized)?;

@@ -75,9 +75,52 @@ pub struct SqlitePools {
 }
 
 /// A transaction on either backend. Dropped without `commit`, it rolls back.
+/// (Or, from `Store::reader`, a connection reading outside any transaction.)
 pub enum Tx {
     Sqlite(SqliteTx),
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(Conn<Postgres>),
+}
+
+/// A transaction, or a pooled connection used without one (`Store::reader`),
+/// whose `commit` and `rollback` do nothing.
+pub enum Conn<DB: sqlx::Database> {
+    Transaction(Transaction<'static, DB>),
+    Single(sqlx::pool::PoolConnection<DB>),
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for Conn<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Conn::Transaction(transaction) => transaction,
+            Conn::Single(connection) => connection,
+        }
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for Conn<DB> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Conn::Transaction(transaction) => transaction,
+            Conn::Single(connection) => connection,
+        }
+    }
+}
+
+impl<DB: sqlx::Database> Conn<DB> {
+    async fn commit(self) -> Result<()> {
+        if let Conn::Transaction(transaction) = self {
+            transaction.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn rollback(self) -> Result<()> {
+        if let Conn::Transaction(transaction) = self {
+            transaction.rollback().await?;
+        }
+        Ok(())
+    }
 }
 
 /// A SQLite transaction; a writing one holds this process's write turn for
@@ -85,12 +128,12 @@ pub enum Tx {
 /// racing for SQLite's lock, where a waiting writer can lose to newer ones for
 /// seconds.
 pub struct SqliteTx {
-    transaction: Transaction<'static, Sqlite>,
+    transaction: Conn<Sqlite>,
     _turn: Option<OwnedSemaphorePermit>,
 }
 
 impl std::ops::Deref for SqliteTx {
-    type Target = Transaction<'static, Sqlite>;
+    type Target = Conn<Sqlite>;
     fn deref(&self) -> &Self::Target {
         &self.transaction
     }
@@ -212,11 +255,11 @@ impl Store {
                     .await
                     .map_err(|_| StoreError::Corrupt("the write queue is closed".into()))?;
                 Tx::Sqlite(SqliteTx {
-                    transaction: pools.write.begin_with("BEGIN IMMEDIATE").await?,
+                    transaction: Conn::Transaction(pools.write.begin_with("BEGIN IMMEDIATE").await?),
                     _turn: Some(turn),
                 })
             }
-            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Store::Postgres(pool) => Tx::Postgres(Conn::Transaction(pool.begin().await?)),
         })
     }
 
@@ -224,10 +267,24 @@ impl Store {
     pub async fn read(&self) -> Result<Tx> {
         Ok(match self {
             Store::Sqlite(pools) => Tx::Sqlite(SqliteTx {
-                transaction: pools.read.begin().await?,
+                transaction: Conn::Transaction(pools.read.begin().await?),
                 _turn: None,
             }),
-            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Store::Postgres(pool) => Tx::Postgres(Conn::Transaction(pool.begin().await?)),
+        })
+    }
+
+    /// A connection that reads outside any transaction: each statement sees
+    /// what is committed when it runs. For reads that need no snapshot across
+    /// statements (a token lookup, a learner's lists): it saves the round
+    /// trips of `BEGIN` and `ROLLBACK`. Never write through it.
+    pub async fn reader(&self) -> Result<Tx> {
+        Ok(match self {
+            Store::Sqlite(pools) => Tx::Sqlite(SqliteTx {
+                transaction: Conn::Single(pools.read.acquire().await?),
+                _turn: None,
+            }),
+            Store::Postgres(pool) => Tx::Postgres(Conn::Single(pool.acquire().await?)),
         })
     }
 

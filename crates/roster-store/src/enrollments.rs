@@ -318,17 +318,18 @@ impl Tx {
 
     /// Enrollments with their activity and user, filtered and paginated.
     ///
-    /// A bounded list (one learner's, or a page) comes back from the
-    /// database as one JSON array built there, not as a row per enrollment:
-    /// per row, the driver would copy every value and hand it across
-    /// threads, which costs more than building and parsing the array. An
-    /// unbounded list of everyone's enrollments (an export) is read row by
-    /// row, so it never has to fit in one text.
+    /// On SQLite a bounded list (one learner's, or a page) comes back as one
+    /// JSON array built by the database, not as a row per enrollment: per
+    /// row, the driver would copy every value and hand it across threads,
+    /// which costs more than building and parsing the array. An unbounded
+    /// list of everyone's enrollments (an export) is read row by row, so it
+    /// never has to fit in one text. PostgreSQL's driver reads rows cheaply
+    /// and its JSON functions cost more than they save: rows there.
     pub async fn list_enrollments(
         &mut self,
         filter: &EnrollmentFilter,
     ) -> Result<Vec<EnrollmentRow>> {
-        let as_json = filter.user_id.is_some() || filter.limit <= 1000;
+        let as_json = matches!(self, Tx::Sqlite(_)) && (filter.user_id.is_some() || filter.limit <= 1000);
         let pattern = filter
             .title_q
             .as_ref()

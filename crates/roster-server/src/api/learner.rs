@@ -168,7 +168,7 @@ pub async fn history(
     let (limit, cursor) = query.page()?;
     let from = query.date("from")?;
     let to = query.date("to")?;
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.reader().await?;
     let ctx = state.ctx(&mut tx, None).await?;
     let tz = ctx.settings.time_zone();
     let start_of = |date: jiff::civil::Date| {
@@ -217,7 +217,7 @@ async fn open_visible(
     state: &AppState,
     actor: &Actor,
 ) -> ApiResult<(Vec<EnrollmentRow>, jiff::civil::Date)> {
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.reader().await?;
     let ctx = state.ctx(&mut tx, None).await?;
     let mut rows = tx
         .list_enrollments(&EnrollmentFilter {
