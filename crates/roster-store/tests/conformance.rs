@@ -43,6 +43,7 @@ both! {
     jobs::a_claimed_job_is_taken_again_only_after_its_lease_expires,
     jobs::complete_job_by_another_owner_is_refused,
     jobs::fail_job_retries_at_the_new_time_then_gives_up,
+    jobs::a_failed_attempt_whose_claim_rolled_back_is_still_counted,
     jobs::r35_cancel_job_cancels_only_pending_jobs,
     jobs::job_lists_and_due_counts,
     jobs::two_workers_claiming_at_once_get_different_jobs,

@@ -242,6 +242,46 @@ pub async fn fail_job_retries_at_the_new_time_then_gives_up(store: Store) {
     tx.commit().await.unwrap();
 }
 
+pub async fn a_failed_attempt_whose_claim_rolled_back_is_still_counted(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let id = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    // The attempt ran in the claiming transaction, which rolled back.
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(claim(&mut tx, "w", NOW, REAL).await, Some(id));
+    tx.rollback().await.unwrap();
+    assert_eq!(state_of(&store, id).await, ("pending".into(), NOW, 0));
+
+    let mut tx = store.write().await.unwrap();
+    tx.fail_unclaimed_job(id, "boom", NOW + 2 * HOUR, false, NOW + 1, REAL)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(state_of(&store, id).await, ("pending".into(), NOW + 2 * HOUR, 1));
+
+    // Another worker holds it now under a live lease: left alone.
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(claim(&mut tx, "w2", NOW + 2 * HOUR, REAL).await, Some(id));
+    tx.fail_unclaimed_job(id, "stale", NOW + 9 * HOUR, true, NOW, REAL + 1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(state_of(&store, id).await, ("running".into(), NOW + 2 * HOUR, 2));
+
+    // Its lease ran out: the failure is recorded, and for good.
+    let mut tx = store.write().await.unwrap();
+    tx.fail_unclaimed_job(id, "boom again", NOW + 9 * HOUR, true, NOW + 3 * HOUR, REAL + 2 * LEASE)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    let failed = tx.get_job(id).await.unwrap().unwrap();
+    assert_eq!(failed.state, "failed");
+    assert_eq!(failed.attempts, 3);
+    assert_eq!(failed.last_error.as_deref(), Some("boom again"));
+    assert_eq!(failed.finished_at, Some(NOW + 3 * HOUR));
+}
+
 pub async fn r35_cancel_job_cancels_only_pending_jobs(store: Store) {
     let mut tx = store.write().await.unwrap();
     let pending = tx
