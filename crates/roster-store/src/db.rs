@@ -255,7 +255,9 @@ impl Store {
                     .await
                     .map_err(|_| StoreError::Corrupt("the write queue is closed".into()))?;
                 Tx::Sqlite(SqliteTx {
-                    transaction: Conn::Transaction(pools.write.begin_with("BEGIN IMMEDIATE").await?),
+                    transaction: Conn::Transaction(
+                        pools.write.begin_with("BEGIN IMMEDIATE").await?,
+                    ),
                     _turn: Some(turn),
                 })
             }

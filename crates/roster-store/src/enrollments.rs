@@ -329,7 +329,8 @@ impl Tx {
         &mut self,
         filter: &EnrollmentFilter,
     ) -> Result<Vec<EnrollmentRow>> {
-        let as_json = matches!(self, Tx::Sqlite(_)) && (filter.user_id.is_some() || filter.limit <= 1000);
+        let as_json =
+            matches!(self, Tx::Sqlite(_)) && (filter.user_id.is_some() || filter.limit <= 1000);
         let pattern = filter
             .title_q
             .as_ref()

@@ -257,7 +257,10 @@ pub async fn a_failed_attempt_whose_claim_rolled_back_is_still_counted(store: St
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(state_of(&store, id).await, ("pending".into(), NOW + 2 * HOUR, 1));
+    assert_eq!(
+        state_of(&store, id).await,
+        ("pending".into(), NOW + 2 * HOUR, 1)
+    );
 
     // Another worker holds it now under a live lease: left alone.
     let mut tx = store.write().await.unwrap();
@@ -266,13 +269,23 @@ pub async fn a_failed_attempt_whose_claim_rolled_back_is_still_counted(store: St
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(state_of(&store, id).await, ("running".into(), NOW + 2 * HOUR, 2));
+    assert_eq!(
+        state_of(&store, id).await,
+        ("running".into(), NOW + 2 * HOUR, 2)
+    );
 
     // Its lease ran out: the failure is recorded, and for good.
     let mut tx = store.write().await.unwrap();
-    tx.fail_unclaimed_job(id, "boom again", NOW + 9 * HOUR, true, NOW + 3 * HOUR, REAL + 2 * LEASE)
-        .await
-        .unwrap();
+    tx.fail_unclaimed_job(
+        id,
+        "boom again",
+        NOW + 9 * HOUR,
+        true,
+        NOW + 3 * HOUR,
+        REAL + 2 * LEASE,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.read().await.unwrap();
     let failed = tx.get_job(id).await.unwrap().unwrap();
