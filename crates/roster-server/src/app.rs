@@ -69,6 +69,7 @@ async fn build_state(
         jobs_ready: Notify::new(),
         metrics: metrics_handle(),
         lease_seconds,
+        settings_cache: Default::default(),
     })))
 }
 

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ use crate::auth::hash_token;
 use crate::cli::StoreArgs;
 use crate::clock::{Clock, ClockMode};
 use crate::engine::enroll::{Change, change};
-use crate::engine::jobs::{run_due, run_next_job};
+use crate::engine::jobs::{RanJob, run_due, run_next_jobs};
 use crate::engine::sweep::start_sweep;
 use crate::state::{App, AppState};
 
@@ -46,8 +46,9 @@ Workloads (one run, in this order):
   W3  delta sweep two days later: 1% of learners change groups, 1% are hired,
       0.5% leave, and some annual rules cross their period end
   W4  one request enrolling 10,000 users; one bulk update of 10,000 enrollments
-  W5  one completion per learner, one transaction each, firing post-enrollment
-      rules (half at once, half a day later) and their chains, with 2 workers
+  W5  one completion per learner from 4 clients at once, one transaction each,
+      firing post-enrollment rules (half at once, half a day later) and their
+      chains, with 2 workers
   W6  History, Plan and home over HTTP: random learners and a learner with 500
       enrollments, 8 clients; the latter also alone
 Targets: W1 >= 0.5 of raw; W2 < 5% of W1 writing 0 rows; W3 near W2 plus its rows
@@ -85,6 +86,8 @@ const ACTIVITIES: usize = 1_000;
 const RULES: usize = 300;
 /// Concurrent HTTP clients of the read workloads.
 const CLIENTS: usize = 8;
+/// W5's completions come from this many clients at once.
+const PRODUCERS: usize = 4;
 /// Pause of each W7 client between requests: learners browsing, not a
 /// closed loop that would take both cores from the sweep it measures.
 const W7_THINK: Duration = Duration::from_millis(50);
@@ -899,6 +902,7 @@ async fn bench_state(store: Store) -> anyhow::Result<AppState> {
         jobs_ready: Notify::new(),
         metrics: None,
         lease_seconds: crate::engine::jobs::LEASE_SECONDS,
+        settings_cache: Default::default(),
     })))
 }
 
@@ -1186,8 +1190,8 @@ fn outcomes(answer: &[u8], outcome: &str) -> anyhow::Result<i64> {
 
 /// Completes one enrollment per learner (half in activities whose
 /// `completed` rules fire at once, half a day later), one transaction per
-/// completion as `PATCH /enrollments/{id}` does, while two workers run the
-/// jobs as they come; then plays the clock a day forward and drains the
+/// completion as `PATCH /enrollments/{id}` does, from `PRODUCERS` tasks at
+/// once as from as many clients, while two workers run the jobs as they come; then plays the clock a day forward and drains the
 /// delayed half.
 async fn event_burst(
     state: &AppState,
@@ -1238,36 +1242,58 @@ async fn event_burst(
 
     progress.set(0, chosen.len() as u64);
     let started = Instant::now();
-    let mut completed = 0;
-    for (id, _) in &chosen {
-        let mut tx = state.store.write().await?;
-        let Some(before) = tx.get_enrollment(*id).await? else {
-            tx.rollback().await?;
-            continue;
-        };
-        if before.status != Status::InProgress.as_str() {
-            tx.rollback().await?;
-            continue;
-        }
-        let ctx = state.ctx(&mut tx, None).await?;
-        change(
-            &mut tx,
-            &ctx,
-            before,
-            Change {
-                status: Some(Status::Passed),
-                ..Change::default()
-            },
-        )
-        .await?;
-        lock(&commits).insert(*id, Instant::now());
-        tx.commit().await?;
-        state.jobs_ready.notify_waiters();
-        completed += 1;
-        if completed % 256 == 0 {
-            progress.set(completed, chosen.len() as u64);
-        }
+    let total = chosen.len() as u64;
+    let chosen = Arc::new(chosen);
+    let next = Arc::new(AtomicUsize::new(0));
+    let completed = Arc::new(AtomicU64::new(0));
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|_| {
+            let (state, chosen, next, completed, commits) = (
+                state.clone(),
+                chosen.clone(),
+                next.clone(),
+                completed.clone(),
+                commits.clone(),
+            );
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                while let Some((id, _)) = chosen.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let mut tx = state.store.write().await?;
+                    let Some(before) = tx.get_enrollment(*id).await? else {
+                        tx.rollback().await?;
+                        continue;
+                    };
+                    if before.status != Status::InProgress.as_str() {
+                        tx.rollback().await?;
+                        continue;
+                    }
+                    let ctx = state.ctx(&mut tx, None).await?;
+                    change(
+                        &mut tx,
+                        &ctx,
+                        before,
+                        Change {
+                            status: Some(Status::Passed),
+                            ..Change::default()
+                        },
+                    )
+                    .await?;
+                    lock(&commits).insert(*id, Instant::now());
+                    tx.commit().await?;
+                    state.jobs_ready.notify_waiters();
+                    let done = completed.fetch_add(1, Ordering::SeqCst) + 1;
+                    if done % 256 == 0 {
+                        progress.set(done, total);
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for producer in producers {
+        producer.await??;
     }
+    let completed = completed.load(Ordering::SeqCst);
     let enqueue_time = started.elapsed();
     // The workers go on until nothing due is left.
     loop {
@@ -1354,15 +1380,17 @@ async fn timed_worker(
 ) -> anyhow::Result<()> {
     loop {
         loop {
-            let claiming = Instant::now();
-            let Some(job) = run_next_job(&state).await? else {
+            let ran = run_next_jobs(&state).await?;
+            if ran.is_empty() {
                 break;
-            };
-            let payload: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
-            if payload["when"] == "completed" && payload["delay_days"] == 0 {
-                let from = payload["from_enrollment_id"].as_i64().unwrap_or_default();
-                if let Some(committed) = lock(&commits).get(&from).copied() {
-                    lock(&latencies).push(claiming.saturating_duration_since(committed));
+            }
+            for RanJob { job, started } in ran {
+                let payload: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
+                if payload["when"] == "completed" && payload["delay_days"] == 0 {
+                    let from = payload["from_enrollment_id"].as_i64().unwrap_or_default();
+                    if let Some(committed) = lock(&commits).get(&from).copied() {
+                        lock(&latencies).push(started.saturating_duration_since(committed));
+                    }
                 }
             }
         }
@@ -1618,6 +1646,7 @@ fn percentile_ms(samples: &mut [Duration], quantile: f64) -> Option<f64> {
 // Progress and the report.
 
 /// A progress bar on a terminal; one line per stage otherwise.
+#[derive(Clone)]
 struct Progress {
     bar: ProgressBar,
     terminal: bool,

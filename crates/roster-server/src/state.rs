@@ -2,7 +2,8 @@
 //! works in.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -27,6 +28,52 @@ pub struct App {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Real seconds a claimed job stays leased without renewal.
     pub lease_seconds: i64,
+    /// The settings as last read, for a second.
+    pub settings_cache: SettingsCache,
+}
+
+/// How long settings read from the database are used without reading them
+/// again: a change made through this process is seen at once (it clears the
+/// cache when it commits), one made through another process within this.
+pub const SETTINGS_TTL: Duration = Duration::from_secs(1);
+
+/// The settings every request and job reads, kept for `SETTINGS_TTL` so that
+/// each one costs no round trip to the database.
+#[derive(Default)]
+pub struct SettingsCache {
+    /// (generation, settings and when they were read); `clear` moves the
+    /// generation so that a read begun before it is not kept.
+    inner: Mutex<(u64, Option<(Settings, Instant)>)>,
+}
+
+impl SettingsCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<(Settings, Instant)>)> {
+        self.inner.lock().unwrap_or_else(|error| error.into_inner())
+    }
+
+    /// The cached settings if read less than `SETTINGS_TTL` ago, else the
+    /// generation to hand to `keep` after reading them.
+    fn get(&self) -> Result<Settings, u64> {
+        let guard = self.lock();
+        match &guard.1 {
+            Some((settings, read_at)) if read_at.elapsed() < SETTINGS_TTL => Ok(settings.clone()),
+            _ => Err(guard.0),
+        }
+    }
+
+    fn keep(&self, generation: u64, settings: &Settings, read_at: Instant) {
+        let mut guard = self.lock();
+        if guard.0 == generation {
+            guard.1 = Some((settings.clone(), read_at));
+        }
+    }
+
+    /// Forgets the settings: call after committing a change to them.
+    pub fn clear(&self) {
+        let mut guard = self.lock();
+        guard.0 += 1;
+        guard.1 = None;
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -65,9 +112,18 @@ impl App {
         }
     }
 
-    /// The context at the clock's time, reading the settings in `tx`.
+    /// The context at the clock's time, with the settings read in `tx`
+    /// (or within the last `SETTINGS_TTL`).
     pub async fn ctx(&self, tx: &mut Tx, actor: Option<i64>) -> anyhow::Result<Ctx> {
-        let settings = Settings::load(tx).await?;
+        let settings = match self.settings_cache.get() {
+            Ok(settings) => settings,
+            Err(generation) => {
+                let read_at = Instant::now();
+                let settings = Settings::load(tx).await?;
+                self.settings_cache.keep(generation, &settings, read_at);
+                settings
+            }
+        };
         let now = self.clock.now();
         Ok(Ctx {
             now,

@@ -2,6 +2,7 @@
 //! of R55 and R60–R62.
 
 use crate::db::{Result, Tx, on_constraint};
+use crate::marks::stamped;
 use crate::records::{EnrollmentRecord, EnrollmentRow};
 
 const RETURNING_COLUMNS: &str = "id, user_id, activity_id, type, status, due_on, required_by, reason, \
@@ -142,6 +143,41 @@ pub struct EnrollmentFilter {
     pub limit: i64,
 }
 
+/// A list row read by position, in the order of the list's columns
+/// (`ENROLLMENT_COLUMNS`, then the activity's title, kind and active flag and
+/// the username): finding each column by its name cost more than the rest of
+/// decoding a learner's list.
+fn enrollment_row_at<'r, R>(row: &'r R) -> std::result::Result<EnrollmentRow, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(EnrollmentRow {
+        enrollment: EnrollmentRecord {
+            id: row.try_get(0)?,
+            user_id: row.try_get(1)?,
+            activity_id: row.try_get(2)?,
+            enrollment_type: row.try_get(3)?,
+            status: row.try_get(4)?,
+            due_on: row.try_get(5)?,
+            required_by: row.try_get(6)?,
+            reason: row.try_get(7)?,
+            enrolled_at: row.try_get(8)?,
+            completed_at: row.try_get(9)?,
+            source_kind: row.try_get(10)?,
+            source: row.try_get(11)?,
+            period: row.try_get(12)?,
+        },
+        activity_title: row.try_get(13)?,
+        activity_kind: row.try_get(14)?,
+        activity_active: row.try_get(15)?,
+        username: row.try_get(16)?,
+    })
+}
+
 impl Tx {
     /// Inserts the enrollment unless a unique key refuses it (an open one
     /// exists, R2, or the period is held, R14): then `None`.
@@ -149,28 +185,35 @@ impl Tx {
         &mut self,
         new: &EnrollmentInsert,
     ) -> Result<Option<EnrollmentRecord>> {
-        let inserted: Option<EnrollmentRecord> = on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
+        // On PostgreSQL the user is stamped in the same statement (one
+        // round trip); on SQLite, in-process, by a second one.
+        let insert = "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
              enrolled_at, completed_at, source_kind, source, period, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $8) \
-             ON CONFLICT DO NOTHING RETURNING {RETURNING_COLUMNS}"
-        )))
-        .bind(new.user_id)
-        .bind(new.activity_id)
-        .bind(&new.enrollment_type)
-        .bind(&new.status)
-        .bind(&new.due_on)
-        .bind(&new.required_by)
-        .bind(&new.reason)
-        .bind(new.enrolled_at)
-        .bind(new.completed_at)
-        .bind(&new.source_kind)
-        .bind(&new.source)
-        .bind(&new.period)
-        .fetch_optional(c)
-        .await
-        .map_err(on_constraint)?);
-        if inserted.is_some() {
+             ON CONFLICT DO NOTHING";
+        let inserted: Option<EnrollmentRecord> = on_tx_sql!(
+            self,
+            format!("{insert} RETURNING {RETURNING_COLUMNS}"),
+            stamped(&format!("{insert} RETURNING {RETURNING_COLUMNS}")),
+            sql,
+            c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(new.user_id)
+                .bind(new.activity_id)
+                .bind(&new.enrollment_type)
+                .bind(&new.status)
+                .bind(&new.due_on)
+                .bind(&new.required_by)
+                .bind(&new.reason)
+                .bind(new.enrolled_at)
+                .bind(new.completed_at)
+                .bind(&new.source_kind)
+                .bind(&new.source)
+                .bind(&new.period)
+                .fetch_optional(c)
+                .await
+                .map_err(on_constraint)?
+        );
+        if inserted.is_some() && matches!(self, Tx::Sqlite(_)) {
             self.stamp_user(new.user_id).await?;
         }
         Ok(inserted)
@@ -197,23 +240,30 @@ impl Tx {
         patch: &EnrollmentPatch,
         now: i64,
     ) -> Result<Option<EnrollmentRecord>> {
-        let updated: Option<EnrollmentRecord> = on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE enrollments SET type = $2, status = $3, due_on = $4, required_by = $5, reason = $6, \
-             completed_at = $7, period = $8, updated_at = $9 WHERE id = $1 RETURNING {RETURNING_COLUMNS}"
-        )))
-        .bind(id)
-        .bind(&patch.enrollment_type)
-        .bind(&patch.status)
-        .bind(&patch.due_on)
-        .bind(&patch.required_by)
-        .bind(&patch.reason)
-        .bind(patch.completed_at)
-        .bind(&patch.period)
-        .bind(now)
-        .fetch_optional(c)
-        .await
-        .map_err(on_constraint)?);
-        if let Some(record) = &updated {
+        let update = "UPDATE enrollments SET type = $2, status = $3, due_on = $4, required_by = $5, reason = $6, \
+             completed_at = $7, period = $8, updated_at = $9 WHERE id = $1";
+        let updated: Option<EnrollmentRecord> = on_tx_sql!(
+            self,
+            format!("{update} RETURNING {RETURNING_COLUMNS}"),
+            stamped(&format!("{update} RETURNING {RETURNING_COLUMNS}")),
+            sql,
+            c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(&patch.enrollment_type)
+                .bind(&patch.status)
+                .bind(&patch.due_on)
+                .bind(&patch.required_by)
+                .bind(&patch.reason)
+                .bind(patch.completed_at)
+                .bind(&patch.period)
+                .bind(now)
+                .fetch_optional(c)
+                .await
+                .map_err(on_constraint)?
+        );
+        if let Some(record) = &updated
+            && matches!(self, Tx::Sqlite(_))
+        {
             self.stamp_user(record.user_id).await?;
         }
         Ok(updated)
@@ -432,7 +482,13 @@ impl Tx {
                 }
                 rows.into_iter().map(EnrollmentRow::from).collect()
             } else {
-                query.build_query_as().fetch_all(c).await?
+                query
+                    .build()
+                    .fetch_all(c)
+                    .await?
+                    .iter()
+                    .map(enrollment_row_at)
+                    .collect::<std::result::Result<_, _>>()?
             }
         }))
     }

@@ -132,6 +132,39 @@ impl Tx {
             .await?))
     }
 
+    /// Takes up to `limit` more pending jobs of `kind` due at business time
+    /// `now`, earliest first, leasing them to `owner` until `lease_until`:
+    /// a worker runs them in the transaction of its first claim.
+    pub async fn claim_more_jobs(
+        &mut self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        kind: &str,
+        limit: i64,
+    ) -> Result<Vec<ClaimedJob>> {
+        let mut jobs: Vec<ClaimedJob> = on_tx_sql!(self,
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= $3 AND kind = $4 \
+                 ORDER BY run_at, id LIMIT $5) \
+             RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts",
+            "WITH due AS (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= $3 AND kind = $4 \
+                 ORDER BY run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM due) \
+             RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts",
+            sql, c => sqlx::query_as(sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(kind)
+            .bind(limit)
+            .fetch_all(c)
+            .await?);
+        jobs.sort_by_key(|job| (job.run_at, job.id));
+        Ok(jobs)
+    }
+
     /// Marks the job done with its outcome, if this owner still holds it.
     /// False means the lease was lost: the caller must roll back.
     pub async fn complete_job(

@@ -389,7 +389,9 @@ pub async fn patch_settings(
     actor.require_admin()?;
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let mut settings = ctx.settings.clone();
+    // The settings as committed, not as cached: the change is made to them.
+    let before = Settings::load(&mut tx).await?;
+    let mut settings = before.clone();
     settings.patch(body.fields())?;
     settings.save(&mut tx).await?;
     tx.audit(
@@ -398,13 +400,14 @@ pub async fn patch_settings(
             action: "settings.update",
             entity: "settings",
             entity_id: None,
-            before: Some(serde_json::to_string(&ctx.settings).map_err(anyhow::Error::from)?),
+            before: Some(serde_json::to_string(&before).map_err(anyhow::Error::from)?),
             after: Some(serde_json::to_string(&settings).map_err(anyhow::Error::from)?),
         },
         ctx.micros(),
     )
     .await?;
     tx.commit().await?;
+    state.settings_cache.clear();
     Ok(Json(settings))
 }
 

@@ -12,7 +12,9 @@ use roster_core::{EnrollmentType, Source, Status};
 use roster_store::{ActivityRecord, EnrollmentFilter, EnrollmentRow};
 use serde_json::{Value, json};
 
-use crate::api::{EnrollmentView, Page, activity_json, enrollments_csv, page, wants_csv};
+use crate::api::{
+    EnrollmentView, Page, activity_json, enrollments_csv, json_response, page, wants_csv,
+};
 use crate::auth::Actor;
 use crate::body::{JsonBody, QueryParams};
 use crate::engine::enroll::{Created, NewEnrollment, create};
@@ -209,7 +211,11 @@ pub async fn history(
         .iter()
         .map(|row| EnrollmentView::of_row(row, &filter.today))
         .collect();
-    Ok(Json(Page::new(items, limit, |view: &EnrollmentView| view.id)).into_response())
+    Ok(json_response(&Page::new(
+        items,
+        limit,
+        |view: &EnrollmentView| view.id,
+    )))
 }
 
 /// The learner's open enrollments in active activities (R37, R61, R62).
@@ -272,15 +278,14 @@ pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Resp
         groups[index].push(EnrollmentView::of_row(row, &today_text));
     }
     let [overdue, due_soon, due_this_month, later, no_due_date] = groups;
-    Ok(Json(PlanView {
+    Ok(json_response(&PlanView {
         today: today_text.clone(),
         overdue,
         due_soon,
         due_this_month,
         later,
         no_due_date,
-    })
-    .into_response())
+    }))
 }
 
 pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
@@ -334,9 +339,8 @@ pub async fn home(State(state): State<AppState>, actor: Actor) -> ApiResult<Resp
             .map(|row| EnrollmentView::of_row(row, &today_text))
             .collect()
     };
-    Ok(Json(HomeView {
+    Ok(json_response(&HomeView {
         required: row_of("required"),
         recommended: row_of("recommended"),
-    })
-    .into_response())
+    }))
 }

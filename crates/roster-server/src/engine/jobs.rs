@@ -23,73 +23,131 @@ fn real_micros() -> i64 {
     Timestamp::now().as_microsecond()
 }
 
-/// Claims and runs one due job. `Ok(false)` when none is due.
+/// Post-enrollment jobs one worker claims and runs in one transaction.
+pub const JOB_BATCH: i64 = 16;
+
+/// Claims and runs due jobs (one, or a batch of post-enrollment jobs).
+/// `Ok(false)` when none is due.
 pub async fn run_next(state: &AppState) -> anyhow::Result<bool> {
-    Ok(run_next_job(state).await?.is_some())
+    Ok(!run_next_jobs(state).await?.is_empty())
 }
 
-/// Claims and runs one due job, and answers which one it ran (whether its
-/// handler succeeded or its attempt was recorded as failed); `None` when none
-/// is due. The bench reads it to time each job from enqueue to start.
+/// A job a worker ran (its handler succeeded, or its attempt was recorded as
+/// failed) and when its handler started.
+pub struct RanJob {
+    pub job: ClaimedJob,
+    pub started: std::time::Instant,
+}
+
+/// Claims and runs the earliest due job and answers which jobs ran; none when
+/// none is due. The bench reads it to time each job from enqueue to start.
 ///
-/// A post-enrollment job is claimed, run and marked done in one transaction:
-/// a worker that dies midway leaves it pending, to be run again at once,
-/// with nothing of the attempt written. A sweep job commits its claim first
-/// and holds a lease while it writes its ranges, one transaction each.
-pub async fn run_next_job(state: &AppState) -> anyhow::Result<Option<ClaimedJob>> {
+/// A post-enrollment job is claimed, run and marked done in one transaction,
+/// together with up to `JOB_BATCH - 1` more post-enrollment jobs due then: a
+/// worker that dies midway leaves them pending, to be run again at once,
+/// with nothing of the attempt written. When one of them fails, the whole
+/// transaction is rolled back and only the failing job's attempt is
+/// recorded; the others are pending again, unchanged, and run with the next
+/// claim. A sweep job commits its claim first and holds a lease while it
+/// writes its ranges, one transaction each.
+pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     let mut tx = state.store.write().await?;
+    let lease_until = real_micros() + state.lease_seconds * 1_000_000;
     let claimed = tx
         .claim_job(
             &state.worker_id,
             state.clock.now().as_microsecond(),
             real_micros(),
-            real_micros() + state.lease_seconds * 1_000_000,
+            lease_until,
             None,
         )
         .await?;
     let Some(job) = claimed else {
         tx.rollback().await?;
-        return Ok(None);
+        return Ok(Vec::new());
     };
     // Whether the attempt's claim is in the database when the handler fails.
     let mut claim_committed = false;
-    let result = match job.kind.as_str() {
-        "post_enrollment" => match run_post_enrollment(state, &mut tx, &job).await {
-            Ok(true) => tx.commit().await.map_err(anyhow::Error::from),
-            Ok(false) => tx.rollback().await.map_err(anyhow::Error::from),
-            Err(error) => {
-                tx.rollback().await?;
-                Err(error)
-            }
-        },
-        "sweep_activity" => match plan_sweep_activity(state, &mut tx, &job).await {
-            Ok(plan) if plan.passes.is_empty() => {
-                // Nothing changed since the marks: done in the claim's
-                // transaction.
-                match finish_sweep_activity(state, &mut tx, &job, &plan, SweepCounts::default())
-                    .await
-                {
-                    Ok(true) => tx.commit().await.map_err(anyhow::Error::from),
-                    Ok(false) => tx.rollback().await.map_err(anyhow::Error::from),
+    let started = std::time::Instant::now();
+    let (job, started, result) = match job.kind.as_str() {
+        "post_enrollment" => {
+            let mut batch = vec![job];
+            batch.extend(
+                tx.claim_more_jobs(
+                    &state.worker_id,
+                    state.clock.now().as_microsecond(),
+                    lease_until,
+                    "post_enrollment",
+                    JOB_BATCH - 1,
+                )
+                .await?,
+            );
+            let mut ran = Vec::with_capacity(batch.len());
+            let mut stopped = None;
+            for job in batch {
+                let started = std::time::Instant::now();
+                match run_post_enrollment(state, &mut tx, &job).await {
+                    Ok(true) => ran.push(RanJob { job, started }),
+                    Ok(false) => {
+                        stopped = Some((job, started, Ok(())));
+                        break;
+                    }
                     Err(error) => {
-                        tx.rollback().await?;
-                        Err(error)
+                        stopped = Some((job, started, Err(error)));
+                        break;
                     }
                 }
             }
-            Ok(plan) => {
-                tx.commit().await?;
-                claim_committed = true;
-                run_sweep_activity(state, &job, plan).await
+            match stopped {
+                None => {
+                    tx.commit().await?;
+                    for ran in &ran {
+                        metrics::counter!("roster_jobs_done_total", "kind" => ran.job.kind.clone())
+                            .increment(1);
+                    }
+                    return Ok(ran);
+                }
+                // The claim was lost (it cannot be, within its own
+                // transaction) or the handler failed: nothing of the batch
+                // is kept.
+                Some((job, started, result)) => {
+                    tx.rollback().await?;
+                    (job, started, result)
+                }
             }
-            Err(error) => {
-                tx.rollback().await?;
-                Err(error)
-            }
-        },
+        }
+        "sweep_activity" => {
+            let result = match plan_sweep_activity(state, &mut tx, &job).await {
+                Ok(plan) if plan.passes.is_empty() => {
+                    // Nothing changed since the marks: done in the claim's
+                    // transaction.
+                    match finish_sweep_activity(state, &mut tx, &job, &plan, SweepCounts::default())
+                        .await
+                    {
+                        Ok(true) => tx.commit().await.map_err(anyhow::Error::from),
+                        Ok(false) => tx.rollback().await.map_err(anyhow::Error::from),
+                        Err(error) => {
+                            tx.rollback().await?;
+                            Err(error)
+                        }
+                    }
+                }
+                Ok(plan) => {
+                    tx.commit().await?;
+                    claim_committed = true;
+                    run_sweep_activity(state, &job, plan).await
+                }
+                Err(error) => {
+                    tx.rollback().await?;
+                    Err(error)
+                }
+            };
+            (job, started, result)
+        }
         other => {
+            let error = anyhow::anyhow!("unknown job kind {other:?}");
             tx.rollback().await?;
-            Err(anyhow::anyhow!("unknown job kind {other:?}"))
+            (job, started, Err(error))
         }
     };
     if let Err(error) = result {
@@ -126,7 +184,7 @@ pub async fn run_next_job(state: &AppState) -> anyhow::Result<Option<ClaimedJob>
     } else {
         metrics::counter!("roster_jobs_done_total", "kind" => job.kind.clone()).increment(1);
     }
-    Ok(Some(job))
+    Ok(vec![RanJob { job, started }])
 }
 
 /// R36, R41, R21: for each target of the snapshot, create or say why not,
@@ -453,8 +511,9 @@ pub async fn run_due(state: &AppState) -> anyhow::Result<u64> {
     let mut ran = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
-        if run_next(state).await? {
-            ran += 1;
+        let batch = run_next_jobs(state).await?.len() as u64;
+        if batch > 0 {
+            ran += batch;
             continue;
         }
         let mut tx = state.store.read().await?;
