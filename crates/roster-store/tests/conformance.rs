@@ -44,6 +44,7 @@ both! {
     jobs::complete_job_by_another_owner_is_refused,
     jobs::fail_job_retries_at_the_new_time_then_gives_up,
     jobs::a_failed_attempt_whose_claim_rolled_back_is_still_counted,
+    jobs::claim_more_jobs_takes_further_due_jobs_of_the_kind_in_order,
     jobs::r35_cancel_job_cancels_only_pending_jobs,
     jobs::job_lists_and_due_counts,
     jobs::two_workers_claiming_at_once_get_different_jobs,

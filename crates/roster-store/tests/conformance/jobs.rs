@@ -295,6 +295,51 @@ pub async fn a_failed_attempt_whose_claim_rolled_back_is_still_counted(store: St
     assert_eq!(failed.finished_at, Some(NOW + 3 * HOUR));
 }
 
+pub async fn claim_more_jobs_takes_further_due_jobs_of_the_kind_in_order(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let late = tx.enqueue(&job("post", NOW + 30), NOW).await.unwrap().unwrap();
+    let early = tx.enqueue(&job("post", NOW + 10), NOW).await.unwrap().unwrap();
+    let other = tx.enqueue(&job("sweep", NOW + 5), NOW).await.unwrap().unwrap();
+    let middle = tx.enqueue(&job("post", NOW + 20), NOW).await.unwrap().unwrap();
+    let early_too = tx.enqueue(&job("post", NOW + 10), NOW).await.unwrap().unwrap();
+    let future = tx
+        .enqueue(&job("post", NOW + HOUR), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    let more = tx
+        .claim_more_jobs("w", NOW + 60, REAL + LEASE, "post", 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        more.iter().map(|job| job.id).collect::<Vec<_>>(),
+        vec![early, early_too, middle],
+        "earliest first, ties by id, only the kind asked for, at most the limit"
+    );
+    assert!(more.iter().all(|job| job.attempts == 1 && job.kind == "post"));
+    // The rest: the one left over, then nothing due of the kind.
+    let rest = tx
+        .claim_more_jobs("w", NOW + 60, REAL + LEASE, "post", 3)
+        .await
+        .unwrap();
+    assert_eq!(rest.iter().map(|job| job.id).collect::<Vec<_>>(), vec![late]);
+    tx.commit().await.unwrap();
+
+    for id in [early, early_too, middle, late] {
+        assert_eq!(state_of(&store, id).await.0, "running");
+    }
+    assert_eq!(state_of(&store, other).await.0, "pending");
+    assert_eq!(state_of(&store, future).await.0, "pending");
+    // Leased to the claimer: another owner cannot complete them.
+    let mut tx = store.write().await.unwrap();
+    assert!(!tx.complete_job(early, "w2", "{}", NOW + 61).await.unwrap());
+    assert!(tx.complete_job(early, "w", "{}", NOW + 61).await.unwrap());
+    tx.commit().await.unwrap();
+}
+
 pub async fn r35_cancel_job_cancels_only_pending_jobs(store: Store) {
     let mut tx = store.write().await.unwrap();
     let pending = tx
