@@ -698,3 +698,81 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod batch_tests {
+    use roster_store::NewJob;
+
+    use super::*;
+
+    fn post_job(run_at: i64, payload: &str) -> NewJob {
+        NewJob {
+            kind: "post_enrollment".into(),
+            run_at,
+            payload: payload.into(),
+            ..NewJob::default()
+        }
+    }
+
+    /// A failing job in a batch rolls the batch back: only its attempt is
+    /// counted, and the others run with the next claim, exactly once.
+    #[tokio::test]
+    async fn a_failing_post_enrollment_job_does_not_take_its_batch_with_it() {
+        let path = std::env::temp_dir().join(format!(
+            "roster-batch-{}-{}.db",
+            std::process::id(),
+            real_micros()
+        ));
+        let state = crate::app::offline_state(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let now = state.clock.now().as_microsecond();
+        let empty = r#"{"user_id":1,"rule_id":1,"from_enrollment_id":1,"target_ids":[]}"#;
+        let mut tx = state.store.write().await.unwrap();
+        let first = tx.enqueue(&post_job(now - 3, empty), now).await.unwrap();
+        let broken = tx
+            .enqueue(&post_job(now - 2, "not json"), now)
+            .await
+            .unwrap();
+        let last = tx.enqueue(&post_job(now - 1, empty), now).await.unwrap();
+        tx.commit().await.unwrap();
+        let (first, broken, last) = (first.unwrap(), broken.unwrap(), last.unwrap());
+
+        let ran = run_next_jobs(&state).await.unwrap();
+        assert_eq!(
+            ran.iter().map(|ran| ran.job.id).collect::<Vec<_>>(),
+            vec![broken]
+        );
+        let mut tx = state.store.read().await.unwrap();
+        for id in [first, last] {
+            let job = tx.get_job(id).await.unwrap().unwrap();
+            assert_eq!(
+                (job.state.as_str(), job.attempts),
+                ("pending", 0),
+                "{job:?}"
+            );
+        }
+        let failed = tx.get_job(broken).await.unwrap().unwrap();
+        assert_eq!((failed.state.as_str(), failed.attempts), ("pending", 1));
+        assert!(failed.run_at > now, "retried later: {failed:?}");
+        assert!(failed.last_error.is_some());
+        tx.rollback().await.unwrap();
+
+        let ran = run_next_jobs(&state).await.unwrap();
+        assert_eq!(
+            ran.iter().map(|ran| ran.job.id).collect::<Vec<_>>(),
+            vec![first, last]
+        );
+        assert!(run_next_jobs(&state).await.unwrap().is_empty());
+        let mut tx = state.store.read().await.unwrap();
+        for id in [first, last] {
+            let job = tx.get_job(id).await.unwrap().unwrap();
+            assert_eq!((job.state.as_str(), job.attempts), ("done", 1), "{job:?}");
+        }
+        tx.rollback().await.unwrap();
+        state.store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}

@@ -297,11 +297,31 @@ pub async fn a_failed_attempt_whose_claim_rolled_back_is_still_counted(store: St
 
 pub async fn claim_more_jobs_takes_further_due_jobs_of_the_kind_in_order(store: Store) {
     let mut tx = store.write().await.unwrap();
-    let late = tx.enqueue(&job("post", NOW + 30), NOW).await.unwrap().unwrap();
-    let early = tx.enqueue(&job("post", NOW + 10), NOW).await.unwrap().unwrap();
-    let other = tx.enqueue(&job("sweep", NOW + 5), NOW).await.unwrap().unwrap();
-    let middle = tx.enqueue(&job("post", NOW + 20), NOW).await.unwrap().unwrap();
-    let early_too = tx.enqueue(&job("post", NOW + 10), NOW).await.unwrap().unwrap();
+    let late = tx
+        .enqueue(&job("post", NOW + 30), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let early = tx
+        .enqueue(&job("post", NOW + 10), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let other = tx
+        .enqueue(&job("sweep", NOW + 5), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let middle = tx
+        .enqueue(&job("post", NOW + 20), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let early_too = tx
+        .enqueue(&job("post", NOW + 10), NOW)
+        .await
+        .unwrap()
+        .unwrap();
     let future = tx
         .enqueue(&job("post", NOW + HOUR), NOW)
         .await
@@ -319,13 +339,19 @@ pub async fn claim_more_jobs_takes_further_due_jobs_of_the_kind_in_order(store: 
         vec![early, early_too, middle],
         "earliest first, ties by id, only the kind asked for, at most the limit"
     );
-    assert!(more.iter().all(|job| job.attempts == 1 && job.kind == "post"));
+    assert!(
+        more.iter()
+            .all(|job| job.attempts == 1 && job.kind == "post")
+    );
     // The rest: the one left over, then nothing due of the kind.
     let rest = tx
         .claim_more_jobs("w", NOW + 60, REAL + LEASE, "post", 3)
         .await
         .unwrap();
-    assert_eq!(rest.iter().map(|job| job.id).collect::<Vec<_>>(), vec![late]);
+    assert_eq!(
+        rest.iter().map(|job| job.id).collect::<Vec<_>>(),
+        vec![late]
+    );
     tx.commit().await.unwrap();
 
     for id in [early, early_too, middle, late] {
