@@ -14,23 +14,67 @@ pub struct AuditEntry<'a> {
     pub after: Option<String>,
 }
 
+/// An audit entry held back until its transaction commits.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingAudit {
+    at: i64,
+    actor_id: Option<i64>,
+    action: String,
+    entity: String,
+    entity_id: Option<i64>,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+/// Entries per multi-row insert (7 binds each, well under both backends'
+/// limits on parameters).
+const AUDIT_CHUNK: usize = 500;
+
 impl Tx {
+    /// Records an entry. It is written with the transaction's other entries
+    /// in one multi-row insert when the transaction commits (or before the
+    /// audit trail is read in it), so that a request writing many
+    /// enrollments does not pay a round trip per entry; rolled back, it is
+    /// never written.
     pub async fn audit(&mut self, entry: AuditEntry<'_>, now: i64) -> Result<()> {
-        self.audit_many(std::slice::from_ref(&entry), now).await
+        let pending = PendingAudit {
+            at: now,
+            actor_id: entry.actor_id,
+            action: entry.action.to_string(),
+            entity: entry.entity.to_string(),
+            entity_id: entry.entity_id,
+            before: entry.before,
+            after: entry.after,
+        };
+        let buffer = self.pending_audit();
+        buffer.push(pending);
+        if buffer.len() >= AUDIT_CHUNK {
+            self.flush_audit().await?;
+        }
+        Ok(())
     }
 
-    /// Writes the entries in multi-row inserts.
+    /// Records the entries, all at `now` (see `audit`).
     pub async fn audit_many(&mut self, entries: &[AuditEntry<'_>], now: i64) -> Result<()> {
-        for chunk in entries.chunks(500) {
+        for entry in entries {
+            self.audit(entry.clone(), now).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the entries held back, in multi-row inserts.
+    pub(crate) async fn flush_audit(&mut self) -> Result<()> {
+        let pending = std::mem::take(self.pending_audit());
+        for chunk in pending.chunks(AUDIT_CHUNK) {
             on_tx!(self, c => {
                 let mut builder = sqlx::QueryBuilder::new(
                     "INSERT INTO audit (at, actor_id, action, entity, entity_id, before, after) ",
                 );
                 builder.push_values(chunk, |mut row, entry| {
-                    row.push_bind(now)
+                    row.push_bind(entry.at)
                         .push_bind(entry.actor_id)
-                        .push_bind(entry.action)
-                        .push_bind(entry.entity)
+                        .push_bind(entry.action.as_str())
+                        .push_bind(entry.entity.as_str())
                         .push_bind(entry.entity_id)
                         .push_bind(entry.before.as_deref())
                         .push_bind(entry.after.as_deref());
@@ -48,6 +92,8 @@ impl Tx {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<AuditRecord>> {
+        // What this transaction recorded is part of the trail it reads.
+        self.flush_audit().await?;
         Ok(on_tx!(self, c => sqlx::query_as(
             "SELECT id, at, actor_id, action, entity, entity_id, before, after FROM audit \
              WHERE id > $1 AND ($2 IS NULL OR entity = $2) AND ($3 IS NULL OR entity_id = $3) ORDER BY id LIMIT $4"

@@ -14,6 +14,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, SqlSafeStr, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::audit::PendingAudit;
+
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever
 /// backend it is on. The body is compiled once per backend, so the same SQL
 /// text and binds serve both.
@@ -25,7 +27,7 @@ macro_rules! on_tx {
                 $body
             }
             $crate::db::Tx::Postgres(transaction) => {
-                let $c = &mut **transaction;
+                let $c = &mut ***transaction;
                 $body
             }
         }
@@ -42,7 +44,7 @@ macro_rules! on_tx_sql {
                 $body
             }
             $crate::db::Tx::Postgres(transaction) => {
-                let $c = &mut **transaction;
+                let $c = &mut ***transaction;
                 let $sql = $postgres;
                 $body
             }
@@ -78,7 +80,36 @@ pub struct SqlitePools {
 /// (Or, from `Store::reader`, a connection reading outside any transaction.)
 pub enum Tx {
     Sqlite(SqliteTx),
-    Postgres(Conn<Postgres>),
+    Postgres(PgTx),
+}
+
+/// A PostgreSQL transaction (or reading connection) and the audit entries
+/// it will write when it commits.
+pub struct PgTx {
+    transaction: Conn<Postgres>,
+    pending_audit: Vec<PendingAudit>,
+}
+
+impl PgTx {
+    fn new(transaction: Conn<Postgres>) -> PgTx {
+        PgTx {
+            transaction,
+            pending_audit: Vec::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for PgTx {
+    type Target = Conn<Postgres>;
+    fn deref(&self) -> &Self::Target {
+        &self.transaction
+    }
+}
+
+impl std::ops::DerefMut for PgTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.transaction
+    }
 }
 
 /// A transaction, or a pooled connection used without one (`Store::reader`),
@@ -130,6 +161,7 @@ impl<DB: sqlx::Database> Conn<DB> {
 pub struct SqliteTx {
     transaction: Conn<Sqlite>,
     _turn: Option<OwnedSemaphorePermit>,
+    pending_audit: Vec<PendingAudit>,
 }
 
 impl std::ops::Deref for SqliteTx {
@@ -259,9 +291,12 @@ impl Store {
                         pools.write.begin_with("BEGIN IMMEDIATE").await?,
                     ),
                     _turn: Some(turn),
+                    pending_audit: Vec::new(),
                 })
             }
-            Store::Postgres(pool) => Tx::Postgres(Conn::Transaction(pool.begin().await?)),
+            Store::Postgres(pool) => {
+                Tx::Postgres(PgTx::new(Conn::Transaction(pool.begin().await?)))
+            }
         })
     }
 
@@ -271,8 +306,11 @@ impl Store {
             Store::Sqlite(pools) => Tx::Sqlite(SqliteTx {
                 transaction: Conn::Transaction(pools.read.begin().await?),
                 _turn: None,
+                pending_audit: Vec::new(),
             }),
-            Store::Postgres(pool) => Tx::Postgres(Conn::Transaction(pool.begin().await?)),
+            Store::Postgres(pool) => {
+                Tx::Postgres(PgTx::new(Conn::Transaction(pool.begin().await?)))
+            }
         })
     }
 
@@ -285,8 +323,9 @@ impl Store {
             Store::Sqlite(pools) => Tx::Sqlite(SqliteTx {
                 transaction: Conn::Single(pools.read.acquire().await?),
                 _turn: None,
+                pending_audit: Vec::new(),
             }),
-            Store::Postgres(pool) => Tx::Postgres(Conn::Single(pool.acquire().await?)),
+            Store::Postgres(pool) => Tx::Postgres(PgTx::new(Conn::Single(pool.acquire().await?))),
         })
     }
 
@@ -310,10 +349,12 @@ impl Store {
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<()> {
+    /// Writes the audit entries held back so far, then commits.
+    pub async fn commit(mut self) -> Result<()> {
+        self.flush_audit().await?;
         match self {
             Tx::Sqlite(transaction) => transaction.transaction.commit().await?,
-            Tx::Postgres(transaction) => transaction.commit().await?,
+            Tx::Postgres(transaction) => transaction.transaction.commit().await?,
         }
         Ok(())
     }
@@ -321,9 +362,17 @@ impl Tx {
     pub async fn rollback(self) -> Result<()> {
         match self {
             Tx::Sqlite(transaction) => transaction.transaction.rollback().await?,
-            Tx::Postgres(transaction) => transaction.rollback().await?,
+            Tx::Postgres(transaction) => transaction.transaction.rollback().await?,
         }
         Ok(())
+    }
+
+    /// The audit entries written when the transaction commits.
+    pub(crate) fn pending_audit(&mut self) -> &mut Vec<PendingAudit> {
+        match self {
+            Tx::Sqlite(transaction) => &mut transaction.pending_audit,
+            Tx::Postgres(transaction) => &mut transaction.pending_audit,
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -230,6 +230,30 @@ impl Tx {
         )
     }
 
+    /// The enrollments of `ids` that exist, by id, in one statement per
+    /// thousand ids.
+    pub async fn get_enrollments(
+        &mut self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, EnrollmentRecord>> {
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let rows: Vec<EnrollmentRecord> = on_tx!(self, c => {
+                let mut builder = sqlx::QueryBuilder::new(format!(
+                    "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.id IN ("
+                ));
+                let mut separated = builder.separated(", ");
+                for id in chunk {
+                    separated.push_bind(*id);
+                }
+                builder.push(")");
+                builder.build_query_as().fetch_all(c).await?
+            });
+            found.extend(rows.into_iter().map(|record| (record.id, record)));
+        }
+        Ok(found)
+    }
+
     /// Applies the patch; a unique key refusing it (a second open enrollment)
     /// is a `Conflict`.
     /// Writes the patch and answers the enrollment as it now is (`None` when

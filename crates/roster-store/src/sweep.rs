@@ -67,11 +67,11 @@ const EXEMPT: &str = "EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = u.id 
      AND x.activity_id = $1 AND (x.until IS NULL OR x.until >= $6))";
 // Whether the user's need is already met ($7 period).
 const UNSATISFIED_ONCE: &str = "NOT EXISTS (SELECT 1 FROM enrollments s WHERE s.activity_id = $1 \
-     AND s.user_id = u.id AND (s.period = 'once' OR s.status = 'passed') AND $7 = 'once')";
+     AND s.user_id = u.id AND (s.period = 'once' OR s.status = 'passed') AND $7 = 'once' /*probe*/)";
 const UNSATISFIED_ANNUAL: &str = "NOT EXISTS (SELECT 1 FROM enrollments s WHERE s.activity_id = $1 \
-     AND s.user_id = u.id AND s.period = $7)";
+     AND s.user_id = u.id AND s.period = $7 /*probe*/)";
 const UNSATISFIED_CYCLE: &str = "NOT EXISTS (SELECT 1 FROM enrollments s WHERE s.activity_id = $1 \
-     AND s.user_id = u.id AND s.period LIKE 'cycle-%' AND $7 = 'cycle-1')";
+     AND s.user_id = u.id AND s.period LIKE 'cycle-%' AND $7 = 'cycle-1' /*probe*/)";
 // Whether this rule gave the user an enrollment before (for initial_due_days).
 const HAD_PERIOD: &str = "EXISTS (SELECT 1 FROM enrollments h WHERE h.activity_id = $1 \
      AND h.user_id = u.id AND h.period IS NOT NULL)";
@@ -108,6 +108,20 @@ impl ActivitySweep {
             SweepKind::Annual => UNSATISFIED_ANNUAL,
             SweepKind::EveryMonths => UNSATISFIED_CYCLE,
         }
+    }
+}
+
+/// The statement for the backend of `tx`. On PostgreSQL each `/*probe*/`
+/// becomes `OFFSET 0`, which keeps the planner from turning that `NOT
+/// EXISTS` into a join: it stays one index probe per user. As a join it was
+/// planned from statistics taken while the activity had no enrollments (a
+/// new organisation, a cached generic plan), and the plan scanned all of
+/// them once per user — seconds instead of a tenth of one. SQLite probes
+/// per row anyway.
+fn probing(tx: &Tx, sql: String) -> String {
+    match tx {
+        Tx::Postgres(_) => sql.replace("/*probe*/", "OFFSET 0"),
+        Tx::Sqlite(_) => sql.replace(" /*probe*/", ""),
     }
 }
 
@@ -186,6 +200,7 @@ impl Tx {
             sweep.changed("u.id"),
             sweep.unsatisfied()
         );
+        let sql = probing(self, sql);
         Ok(
             on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(sweep.since.is_none()), sweep)
             .fetch_all(c)
@@ -231,11 +246,12 @@ impl Tx {
              NULL, NULL, $10, NULL, 'auto_enrollment', $11, $7, $10 FROM users u \
              WHERE {MATCHING}{} AND {NOT_EXEMPT} AND {} \
              AND NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
-                 AND o.status = 'in_progress') \
+                 AND o.status = 'in_progress' /*probe*/) \
              ORDER BY u.id ON CONFLICT DO NOTHING RETURNING id, user_id",
             sweep.changed("u.id"),
             sweep.unsatisfied()
         );
+        let sql = probing(self, sql);
         Ok(
             on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(sweep.since.is_none()), sweep)
             .bind(&sweep.due_first)
@@ -266,6 +282,7 @@ impl Tx {
             sweep.changed("u.id"),
             unsatisfied = sweep.unsatisfied()
         );
+        let record = probing(self, record);
         let persistent = sweep.since.is_none();
         if sweep.since.is_none() {
             // A user is skipped only if exempt or holding an open enrollment

@@ -88,6 +88,27 @@ impl Tx {
         )
     }
 
+    /// Which of `ids` are users, in one statement per thousand ids.
+    pub async fn existing_user_ids(
+        &mut self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashSet<i64>> {
+        let mut found = std::collections::HashSet::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let rows: Vec<i64> = on_tx!(self, c => {
+                let mut builder = sqlx::QueryBuilder::new("SELECT id FROM users WHERE id IN (");
+                let mut separated = builder.separated(", ");
+                for id in chunk {
+                    separated.push_bind(*id);
+                }
+                builder.push(")");
+                builder.build_query_scalar().fetch_all(c).await?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
     pub async fn find_user_by_username(&mut self, username: &str) -> Result<Option<UserRecord>> {
         Ok(
             on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -19,8 +19,9 @@ use crate::api::{
 };
 use crate::auth::{Actor, new_token};
 use crate::body::{JsonBody, QueryParams, path_id};
-use crate::engine::enroll::{Change, Created, NewEnrollment, change, create, enrollment_json};
+use crate::engine::enroll::{Change, Created, NewEnrollment, change, create_in, enrollment_json};
 use crate::engine::explain;
+use crate::engine::rules::load_activity;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Ctx};
 
@@ -56,9 +57,11 @@ pub async fn enroll_users(
     fields.finish()?;
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    tx.get_activity(activity_id)
+    let activity = load_activity(&mut tx, activity_id)
         .await?
         .ok_or_else(|| ApiError::not_found("activity"))?;
+    // Read once for the whole request: which users exist.
+    let existing = tx.existing_user_ids(&user_ids).await?;
     let default_by = if actor.user.display_name.is_empty() {
         actor.user.username.clone()
     } else {
@@ -74,7 +77,7 @@ pub async fn enroll_users(
         if !seen.insert(user_id) {
             continue;
         }
-        if tx.get_user(user_id).await?.is_none() {
+        if !existing.contains(&user_id) {
             results.push(json!({"user_id": user_id, "outcome": "user_not_found"}));
             continue;
         }
@@ -89,7 +92,7 @@ pub async fn enroll_users(
             source: Source::Manual { by: actor.id() },
             period: None,
         };
-        match create(&mut tx, &ctx, new).await? {
+        match create_in(&mut tx, &ctx, new, Some(&activity)).await? {
             Created::Created(record) => results.push(json!({
                 "user_id": user_id,
                 "outcome": "created",
@@ -347,8 +350,25 @@ pub async fn bulk_update(
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
     let mut results = Vec::with_capacity(ids.len());
+    // Read once for the whole request, unless a change may reach other
+    // enrollments (a pass or a failure completes curricula and bundles,
+    // R39, and opens next periods, R19): then each is read when its turn
+    // comes, as the earlier changes left it.
+    let cascades = change_request
+        .status
+        .is_some_and(|status| status.is_complete());
+    let mut found = if cascades {
+        Default::default()
+    } else {
+        tx.get_enrollments(&ids).await?
+    };
     for id in ids {
-        let Some(before) = tx.get_enrollment(id).await? else {
+        // (An id given twice is read again the second time.)
+        let before = match found.remove(&id) {
+            Some(record) => Some(record),
+            None => tx.get_enrollment(id).await?,
+        };
+        let Some(before) = before else {
             results.push(json!({"id": id, "outcome": "not_found"}));
             continue;
         };
