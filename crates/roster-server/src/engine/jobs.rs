@@ -48,8 +48,10 @@ pub struct RanJob {
 /// with nothing of the attempt written. When one of them fails, the whole
 /// transaction is rolled back and only the failing job's attempt is
 /// recorded; the others are pending again, unchanged, and run with the next
-/// claim. A sweep job commits its claim first and holds a lease while it
-/// writes its ranges, one transaction each.
+/// claim. A sweep job with nothing to do since its marks is finished in the
+/// claiming transaction, with further such jobs (up to `JOB_BATCH`); one with
+/// passes to write commits its claim and holds a lease while it writes its
+/// ranges, one transaction each.
 pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     let mut tx = state.store.write().await?;
     let lease_until = real_micros() + state.lease_seconds * 1_000_000;
@@ -68,6 +70,8 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     };
     // Whether the attempt's claim is in the database when the handler fails.
     let mut claim_committed = false;
+    // Sweep jobs finished in the claiming transaction before the last one.
+    let mut finished = Vec::new();
     let started = std::time::Instant::now();
     let (job, started, result) = match job.kind.as_str() {
         "post_enrollment" => {
@@ -117,32 +121,88 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             }
         }
         "sweep_activity" => {
-            let result = match plan_sweep_activity(state, &mut tx, &job).await {
-                Ok(plan) if plan.passes.is_empty() => {
-                    // Nothing changed since the marks: done in the claim's
-                    // transaction.
-                    match finish_sweep_activity(state, &mut tx, &job, &plan, SweepCounts::default())
+            // A job with nothing to do since its marks is finished in this
+            // transaction and the next due sweep job is claimed into it, up
+            // to `JOB_BATCH`; the first one with passes to write ends the
+            // batch: its claim commits with the others' completion, and its
+            // passes run after, under its lease.
+            let mut current = job;
+            let mut current_started = started;
+            let next = loop {
+                match plan_sweep_activity(state, &mut tx, &current).await {
+                    Ok(plan) if plan.passes.is_empty() => {
+                        match finish_sweep_activity(
+                            state,
+                            &mut tx,
+                            &current,
+                            &plan,
+                            SweepCounts::default(),
+                        )
                         .await
-                    {
-                        Ok(true) => tx.commit().await.map_err(anyhow::Error::from),
-                        Ok(false) => tx.rollback().await.map_err(anyhow::Error::from),
-                        Err(error) => {
-                            tx.rollback().await?;
-                            Err(error)
+                        {
+                            Ok(true) => {
+                                finished.push(RanJob {
+                                    job: current,
+                                    started: current_started,
+                                });
+                                if finished.len() as i64 >= JOB_BATCH {
+                                    break SweepNext::Commit(None);
+                                }
+                                let more = tx
+                                    .claim_more_jobs(
+                                        &state.worker_id,
+                                        state.clock.now().as_microsecond(),
+                                        lease_until,
+                                        "sweep_activity",
+                                        1,
+                                    )
+                                    .await;
+                                match more.map(|mut more| more.pop()) {
+                                    Ok(Some(job)) => {
+                                        current = job;
+                                        current_started = std::time::Instant::now();
+                                    }
+                                    Ok(None) => break SweepNext::Commit(None),
+                                    Err(error) => {
+                                        tx.rollback().await?;
+                                        return Err(error.into());
+                                    }
+                                }
+                            }
+                            Ok(false) => {
+                                break SweepNext::Rollback(current, current_started, Ok(()));
+                            }
+                            Err(error) => {
+                                break SweepNext::Rollback(current, current_started, Err(error));
+                            }
                         }
                     }
-                }
-                Ok(plan) => {
-                    tx.commit().await?;
-                    claim_committed = true;
-                    run_sweep_activity(state, &job, plan).await
-                }
-                Err(error) => {
-                    tx.rollback().await?;
-                    Err(error)
+                    Ok(plan) => break SweepNext::Commit(Some((current, current_started, plan))),
+                    Err(error) => break SweepNext::Rollback(current, current_started, Err(error)),
                 }
             };
-            (job, started, result)
+            match next {
+                SweepNext::Commit(None) => {
+                    tx.commit().await?;
+                    for ran in &finished {
+                        metrics::counter!("roster_jobs_done_total", "kind" => ran.job.kind.clone())
+                            .increment(1);
+                    }
+                    return Ok(finished);
+                }
+                SweepNext::Commit(Some((job, started, plan))) => {
+                    tx.commit().await?;
+                    claim_committed = true;
+                    let result = run_sweep_activity(state, &job, plan).await;
+                    (job, started, result)
+                }
+                SweepNext::Rollback(job, started, result) => {
+                    // The jobs finished before it are pending again.
+                    tx.rollback().await?;
+                    finished.clear();
+                    (job, started, result)
+                }
+            }
         }
         other => {
             let error = anyhow::anyhow!("unknown job kind {other:?}");
@@ -184,7 +244,18 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     } else {
         metrics::counter!("roster_jobs_done_total", "kind" => job.kind.clone()).increment(1);
     }
-    Ok(vec![RanJob { job, started }])
+    for ran in &finished {
+        metrics::counter!("roster_jobs_done_total", "kind" => ran.job.kind.clone()).increment(1);
+    }
+    finished.push(RanJob { job, started });
+    Ok(finished)
+}
+
+/// How a batch of sweep jobs ends: committed (with a job whose passes are
+/// still to run, or none), or rolled back because of this job.
+enum SweepNext {
+    Commit(Option<(ClaimedJob, std::time::Instant, SweepPlan)>),
+    Rollback(ClaimedJob, std::time::Instant, anyhow::Result<()>),
 }
 
 /// R36, R41, R21: for each target of the snapshot, create or say why not,
