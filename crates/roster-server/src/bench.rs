@@ -896,6 +896,7 @@ fn title_of(kind: &str) -> &'static str {
 async fn bench_state(store: Store) -> anyhow::Result<AppState> {
     let clock = Clock::load(ClockMode::Manual, &store).await?;
     let data_dir = std::env::temp_dir().join(format!("roster-bench-{}", std::process::id()));
+    let backend = store.backend();
     Ok(AppState(Arc::new(App {
         store,
         clock,
@@ -905,6 +906,7 @@ async fn bench_state(store: Store) -> anyhow::Result<AppState> {
         metrics: None,
         lease_seconds: crate::engine::jobs::LEASE_SECONDS,
         settings_cache: Default::default(),
+        job_batch: crate::engine::jobs::job_batch_for(backend),
     })))
 }
 

@@ -23,8 +23,24 @@ fn real_micros() -> i64 {
     Timestamp::now().as_microsecond()
 }
 
-/// Post-enrollment jobs one worker claims and runs in one transaction.
+/// Post-enrollment jobs (or sweep jobs with nothing to do) one worker claims
+/// and runs in one transaction on PostgreSQL, where each statement and
+/// commit is a round trip.
 pub const JOB_BATCH: i64 = 16;
+
+/// The batch for a backend: one job per transaction on SQLite, where
+/// statements and commits cost no round trip and writers take turns on one
+/// connection — a batch would only keep requests waiting for the turn.
+pub fn job_batch_for(backend: roster_store::Backend) -> i64 {
+    match backend {
+        roster_store::Backend::Sqlite => 1,
+        roster_store::Backend::Postgres => JOB_BATCH,
+    }
+}
+
+fn job_batch(state: &AppState) -> i64 {
+    state.job_batch.max(1)
+}
 
 /// Claims and runs due jobs (one, or a batch of post-enrollment jobs).
 /// `Ok(false)` when none is due.
@@ -76,16 +92,18 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     let (job, started, result) = match job.kind.as_str() {
         "post_enrollment" => {
             let mut batch = vec![job];
-            batch.extend(
-                tx.claim_more_jobs(
-                    &state.worker_id,
-                    state.clock.now().as_microsecond(),
-                    lease_until,
-                    "post_enrollment",
-                    JOB_BATCH - 1,
-                )
-                .await?,
-            );
+            if job_batch(state) > 1 {
+                batch.extend(
+                    tx.claim_more_jobs(
+                        &state.worker_id,
+                        state.clock.now().as_microsecond(),
+                        lease_until,
+                        "post_enrollment",
+                        job_batch(state) - 1,
+                    )
+                    .await?,
+                );
+            }
             let mut ran = Vec::with_capacity(batch.len());
             let mut stopped = None;
             for job in batch {
@@ -145,7 +163,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                                     job: current,
                                     started: current_started,
                                 });
-                                if finished.len() as i64 >= JOB_BATCH {
+                                if finished.len() as i64 >= job_batch(state) {
                                     break SweepNext::Commit(None);
                                 }
                                 let more = tx
@@ -794,9 +812,23 @@ mod batch_tests {
             std::process::id(),
             real_micros()
         ));
-        let state = crate::app::offline_state(&format!("sqlite://{}", path.display()))
+        let offline = crate::app::offline_state(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
+        // Batches as on PostgreSQL.
+        let state = AppState(std::sync::Arc::new(crate::state::App {
+            store: offline.store.clone(),
+            clock: crate::clock::Clock::load(crate::clock::ClockMode::System, &offline.store)
+                .await
+                .unwrap(),
+            data_dir: offline.data_dir.clone(),
+            worker_id: "batch-test".into(),
+            jobs_ready: tokio::sync::Notify::new(),
+            metrics: None,
+            lease_seconds: LEASE_SECONDS,
+            settings_cache: Default::default(),
+            job_batch: JOB_BATCH,
+        }));
         let now = state.clock.now().as_microsecond();
         let empty = r#"{"user_id":1,"rule_id":1,"from_enrollment_id":1,"target_ids":[]}"#;
         let mut tx = state.store.write().await.unwrap();
