@@ -61,7 +61,6 @@ async fn build_state(
 ) -> anyhow::Result<AppState> {
     let clock = Clock::load(mode, &store).await?;
     let worker_id = format!("{}-{}", std::process::id(), &crate::auth::new_token()[..8]);
-    let backend = store.backend();
     Ok(AppState(Arc::new(App {
         store,
         clock,
@@ -71,7 +70,6 @@ async fn build_state(
         metrics: metrics_handle(),
         lease_seconds,
         settings_cache: Default::default(),
-        job_batch: crate::engine::jobs::job_batch_for(backend),
     })))
 }
 

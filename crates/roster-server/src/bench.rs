@@ -894,7 +894,6 @@ fn title_of(kind: &str) -> &'static str {
 async fn bench_state(store: Store) -> anyhow::Result<AppState> {
     let clock = Clock::load(ClockMode::Manual, &store).await?;
     let data_dir = std::env::temp_dir().join(format!("roster-bench-{}", std::process::id()));
-    let backend = store.backend();
     Ok(AppState(Arc::new(App {
         store,
         clock,
@@ -904,7 +903,6 @@ async fn bench_state(store: Store) -> anyhow::Result<AppState> {
         metrics: None,
         lease_seconds: crate::engine::jobs::LEASE_SECONDS,
         settings_cache: Default::default(),
-        job_batch: crate::engine::jobs::job_batch_for(backend),
     })))
 }
 
@@ -1248,7 +1246,6 @@ async fn event_burst(
     let chosen = Arc::new(chosen);
     let next = Arc::new(AtomicUsize::new(0));
     let completed = Arc::new(AtomicU64::new(0));
-    let producer_count = PRODUCERS;
     let producer = |state: AppState| {
         let (chosen, next, completed, commits, progress) = (
             chosen.clone(),
@@ -1290,16 +1287,11 @@ async fn event_burst(
             anyhow::Ok(())
         }
     };
-    if producer_count == 1 {
-        // On the bench's own thread, as one client would be.
-        producer(state.clone()).await?;
-    } else {
-        let producers: Vec<_> = (0..producer_count)
-            .map(|_| tokio::spawn(producer(state.clone())))
-            .collect();
-        for producer in producers {
-            producer.await??;
-        }
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|_| tokio::spawn(producer(state.clone())))
+        .collect();
+    for producer in producers {
+        producer.await??;
     }
     let completed = completed.load(Ordering::SeqCst);
     let enqueue_time = started.elapsed();
@@ -1348,7 +1340,7 @@ async fn event_burst(
             enqueue_time,
             immediate_jobs + delayed_jobs,
             format!(
-                "{completed} completions from {producer_count} clients, one transaction each, enqueueing {} jobs at once and {} for a day later",
+                "{completed} completions from {PRODUCERS} clients, one transaction each, enqueueing {} jobs at once and {} for a day later",
                 immediate_jobs, delayed_jobs
             ),
         ),

@@ -30,8 +30,6 @@ pub struct App {
     pub lease_seconds: i64,
     /// The settings as last read, for a second.
     pub settings_cache: SettingsCache,
-    /// Jobs a worker runs in one transaction (`engine::jobs::job_batch_for`).
-    pub job_batch: i64,
 }
 
 /// How long settings read from the database are used without reading them

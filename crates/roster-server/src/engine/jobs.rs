@@ -29,15 +29,6 @@ fn real_micros() -> i64 {
 /// W5 in half the time of one job per transaction.
 pub const JOB_BATCH: i64 = 16;
 
-/// The batch a worker uses on `backend` (the same on both).
-pub fn job_batch_for(_backend: roster_store::Backend) -> i64 {
-    JOB_BATCH
-}
-
-fn job_batch(state: &AppState) -> i64 {
-    state.job_batch.max(1)
-}
-
 /// Claims and runs due jobs (one, or a batch of post-enrollment jobs).
 /// `Ok(false)` when none is due.
 pub async fn run_next(state: &AppState) -> anyhow::Result<bool> {
@@ -88,18 +79,16 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     let (job, started, result) = match job.kind.as_str() {
         "post_enrollment" => {
             let mut batch = vec![job];
-            if job_batch(state) > 1 {
-                batch.extend(
-                    tx.claim_more_jobs(
-                        &state.worker_id,
-                        state.clock.now().as_microsecond(),
-                        lease_until,
-                        "post_enrollment",
-                        job_batch(state) - 1,
-                    )
-                    .await?,
-                );
-            }
+            batch.extend(
+                tx.claim_more_jobs(
+                    &state.worker_id,
+                    state.clock.now().as_microsecond(),
+                    lease_until,
+                    "post_enrollment",
+                    JOB_BATCH - 1,
+                )
+                .await?,
+            );
             let mut ran = Vec::with_capacity(batch.len());
             let mut stopped = None;
             for job in batch {
@@ -159,7 +148,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                                     job: current,
                                     started: current_started,
                                 });
-                                if finished.len() as i64 >= job_batch(state) {
+                                if finished.len() as i64 >= JOB_BATCH {
                                     break SweepNext::Commit(None);
                                 }
                                 let more = tx
@@ -808,23 +797,9 @@ mod batch_tests {
             std::process::id(),
             real_micros()
         ));
-        let offline = crate::app::offline_state(&format!("sqlite://{}", path.display()))
+        let state = crate::app::offline_state(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        // Batches as on PostgreSQL.
-        let state = AppState(std::sync::Arc::new(crate::state::App {
-            store: offline.store.clone(),
-            clock: crate::clock::Clock::load(crate::clock::ClockMode::System, &offline.store)
-                .await
-                .unwrap(),
-            data_dir: offline.data_dir.clone(),
-            worker_id: "batch-test".into(),
-            jobs_ready: tokio::sync::Notify::new(),
-            metrics: None,
-            lease_seconds: LEASE_SECONDS,
-            settings_cache: Default::default(),
-            job_batch: JOB_BATCH,
-        }));
         let now = state.clock.now().as_microsecond();
         let empty = r#"{"user_id":1,"rule_id":1,"from_enrollment_id":1,"target_ids":[]}"#;
         let mut tx = state.store.write().await.unwrap();
