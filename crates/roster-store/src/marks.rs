@@ -12,7 +12,13 @@
 //! started: whatever the range could not see was written by a transaction
 //! at or after the mark.
 
-use crate::db::{Result, Tx};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgTypeInfo;
+use sqlx::sqlite::SqliteTypeInfo;
+use sqlx::{Postgres, Sqlite};
+
+use crate::db::{Backend, Result, Tx};
 
 const SQLITE_STAMP: &str = "(SELECT value FROM sweep_clock WHERE id = 1)";
 const POSTGRES_STAMP: &str = "pg_current_xact_id()::text::bigint";
@@ -32,6 +38,52 @@ pub struct SweepMark {
     pub skipped: i64,
 }
 
+/// User ids bound as one parameter: an `int8[]` on PostgreSQL (`= ANY($n)`),
+/// a JSON array on SQLite (`IN (SELECT value FROM json_each($n))`). One
+/// statement text whatever the number of ids, so it is prepared once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserIds(pub Vec<i64>);
+
+impl UserIds {
+    /// ` AND {column} IN (these users)`, the ids bound at `$n`.
+    pub(crate) fn clause(column: &str, n: usize, backend: Backend) -> String {
+        match backend {
+            Backend::Postgres => format!(" AND {column} = ANY(${n})"),
+            Backend::Sqlite => format!(" AND {column} IN (SELECT value FROM json_each(${n}))"),
+        }
+    }
+}
+
+impl sqlx::Type<Sqlite> for UserIds {
+    fn type_info() -> SqliteTypeInfo {
+        <String as sqlx::Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Sqlite> for UserIds {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer,
+    ) -> std::result::Result<IsNull, BoxDynError> {
+        <String as sqlx::Encode<'q, Sqlite>>::encode(serde_json::to_string(&self.0)?, buf)
+    }
+}
+
+impl sqlx::Type<Postgres> for UserIds {
+    fn type_info() -> PgTypeInfo {
+        <Vec<i64> as sqlx::Type<Postgres>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Postgres> for UserIds {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as sqlx::Database>::ArgumentBuffer,
+    ) -> std::result::Result<IsNull, BoxDynError> {
+        <Vec<i64> as sqlx::Encode<'q, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
 /// A range swept since a mark: only users stamped at or after `stamp`, or
 /// whose exemption from the activity ran out on or after `day`, are
 /// evaluated.
@@ -41,36 +93,41 @@ pub struct SweepSince {
     pub day: String,
 }
 
-/// Digits and dashes only: the text of a date, safe to write into SQL.
-pub(crate) fn date_literal(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_digit() || *c == '-')
-        .collect()
-}
-
 impl SweepSince {
-    /// The users of `$2..$3` to evaluate again for activity `$1` on `today`:
-    /// stamped since the mark, or whose exemption ran out since its day. The
-    /// stamp index leads (`+ 0` keeps the id range from leading): few users
-    /// change between sweeps.
-    fn changed_users(&self, today: &str) -> String {
+    /// The users of `$2..$3` to evaluate again for activity `$1`: stamped
+    /// since the mark (`$first`), or whose exemption ran out on or after
+    /// the mark's day (`$first + 1`) and before today (`$first + 2`); see
+    /// `bind_since!`. The stamp index leads (`+ 0` keeps the id range from
+    /// leading): few users change between sweeps. Bound, not written into
+    /// the text, so each statement is prepared once per connection.
+    fn changed_users(first: usize) -> String {
         format!(
-            "SELECT d.id FROM users d WHERE d.sweep_stamp >= {stamp} \
+            "SELECT d.id FROM users d WHERE d.sweep_stamp >= ${stamp} \
                AND d.id + 0 >= $2 AND d.id + 0 < $3 \
              UNION ALL SELECT x.user_id FROM exemptions x WHERE x.activity_id = $1 \
-               AND x.until IS NOT NULL AND x.until >= '{day}' AND x.until < '{today}' \
+               AND x.until IS NOT NULL AND x.until >= ${day} AND x.until < ${today} \
                AND x.user_id >= $2 AND x.user_id < $3",
-            stamp = self.stamp,
-            day = date_literal(&self.day),
-            today = date_literal(today),
+            stamp = first,
+            day = first + 1,
+            today = first + 2,
         )
     }
 
-    /// ` AND {column} IN (users to evaluate again)`.
-    pub(crate) fn clause(&self, column: &str, today: &str) -> String {
-        format!(" AND {column} IN ({})", self.changed_users(today))
+    /// ` AND {column} IN (users to evaluate again)`, its mark bound from
+    /// parameter `$first` on.
+    pub(crate) fn clause(column: &str, first: usize) -> String {
+        format!(" AND {column} IN ({})", Self::changed_users(first))
     }
 }
+
+/// Binds a mark's three parameters (stamp, day, today) after the others of
+/// a statement holding `SweepSince::clause`.
+macro_rules! bind_since {
+    ($query:expr, $since:expr, $today:expr) => {
+        $query.bind($since.stamp).bind(&$since.day).bind($today)
+    };
+}
+pub(crate) use bind_since;
 
 /// PostgreSQL: `statement` (a write on enrollments `RETURNING` their columns,
 /// `user_id` among them) with the stamp of the user it wrote in the same
@@ -164,37 +221,37 @@ impl Tx {
         since: &SweepSince,
         today: &str,
     ) -> Result<bool> {
-        let sql = format!("SELECT EXISTS ({})", since.changed_users(today));
+        let sql = format!("SELECT EXISTS ({})", SweepSince::changed_users(4));
         Ok(
-            on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .persistent(false)
+            on_tx!(self, c => bind_since!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(activity_id)
             .bind(lo)
-            .bind(hi)
+            .bind(hi), since, today)
             .fetch_one(c)
             .await?),
         )
     }
 
-    /// How many users of the activity need evaluating again on `today`
-    /// since the mark.
-    pub async fn sweep_changed_count(
+    /// The users of the activity to evaluate again on `today` since the
+    /// mark, in id order, at most `limit` of them.
+    pub async fn sweep_changed_users(
         &mut self,
         activity_id: i64,
         since: &SweepSince,
         today: &str,
-    ) -> Result<i64> {
+        limit: i64,
+    ) -> Result<Vec<i64>> {
         let sql = format!(
-            "SELECT COUNT(*) FROM users u WHERE u.id >= $2 AND u.id < $3 AND $1 = $1{}",
-            since.clause("u.id", today)
+            "SELECT DISTINCT c.id FROM ({}) c ORDER BY c.id LIMIT $7",
+            SweepSince::changed_users(4)
         );
         Ok(
-            on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .persistent(false)
+            on_tx!(self, c => bind_since!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(activity_id)
             .bind(0_i64)
-            .bind(i64::MAX)
-            .fetch_one(c)
+            .bind(i64::MAX), since, today)
+            .bind(limit)
+            .fetch_all(c)
             .await?),
         )
     }

@@ -2,6 +2,7 @@
 
 use crate::db::{Result, Tx};
 use crate::records::{AttachmentRecord, ExemptionRecord, SweepRecord, TaskRecord};
+use crate::sweep::SweepCounts;
 
 const SWEEP_COLUMNS: &str = "id, state, dry_run, trigger_by, day, started_at, finished_at, created, \
      adopted, closed, skipped, jobs_total, jobs_done, duration_ms";
@@ -287,15 +288,31 @@ impl Tx {
         Ok(())
     }
 
-    /// Counts one finished activity job; the last one finishes the sweep.
-    pub async fn finish_sweep_job(&mut self, id: i64, now: i64) -> Result<()> {
+    /// Counts `jobs` finished activity jobs and adds their counts; the last
+    /// job finishes the sweep. One statement, written just before the
+    /// commit: the sweep's row is what concurrent workers share, and its
+    /// lock is held from here to the end of the transaction.
+    pub async fn finish_sweep_jobs(
+        &mut self,
+        id: i64,
+        jobs: i64,
+        counts: &SweepCounts,
+        now: i64,
+    ) -> Result<()> {
         on_tx!(self, c => sqlx::query(
-            "UPDATE sweeps SET jobs_done = jobs_done + 1, \
-             state = CASE WHEN jobs_done + 1 >= jobs_total THEN 'done' ELSE 'running' END, \
-             finished_at = CASE WHEN jobs_done + 1 >= jobs_total THEN $2 ELSE NULL END, \
-             duration_ms = CASE WHEN jobs_done + 1 >= jobs_total THEN ($3 - real_started_at) / 1000 ELSE NULL END WHERE id = $1"
+            "UPDATE sweeps SET jobs_done = jobs_done + $2, created = created + $3, \
+             adopted = adopted + $4, closed = closed + $5, skipped = skipped + $6, \
+             state = CASE WHEN jobs_done + $2 >= jobs_total THEN 'done' ELSE 'running' END, \
+             finished_at = CASE WHEN jobs_done + $2 >= jobs_total THEN $7 ELSE NULL END, \
+             duration_ms = CASE WHEN jobs_done + $2 >= jobs_total THEN ($8 - real_started_at) / 1000 ELSE NULL END \
+             WHERE id = $1"
         )
         .bind(id)
+        .bind(jobs)
+        .bind(counts.created)
+        .bind(counts.adopted)
+        .bind(counts.closed)
+        .bind(counts.skipped)
         .bind(now)
         .bind(real_now())
         .execute(c)

@@ -3,8 +3,9 @@
 //! the database; the unique key (activity, user, period) makes every step
 //! safe to repeat after a crash or alongside another process.
 
+use crate::db::Backend;
 use crate::db::{Result, Tx};
-use crate::marks::SweepSince;
+use crate::marks::{SweepSince, UserIds, bind_since};
 
 /// One activity's rule, resolved for one day, over users `user_lo..user_hi`.
 #[derive(Clone, Debug)]
@@ -25,9 +26,39 @@ pub struct ActivitySweep {
     pub source_json: String,
     pub user_lo: i64,
     pub user_hi: i64,
-    /// Only the users changed since this mark (an incremental sweep); `None`
-    /// evaluates every user of the range.
-    pub since: Option<SweepSince>,
+    /// Only the users changed since a mark, or these users (an incremental
+    /// sweep); `None` evaluates every user of the range.
+    pub since: Option<Changed>,
+    /// Those of `since`'s users the rule's scope holds, and which statements
+    /// they may need (`Tx::sweep_matching_users`): when read, the statements
+    /// that evaluate users look at these only, and only if they may act.
+    pub matching: Option<Matching>,
+}
+
+/// The users of an incremental sweep the rule's scope holds, and whether
+/// each statement that evaluates users may find anything to do among them.
+/// Each flag is a cheap superset of the statement's own condition: `false`
+/// means the statement would write nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Matching {
+    pub users: UserIds,
+    /// Someone holds an open enrollment without a period (R15), or, for an
+    /// annual rule, one of another period (`sweep_adopt_candidates`).
+    pub adopt: bool,
+    /// Someone holds no open enrollment (`sweep_create`).
+    pub create: bool,
+    /// Someone is exempt, or holds an open enrollment of another period
+    /// (`sweep_record_skips`).
+    pub record: bool,
+}
+
+/// The users an incremental sweep evaluates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// Those stamped since the mark, or whose exemption ran out since its day.
+    Since(SweepSince),
+    /// These, read beforehand (`Tx::sweep_changed_users`).
+    Users(UserIds),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +92,13 @@ const MATCHING: &str = "u.active = TRUE AND u.role <> 'integration' AND u.id >= 
      AND ($4 IS NULL OR (u.hired_on IS NOT NULL AND u.hired_on > $4)) \
      AND ($5 = FALSE OR u.id IN (SELECT gm.user_id FROM auto_rule_groups rg JOIN group_members gm \
           ON gm.group_id = rg.group_id WHERE rg.activity_id = $1 AND gm.user_id >= $2 AND gm.user_id < $3))";
+// The same for a few users (an incremental sweep): each one's groups are
+// looked up, rather than every member of the rule's groups in the range, so
+// the cost follows the users changed, not the size of the groups.
+const MATCHING_FEW: &str = "u.active = TRUE AND u.role <> 'integration' AND u.id >= $2 AND u.id < $3 \
+     AND ($4 IS NULL OR (u.hired_on IS NOT NULL AND u.hired_on > $4)) \
+     AND ($5 = FALSE OR EXISTS (SELECT 1 FROM group_members gm JOIN auto_rule_groups rg \
+          ON rg.group_id = gm.group_id AND rg.activity_id = $1 WHERE gm.user_id = u.id /*probe*/))";
 const NOT_EXEMPT: &str = "NOT EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = u.id \
      AND x.activity_id = $1 AND (x.until IS NULL OR x.until >= $6))";
 const EXEMPT: &str = "EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = u.id \
@@ -94,12 +132,30 @@ impl ActivitySweep {
         }
     }
 
-    /// The restriction to the users changed since the mark, if any.
-    fn changed(&self, column: &str) -> String {
-        self.since
-            .as_ref()
-            .map(|since| since.clause(column, &self.today))
-            .unwrap_or_default()
+    /// The users the statements that evaluate users look at: the matching
+    /// ones among `since`'s when they were read, else `since`'s.
+    fn evaluated(&self) -> Option<Changed> {
+        match (&self.matching, &self.since) {
+            (Some(matching), Some(_)) => Some(Changed::Users(matching.users.clone())),
+            _ => self.since.clone(),
+        }
+    }
+
+    /// Whether the statement `need` picks from `Matching` may act: always,
+    /// unless the matching users were read.
+    fn may(&self, need: fn(&Matching) -> bool) -> bool {
+        match (&self.matching, &self.since) {
+            (Some(matching), Some(_)) => need(matching),
+            _ => true,
+        }
+    }
+    /// The matching users' condition: by group membership lists over a
+    /// whole range, user by user over the users changed since a mark.
+    fn matching(&self) -> &'static str {
+        match self.since {
+            Some(_) => MATCHING_FEW,
+            None => MATCHING,
+        }
     }
 
     fn unsatisfied(&self) -> &'static str {
@@ -123,6 +179,28 @@ fn probing(tx: &Tx, sql: String) -> String {
         Tx::Postgres(_) => sql.replace("/*probe*/", "OFFSET 0"),
         Tx::Sqlite(_) => sql.replace(" /*probe*/", ""),
     }
+}
+
+/// The restriction of a statement to the users `changed` names, if any, its
+/// parameters from `$first` on (bound by `bind_changed!`).
+fn restrict(changed: &Option<Changed>, column: &str, first: usize, backend: Backend) -> String {
+    match changed {
+        None => String::new(),
+        Some(Changed::Since(_)) => SweepSince::clause(column, first),
+        Some(Changed::Users(_)) => UserIds::clause(column, first, backend),
+    }
+}
+
+/// Binds the parameters of `restrict`.
+macro_rules! bind_changed {
+    ($query:expr, $changed:expr, $today:expr) => {{
+        let query = $query;
+        match $changed {
+            Some(Changed::Since(since)) => bind_since!(query, since, $today),
+            Some(Changed::Users(users)) => query.bind(users),
+            None => query,
+        }
+    }};
 }
 
 /// Binds the seven shared parameters of the clauses above, in order.
@@ -154,10 +232,10 @@ impl Tx {
              AND period LIKE '____-__-__' AND (period < $4 OR (substr(period, 6, 5) NOT IN ($6, $7) \
                  AND EXISTS (SELECT 1 FROM enrollments c WHERE c.activity_id = $1 \
                      AND c.user_id = enrollments.user_id AND c.period = $8))){} RETURNING id, user_id",
-            sweep.changed("enrollments.user_id")
+            restrict(&sweep.since, "enrollments.user_id", 9, self.backend())
         );
-        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .persistent(sweep.since.is_none())
+        Ok(
+            on_tx!(self, c => bind_changed!(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(sweep.activity_id)
         .bind(sweep.user_lo)
         .bind(sweep.user_hi)
@@ -165,9 +243,10 @@ impl Tx {
         .bind(sweep.now)
         .bind(valid.0)
         .bind(valid.1)
-        .bind(&sweep.period)
+        .bind(&sweep.period), &sweep.since, &sweep.today)
         .fetch_all(c)
-        .await?))
+        .await?),
+        )
     }
 
     /// Open enrollments no period holds (R15), or held by a running annual
@@ -177,6 +256,10 @@ impl Tx {
         &mut self,
         sweep: &ActivitySweep,
     ) -> Result<Vec<AdoptCandidate>> {
+        if !sweep.may(|m| m.adopt) {
+            return Ok(Vec::new());
+        }
+        let evaluated = sweep.evaluated();
         // Besides unheld enrollments, an annual rule moves an open enrollment of
         // a running period under its former date (period end not yet passed)
         // to the current period; a due date equal to the old period end is
@@ -196,13 +279,14 @@ impl Tx {
              NOT {HAD_PERIOD} AS first \
              FROM enrollments e JOIN users u ON u.id = e.user_id \
              WHERE e.activity_id = $1 AND e.status = 'in_progress' AND {movable} \
-             AND {MATCHING}{} AND {NOT_EXEMPT} AND {} ORDER BY e.user_id",
-            sweep.changed("u.id"),
+             AND {}{} AND {NOT_EXEMPT} AND {} ORDER BY e.user_id",
+            sweep.matching(),
+            restrict(&evaluated, "u.id", 8, self.backend()),
             sweep.unsatisfied()
         );
         let sql = probing(self, sql);
         Ok(
-            on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(sweep.since.is_none()), sweep)
+            on_tx!(self, c => bind_changed!(bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), sweep), &evaluated, &sweep.today)
             .fetch_all(c)
             .await?),
         )
@@ -238,26 +322,31 @@ impl Tx {
     /// gave the user a period before is looked up only when the first and
     /// later due dates differ (`initial_due_days`).
     pub async fn sweep_create(&mut self, sweep: &ActivitySweep) -> Result<Vec<Touched>> {
+        if !sweep.may(|m| m.create) {
+            return Ok(Vec::new());
+        }
+        let evaluated = sweep.evaluated();
         let sql = format!(
             "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
              enrolled_at, completed_at, source_kind, source, period, updated_at) \
              SELECT u.id, $1, 'required', 'in_progress', \
              CASE WHEN $8 IS NOT DISTINCT FROM $9 THEN $8 WHEN {HAD_PERIOD} THEN $9 ELSE $8 END, \
              NULL, NULL, $10, NULL, 'auto_enrollment', $11, $7, $10 FROM users u \
-             WHERE {MATCHING}{} AND {NOT_EXEMPT} AND {} \
+             WHERE {}{} AND {NOT_EXEMPT} AND {} \
              AND NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
                  AND o.status = 'in_progress' /*probe*/) \
              ORDER BY u.id ON CONFLICT DO NOTHING RETURNING id, user_id",
-            sweep.changed("u.id"),
+            sweep.matching(),
+            restrict(&evaluated, "u.id", 12, self.backend()),
             sweep.unsatisfied()
         );
         let sql = probing(self, sql);
         Ok(
-            on_tx!(self, c => bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(sweep.since.is_none()), sweep)
+            on_tx!(self, c => bind_changed!(bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), sweep)
             .bind(&sweep.due_first)
             .bind(&sweep.due_later)
             .bind(sweep.now)
-            .bind(&sweep.source_json)
+            .bind(&sweep.source_json), &evaluated, &sweep.today)
             .fetch_all(c)
             .await?),
         )
@@ -268,22 +357,23 @@ impl Tx {
     /// users the rule would otherwise reach (R21) — for the users evaluated,
     /// and answers how many of the range's users it skips now.
     pub async fn sweep_record_skips(&mut self, sweep: &ActivitySweep) -> Result<i64> {
+        let evaluated = sweep.evaluated();
         let forget = format!(
             "DELETE FROM sweep_skips WHERE activity_id = $1 AND user_id >= $2 AND user_id < $3{}",
-            sweep.changed("user_id")
+            restrict(&sweep.since, "user_id", 4, self.backend())
         );
         // One pass over the matching users: exempt ones, and the others whose
         // need is blocked (the two sets are disjoint).
         let record = format!(
             "INSERT INTO sweep_skips (activity_id, user_id) SELECT $1, u.id FROM users u \
-             WHERE {MATCHING}{} AND ({EXEMPT} OR ({unsatisfied} \
+             WHERE {matching}{} AND ({EXEMPT} OR ({unsatisfied} \
                AND EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
                  AND o.status = 'in_progress' AND o.period IS NOT NULL))) ON CONFLICT DO NOTHING",
-            sweep.changed("u.id"),
+            restrict(&evaluated, "u.id", 8, self.backend()),
+            matching = sweep.matching(),
             unsatisfied = sweep.unsatisfied()
         );
         let record = probing(self, record);
-        let persistent = sweep.since.is_none();
         if sweep.since.is_none() {
             // A user is skipped only if exempt or holding an open enrollment
             // of another period: when the range has neither, the pass over
@@ -312,21 +402,59 @@ impl Tx {
                 return Ok(0);
             }
         }
+        let record = sweep.may(|m| m.record).then_some(record);
         on_tx!(self, c => {
-            sqlx::query(sqlx::AssertSqlSafe(forget))
-                .persistent(persistent)
+            bind_changed!(sqlx::query(sqlx::AssertSqlSafe(forget))
                 .bind(sweep.activity_id)
                 .bind(sweep.user_lo)
-                .bind(sweep.user_hi)
+                .bind(sweep.user_hi), &sweep.since, &sweep.today)
                 .execute(&mut *c)
                 .await?;
-            bind_common!(sqlx::query(sqlx::AssertSqlSafe(record)).persistent(persistent), sweep)
-                .execute(&mut *c)
-                .await?
-                .rows_affected()
+            if let Some(record) = record {
+                bind_changed!(bind_common!(sqlx::query(sqlx::AssertSqlSafe(record)), sweep), &evaluated, &sweep.today)
+                    .execute(&mut *c)
+                    .await?;
+            }
         });
         self.sweep_skip_count(sweep.activity_id, sweep.user_lo, sweep.user_hi)
             .await
+    }
+
+    /// Of the users an incremental sweep names (`since`), those the rule's
+    /// scope holds today, in id order — the only ones its statements need to
+    /// evaluate; users who left the scope need no more than their recorded
+    /// skips forgotten — and which of those statements may act on them.
+    pub async fn sweep_matching_users(&mut self, sweep: &ActivitySweep) -> Result<Matching> {
+        // Per user: 0 no open enrollment in the activity, 1 one without a
+        // period, 2 one of the current period, 3 one of another period
+        // (at most one is open, R2); and whether any exemption exists.
+        let sql = format!(
+            "SELECT u.id, COALESCE((SELECT CASE WHEN o.period IS NULL THEN 1 WHEN o.period = $6 THEN 2 ELSE 3 END \
+               FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id AND o.status = 'in_progress' \
+               LIMIT 1), 0) AS open, \
+             EXISTS (SELECT 1 FROM exemptions x WHERE x.activity_id = $1 AND x.user_id = u.id) AS exempt \
+             FROM users u WHERE {MATCHING_FEW}{} ORDER BY u.id",
+            restrict(&sweep.since, "u.id", 7, self.backend())
+        );
+        let sql = probing(self, sql);
+        let rows: Vec<(i64, i32, bool)> = on_tx!(self, c => bind_changed!(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(sweep.activity_id)
+            .bind(sweep.user_lo)
+            .bind(sweep.user_hi)
+            .bind(&sweep.hired_after)
+            .bind(sweep.by_groups)
+            .bind(&sweep.period), &sweep.since, &sweep.today)
+            .fetch_all(c)
+            .await?);
+        let annual = sweep.kind == SweepKind::Annual;
+        Ok(Matching {
+            adopt: rows
+                .iter()
+                .any(|&(_, open, _)| open == 1 || (annual && open == 3)),
+            create: rows.iter().any(|&(_, open, _)| open == 0),
+            record: rows.iter().any(|&(_, open, exempt)| exempt || open == 3),
+            users: UserIds(rows.into_iter().map(|(id, _, _)| id).collect()),
+        })
     }
 
     /// The highest user id, to cut the sweep into ranges.

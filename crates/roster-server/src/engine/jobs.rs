@@ -7,7 +7,9 @@ use std::time::Duration;
 use jiff::{Timestamp, ToSpan};
 use roster_core::decide::{TargetFacts, decide_target};
 use roster_core::{Source, TargetOutcome};
-use roster_store::{ClaimedJob, StoreError, SweepCounts, SweepMark, SweepSince, Tx};
+use roster_store::{
+    Changed, ClaimedJob, StoreError, SweepCounts, SweepMark, SweepSince, Tx, UserIds,
+};
 use serde_json::{Value, json};
 
 use crate::engine::enroll::{Created, NewEnrollment, create_in};
@@ -131,19 +133,31 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             // passes run after, under its lease.
             let mut current = job;
             let mut current_started = started;
+            // What the jobs finished here add to their sweeps, written once
+            // just before the commit.
+            let mut tally = SweepTally::default();
             let next = loop {
-                match plan_sweep_activity(state, &mut tx, &current).await {
-                    Ok(plan) if plan.passes.is_empty() => {
-                        match finish_sweep_activity(
-                            state,
-                            &mut tx,
-                            &current,
-                            &plan,
-                            SweepCounts::default(),
-                        )
-                        .await
-                        {
-                            Ok(true) => {
+                let planned = match plan_sweep_activity(state, &mut tx, &current).await {
+                    // One pass over the users changed since a mark is small
+                    // (fewer than `BATCH_USERS`): it runs here, in the
+                    // claiming transaction, and the job is finished with it.
+                    Ok(plan) if plan.inline() => {
+                        match sweep_pass(&mut tx, &plan, &plan.passes[0]).await {
+                            Ok(counts) => Ok((plan, counts)),
+                            Err(error) => Err(error),
+                        }
+                    }
+                    Ok(plan) if plan.passes.is_empty() => Ok((plan, SweepCounts::default())),
+                    Ok(plan) => {
+                        break SweepNext::Commit(Some(Box::new((current, current_started, plan))));
+                    }
+                    Err(error) => Err(error),
+                };
+                match planned {
+                    Ok((plan, counts)) => {
+                        match finish_sweep_activity(state, &mut tx, &current, &plan, counts).await {
+                            Ok(Some(unchanged)) => {
+                                tally.add(plan.sweep_id, &add_counts(counts, unchanged));
                                 finished.push(RanJob {
                                     job: current,
                                     started: current_started,
@@ -172,7 +186,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                                     }
                                 }
                             }
-                            Ok(false) => {
+                            Ok(None) => {
                                 break SweepNext::Rollback(current, current_started, Ok(()));
                             }
                             Err(error) => {
@@ -180,10 +194,15 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                             }
                         }
                     }
-                    Ok(plan) => break SweepNext::Commit(Some((current, current_started, plan))),
                     Err(error) => break SweepNext::Rollback(current, current_started, Err(error)),
                 }
             };
+            if matches!(next, SweepNext::Commit(_))
+                && let Err(error) = tally.write(&mut tx, state).await
+            {
+                tx.rollback().await?;
+                return Err(error);
+            }
             match next {
                 SweepNext::Commit(None) => {
                     tx.commit().await?;
@@ -193,7 +212,8 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                     }
                     return Ok(finished);
                 }
-                SweepNext::Commit(Some((job, started, plan))) => {
+                SweepNext::Commit(Some(next)) => {
+                    let (job, started, plan) = *next;
                     tx.commit().await?;
                     claim_committed = true;
                     let result = run_sweep_activity(state, &job, plan).await;
@@ -257,7 +277,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
 /// How a batch of sweep jobs ends: committed (with a job whose passes are
 /// still to run, or none), or rolled back because of this job.
 enum SweepNext {
-    Commit(Option<(ClaimedJob, std::time::Instant, SweepPlan)>),
+    Commit(Option<Box<(ClaimedJob, std::time::Instant, SweepPlan)>>),
     Rollback(ClaimedJob, std::time::Instant, anyhow::Result<()>),
 }
 
@@ -344,8 +364,35 @@ struct SweepPlan {
     ctx: Ctx,
     activity: Option<Activity>,
     fingerprint: String,
-    passes: Vec<(i64, i64, Option<SweepSince>, Vec<(i64, i64)>)>,
+    passes: Vec<Pass>,
     unchanged_skipped: i64,
+}
+
+/// One pass of a sweep job: users `lo..hi`, in full or only those changed,
+/// and the ranges whose marks it renews.
+struct Pass {
+    lo: i64,
+    hi: i64,
+    users: Option<Changed>,
+    marked: Vec<(i64, i64)>,
+    /// The stamp of the new marks, when it was taken before the pass's
+    /// users were read; otherwise it is taken as the pass starts.
+    stamp: Option<i64>,
+}
+
+impl SweepPlan {
+    /// Whether the job is one pass over a few users read beforehand (fewer
+    /// than `BATCH_USERS`), written in the claiming transaction.
+    fn inline(&self) -> bool {
+        self.activity.is_some()
+            && matches!(
+                self.passes.as_slice(),
+                [Pass {
+                    users: Some(Changed::Users(_)),
+                    ..
+                }]
+            )
+    }
 }
 
 /// Reads what a sweep job must do (in the transaction that claims it). A
@@ -391,8 +438,6 @@ async fn plan_sweep_activity(
                 })
             })
             .collect();
-        // One look for the whole activity first: after a quiet day nobody
-        // changed since the oldest mark and every range is left as it is.
         let oldest = valid
             .iter()
             .flatten()
@@ -404,42 +449,77 @@ async fn plan_sweep_activity(
                 stamp: a.stamp.min(b.stamp),
                 day: a.day.min(b.day),
             });
-        let any_changed = match &oldest {
-            Some(oldest) => {
-                tx.sweep_range_dirty(activity_id, 0, i64::MAX, oldest, &today)
-                    .await?
+        // Every range has its mark: one look at the users changed since the
+        // oldest. None after a quiet day, and every range is left as it is;
+        // a few, and one pass over them renews every range's mark. The
+        // pass's stamp is taken before they are read, so that whatever is
+        // written after the read is at or after the new marks.
+        let all_marked = valid.iter().all(Option::is_some);
+        let listed = match &oldest {
+            Some(oldest) if all_marked => {
+                let stamp = tx.sweep_stamp_now().await?;
+                let users = tx
+                    .sweep_changed_users(activity_id, oldest, &today, BATCH_USERS)
+                    .await?;
+                Some((stamp, users))
             }
-            None => true,
+            _ => None,
         };
-        // Few users changed and every range has its mark: one pass over the
-        // changed users of the whole activity, one transaction, rather than
-        // one per range.
-        if let Some(oldest) = &oldest
-            && any_changed
-            && ranges.len() > 1
-            && valid.iter().all(Option::is_some)
-            && tx.sweep_changed_count(activity_id, oldest, &today).await? < BATCH_USERS
-        {
-            passes.push((0, i64::MAX, Some(oldest.clone()), ranges.clone()));
-        } else {
-            for (&(lo, hi), mark) in ranges.iter().zip(valid) {
-                match mark {
-                    Some(mark) => {
-                        let since = SweepSince {
-                            stamp: mark.stamp,
-                            day: mark.day.clone(),
-                        };
-                        if any_changed
-                            && tx
-                                .sweep_range_dirty(activity_id, lo, hi, &since, &today)
-                                .await?
-                        {
-                            passes.push((lo, hi, Some(since), vec![(lo, hi)]));
-                        } else {
-                            unchanged_skipped += mark.skipped;
-                        }
+        match listed {
+            Some((_, users)) if users.is_empty() => {
+                unchanged_skipped = valid.iter().flatten().map(|mark| mark.skipped).sum();
+            }
+            Some((stamp, users)) if (users.len() as i64) < BATCH_USERS => {
+                passes.push(Pass {
+                    lo: 0,
+                    hi: i64::MAX,
+                    users: Some(Changed::Users(UserIds(users))),
+                    marked: ranges.clone(),
+                    stamp: Some(stamp),
+                });
+            }
+            listed => {
+                // Many changed, or some ranges to sweep in full: range by
+                // range, those with a mark only if someone in them changed.
+                let any_changed = match (&oldest, listed) {
+                    (_, Some(_)) => true,
+                    (Some(oldest), None) => {
+                        tx.sweep_range_dirty(activity_id, 0, i64::MAX, oldest, &today)
+                            .await?
                     }
-                    None => passes.push((lo, hi, None, vec![(lo, hi)])),
+                    (None, None) => true,
+                };
+                for (&(lo, hi), mark) in ranges.iter().zip(valid) {
+                    match mark {
+                        Some(mark) => {
+                            let since = SweepSince {
+                                stamp: mark.stamp,
+                                day: mark.day.clone(),
+                            };
+                            if any_changed
+                                && tx
+                                    .sweep_range_dirty(activity_id, lo, hi, &since, &today)
+                                    .await?
+                            {
+                                passes.push(Pass {
+                                    lo,
+                                    hi,
+                                    users: Some(Changed::Since(since)),
+                                    marked: vec![(lo, hi)],
+                                    stamp: None,
+                                });
+                            } else {
+                                unchanged_skipped += mark.skipped;
+                            }
+                        }
+                        None => passes.push(Pass {
+                            lo,
+                            hi,
+                            users: None,
+                            marked: vec![(lo, hi)],
+                            stamp: None,
+                        }),
+                    }
                 }
             }
         }
@@ -463,43 +543,11 @@ async fn run_sweep_activity(
     job: &ClaimedJob,
     plan: SweepPlan,
 ) -> anyhow::Result<()> {
-    let ctx = &plan.ctx;
-    let today = ctx.today.to_string();
     let mut total = SweepCounts::default();
-    if let Some(activity) = &plan.activity {
-        for (lo, hi, since, marked) in &plan.passes {
-            let (lo, hi) = (*lo, *hi);
+    if plan.activity.is_some() {
+        for pass in &plan.passes {
             let mut tx = state.store.write().await?;
-            let stamp = tx.sweep_stamp_now().await?;
-            let counts = sweep_range_since(&mut tx, ctx, activity, lo, hi, since.clone())
-                .await?
-                .counts;
-            for &(mark_lo, mark_hi) in marked {
-                let skipped = if (mark_lo, mark_hi) == (lo, hi) {
-                    counts.skipped
-                } else {
-                    tx.sweep_skip_count(plan.activity_id, mark_lo, mark_hi)
-                        .await?
-                };
-                tx.put_sweep_mark(&SweepMark {
-                    activity_id: plan.activity_id,
-                    user_lo: mark_lo,
-                    user_hi: mark_hi,
-                    fingerprint: plan.fingerprint.clone(),
-                    stamp,
-                    day: today.clone(),
-                    skipped,
-                })
-                .await?;
-            }
-            tx.add_sweep_counts(
-                plan.sweep_id,
-                counts.created,
-                counts.adopted,
-                counts.closed,
-                counts.skipped,
-            )
-            .await?;
+            let counts = sweep_pass(&mut tx, &plan, pass).await?;
             let lease_until = real_micros() + state.lease_seconds * 1_000_000;
             if !tx
                 .renew_lease(job.id, &state.worker_id, lease_until)
@@ -508,6 +556,15 @@ async fn run_sweep_activity(
                 tx.rollback().await?;
                 anyhow::bail!("lost the lease of sweep job {}", job.id);
             }
+            // Last: the sweep's row is shared by the workers.
+            tx.add_sweep_counts(
+                plan.sweep_id,
+                counts.created,
+                counts.adopted,
+                counts.closed,
+                counts.skipped,
+            )
+            .await?;
             tx.commit().await?;
             total.created += counts.created;
             total.adopted += counts.adopted;
@@ -516,24 +573,69 @@ async fn run_sweep_activity(
         }
     }
     let mut tx = state.store.write().await?;
-    if finish_sweep_activity(state, &mut tx, job, &plan, total).await? {
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
+    match finish_sweep_activity(state, &mut tx, job, &plan, total).await? {
+        Some(unchanged) => {
+            tx.finish_sweep_jobs(
+                plan.sweep_id,
+                1,
+                &unchanged,
+                state.clock.now().as_microsecond(),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        None => tx.rollback().await?,
     }
     Ok(())
 }
 
-/// Marks a sweep job done with the counts of its passes (plus the skips of
-/// the ranges left alone) and finishes the sweep if it was the last; false
-/// when the lease was lost.
+/// One pass of a sweep job in `tx`: its users swept, the marks of the ranges
+/// it covers renewed; answers its counts, for the caller to add to the
+/// sweep's.
+async fn sweep_pass(tx: &mut Tx, plan: &SweepPlan, pass: &Pass) -> anyhow::Result<SweepCounts> {
+    let Some(activity) = &plan.activity else {
+        return Ok(SweepCounts::default());
+    };
+    let (lo, hi) = (pass.lo, pass.hi);
+    let stamp = match pass.stamp {
+        Some(stamp) => stamp,
+        None => tx.sweep_stamp_now().await?,
+    };
+    let counts = sweep_range_since(tx, &plan.ctx, activity, lo, hi, pass.users.clone())
+        .await?
+        .counts;
+    for &(mark_lo, mark_hi) in &pass.marked {
+        let skipped = if (mark_lo, mark_hi) == (lo, hi) {
+            counts.skipped
+        } else {
+            tx.sweep_skip_count(plan.activity_id, mark_lo, mark_hi)
+                .await?
+        };
+        tx.put_sweep_mark(&SweepMark {
+            activity_id: plan.activity_id,
+            user_lo: mark_lo,
+            user_hi: mark_hi,
+            fingerprint: plan.fingerprint.clone(),
+            stamp,
+            day: plan.ctx.today.to_string(),
+            skipped,
+        })
+        .await?;
+    }
+    Ok(counts)
+}
+
+/// Marks a sweep job done, its outcome the counts of its passes plus the
+/// skips of the ranges left alone; answers those skips, still to add to the
+/// sweep's counts (with the job itself, `finish_sweep_jobs`), or `None` when
+/// the lease was lost.
 async fn finish_sweep_activity(
     state: &AppState,
     tx: &mut Tx,
     job: &ClaimedJob,
     plan: &SweepPlan,
     passes: SweepCounts,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<SweepCounts>> {
     let outcome = json!({
         "activity_id": plan.activity_id,
         "created": passes.created,
@@ -550,16 +652,46 @@ async fn finish_sweep_activity(
         )
         .await?
     {
-        return Ok(false);
+        return Ok(None);
     }
-    if plan.unchanged_skipped > 0 {
-        tx.add_sweep_counts(plan.sweep_id, 0, 0, 0, plan.unchanged_skipped)
-            .await?;
-    }
-    tx.finish_sweep_job(plan.sweep_id, state.clock.now().as_microsecond())
-        .await?;
     metrics::counter!("roster_sweep_enrollments_created_total").increment(passes.created as u64);
-    Ok(true)
+    Ok(Some(SweepCounts {
+        skipped: plan.unchanged_skipped,
+        ..SweepCounts::default()
+    }))
+}
+
+fn add_counts(a: SweepCounts, b: SweepCounts) -> SweepCounts {
+    SweepCounts {
+        created: a.created + b.created,
+        adopted: a.adopted + b.adopted,
+        closed: a.closed + b.closed,
+        skipped: a.skipped + b.skipped,
+    }
+}
+
+/// Sweep jobs finished in one transaction and their counts, by sweep.
+#[derive(Default)]
+struct SweepTally(Vec<(i64, i64, SweepCounts)>);
+
+impl SweepTally {
+    fn add(&mut self, sweep_id: i64, counts: &SweepCounts) {
+        match self.0.iter_mut().find(|(id, _, _)| *id == sweep_id) {
+            Some((_, jobs, total)) => {
+                *jobs += 1;
+                *total = add_counts(*total, *counts);
+            }
+            None => self.0.push((sweep_id, 1, *counts)),
+        }
+    }
+
+    async fn write(&self, tx: &mut Tx, state: &AppState) -> anyhow::Result<()> {
+        for (sweep_id, jobs, counts) in &self.0 {
+            tx.finish_sweep_jobs(*sweep_id, *jobs, counts, state.clock.now().as_microsecond())
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// The user id ranges a sweep cuts an activity into, each one transaction:

@@ -7,7 +7,7 @@ use jiff::civil::Date;
 use roster_core::calendar::{current_period, due_for_new};
 use roster_core::{AutoRule, PostRule, Recurrence, Scope, Source, Trigger};
 use roster_store::{
-    ActivitySweep, AuditEntry, NewJob, StoreError, SweepCounts, SweepKind, SweepSince, Tx,
+    ActivitySweep, AuditEntry, Changed, NewJob, StoreError, SweepCounts, SweepKind, Tx,
 };
 use serde_json::json;
 
@@ -51,6 +51,7 @@ pub fn activity_sweep(
         user_lo: lo,
         user_hi: hi,
         since: None,
+        matching: None,
     }
 }
 
@@ -94,7 +95,7 @@ pub async fn sweep_range_since(
     activity: &Activity,
     lo: i64,
     hi: i64,
-    since: Option<SweepSince>,
+    since: Option<Changed>,
 ) -> anyhow::Result<RangeOutcome> {
     let mut outcome = RangeOutcome::default();
     let Some(rule) = &activity.rule else {
@@ -105,6 +106,11 @@ pub async fn sweep_range_since(
     }
     let mut sweep = activity_sweep(activity.record.id, rule, ctx.today, ctx, lo, hi);
     sweep.since = since;
+    if sweep.since.is_some() {
+        // Only the changed users in the rule's scope are evaluated; the
+        // others' recorded skips are forgotten.
+        sweep.matching = Some(tx.sweep_matching_users(&sweep).await?);
+    }
     let counts = &mut outcome.counts;
 
     let mut outcome_adopted = Vec::new();

@@ -1,7 +1,7 @@
 //! Settings, exemptions (R21), the audit trail and sweep records (§4
 //! "Nightly sweep").
 
-use roster_store::{AuditEntry, ExemptionRecord, Store};
+use roster_store::{AuditEntry, ExemptionRecord, Store, SweepCounts};
 
 use crate::support::{HOUR, NOW, activity, is_conflict, user};
 
@@ -315,25 +315,43 @@ pub async fn sweep_counts_add_up_and_the_last_job_finishes_the_sweep(store: Stor
         .insert_sweep(false, "manual", "2027-01-15", NOW, None)
         .await
         .unwrap();
-    tx.set_sweep_jobs(id, 2, "queued").await.unwrap();
+    tx.set_sweep_jobs(id, 4, "queued").await.unwrap();
     tx.add_sweep_counts(id, 10, 2, 1, 3).await.unwrap();
     let sweep = tx.get_sweep(id).await.unwrap().unwrap();
     assert_eq!(sweep.state, "running");
     tx.add_sweep_counts(id, 5, 0, 4, 1).await.unwrap();
-    tx.finish_sweep_job(id, NOW + 1).await.unwrap();
+    tx.finish_sweep_jobs(id, 1, &SweepCounts::default(), NOW + 1)
+        .await
+        .unwrap();
     let sweep = tx.get_sweep(id).await.unwrap().unwrap();
     assert_eq!(
         (sweep.created, sweep.adopted, sweep.closed, sweep.skipped),
         (15, 2, 5, 4)
     );
-    assert_eq!((sweep.jobs_total, sweep.jobs_done), (2, 1));
+    assert_eq!((sweep.jobs_total, sweep.jobs_done), (4, 1));
     assert_eq!(sweep.state, "running");
     assert_eq!(sweep.finished_at, None);
-    tx.finish_sweep_job(id, NOW + 2).await.unwrap();
+    // A batch of jobs finished at once, with their counts.
+    let batch = SweepCounts {
+        created: 1,
+        adopted: 1,
+        closed: 0,
+        skipped: 2,
+    };
+    tx.finish_sweep_jobs(id, 2, &batch, NOW + 2).await.unwrap();
+    let sweep = tx.get_sweep(id).await.unwrap().unwrap();
+    assert_eq!(
+        (sweep.created, sweep.adopted, sweep.closed, sweep.skipped),
+        (16, 3, 5, 6)
+    );
+    assert_eq!((sweep.jobs_done, sweep.state.as_str()), (3, "running"));
+    tx.finish_sweep_jobs(id, 1, &SweepCounts::default(), NOW + 3)
+        .await
+        .unwrap();
     let sweep = tx.get_sweep(id).await.unwrap().unwrap();
     assert_eq!(sweep.state, "done");
-    assert_eq!(sweep.jobs_done, 2);
-    assert_eq!(sweep.finished_at, Some(NOW + 2));
+    assert_eq!(sweep.jobs_done, 4);
+    assert_eq!(sweep.finished_at, Some(NOW + 3));
     assert_eq!(tx.running_sweep().await.unwrap(), None);
     tx.commit().await.unwrap();
 }

@@ -460,6 +460,7 @@ fn sweep_for(activity_id: i64, rule: &AutoRule, today: Date, lo: i64, hi: i64) -
         user_lo: lo,
         user_hi: hi,
         since: None,
+        matching: None,
     }
 }
 
