@@ -182,20 +182,41 @@ impl Tx {
         .await?))
     }
 
-    pub async fn put_sweep_mark(&mut self, mark: &SweepMark) -> Result<()> {
-        on_tx!(self, c => sqlx::query(
+    /// Writes the marks of an activity's ranges `ranges` (user `lo..hi`
+    /// each): the rule and period swept, the stamp and day, and the skips
+    /// recorded in each range, counted by the same statement.
+    pub async fn put_sweep_marks(
+        &mut self,
+        activity_id: i64,
+        ranges: &[(i64, i64)],
+        fingerprint: &str,
+        stamp: i64,
+        day: &str,
+    ) -> Result<()> {
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        // Integers only, so written into the text: one statement for every
+        // range (SQLite and PostgreSQL both name the columns column1, 2).
+        let rows: Vec<String> = ranges
+            .iter()
+            .map(|(lo, hi)| format!("(CAST({lo} AS BIGINT), CAST({hi} AS BIGINT))"))
+            .collect();
+        let sql = format!(
             "INSERT INTO sweep_marks (activity_id, user_lo, user_hi, fingerprint, stamp, day, skipped) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (activity_id, user_lo, user_hi) \
+             SELECT $1, r.column1, r.column2, $2, $3, $4, (SELECT COUNT(*) FROM sweep_skips s \
+               WHERE s.activity_id = $1 AND s.user_id >= r.column1 AND s.user_id < r.column2) \
+             FROM (VALUES {}) AS r WHERE TRUE \
+             ON CONFLICT (activity_id, user_lo, user_hi) \
              DO UPDATE SET fingerprint = excluded.fingerprint, stamp = excluded.stamp, day = excluded.day, \
-             skipped = excluded.skipped"
-        )
-        .bind(mark.activity_id)
-        .bind(mark.user_lo)
-        .bind(mark.user_hi)
-        .bind(&mark.fingerprint)
-        .bind(mark.stamp)
-        .bind(&mark.day)
-        .bind(mark.skipped)
+             skipped = excluded.skipped",
+            rows.join(", ")
+        );
+        on_tx!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(activity_id)
+        .bind(fingerprint)
+        .bind(stamp)
+        .bind(day)
         .execute(c)
         .await?
         .rows_affected());

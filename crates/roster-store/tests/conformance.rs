@@ -58,4 +58,5 @@ both! {
     sweep::r10_r16_r21_sweep_sql_matches_the_core_plan_once_twice_and_in_batches,
     sweep::r10_r11_r15_r16_r21_one_time_sweep_on_a_small_company,
     sweep::r12_r14_annual_rollover_closes_earlier_periods_and_opens_the_new_one,
+    sweep::r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges_skips,
 }

@@ -136,8 +136,10 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             // What the jobs finished here add to their sweeps, written once
             // just before the commit.
             let mut tally = SweepTally::default();
+            let mut reads = BatchReads::default();
             let next = loop {
-                let planned = match plan_sweep_activity(state, &mut tx, &current).await {
+                let planned = match plan_sweep_activity(state, &mut tx, &current, &mut reads).await
+                {
                     // One pass over the users changed since a mark is small
                     // (fewer than `BATCH_USERS`): it runs here, in the
                     // claiming transaction, and the job is finished with it.
@@ -368,6 +370,17 @@ struct SweepPlan {
     unchanged_skipped: i64,
 }
 
+/// What the jobs of one batch (one transaction) read once: the highest user
+/// id, which only cuts the ranges (the last one is open-ended), and the
+/// stamp taken before the batch's first read of changed users — earlier
+/// than each job's own would be, so the marks written with it can only make
+/// the next sweep look at more users, never fewer.
+#[derive(Default)]
+struct BatchReads {
+    max_user: Option<i64>,
+    stamp: Option<i64>,
+}
+
 /// One pass of a sweep job: users `lo..hi`, in full or only those changed,
 /// and the ranges whose marks it renews.
 struct Pass {
@@ -403,6 +416,7 @@ async fn plan_sweep_activity(
     state: &AppState,
     tx: &mut Tx,
     job: &ClaimedJob,
+    reads: &mut BatchReads,
 ) -> anyhow::Result<SweepPlan> {
     let payload: Value = serde_json::from_str(&job.payload)?;
     let sweep_id = payload["sweep_id"].as_i64().unwrap_or_default();
@@ -424,7 +438,10 @@ async fn plan_sweep_activity(
         .map(|rule| fingerprint(rule, ctx.today))
         .unwrap_or_default();
     if activity.is_some() {
-        let max_user = tx.max_user_id().await?;
+        let max_user = match reads.max_user {
+            Some(max_user) => max_user,
+            None => *reads.max_user.insert(tx.max_user_id().await?),
+        };
         let marks = tx.sweep_marks(activity_id).await?;
         let ranges = user_ranges(max_user);
         let valid: Vec<Option<&SweepMark>> = ranges
@@ -457,7 +474,10 @@ async fn plan_sweep_activity(
         let all_marked = valid.iter().all(Option::is_some);
         let listed = match &oldest {
             Some(oldest) if all_marked => {
-                let stamp = tx.sweep_stamp_now().await?;
+                let stamp = match reads.stamp {
+                    Some(stamp) => stamp,
+                    None => *reads.stamp.insert(tx.sweep_stamp_now().await?),
+                };
                 let users = tx
                     .sweep_changed_users(activity_id, oldest, &today, BATCH_USERS)
                     .await?;
@@ -604,24 +624,14 @@ async fn sweep_pass(tx: &mut Tx, plan: &SweepPlan, pass: &Pass) -> anyhow::Resul
     let counts = sweep_range_since(tx, &plan.ctx, activity, lo, hi, pass.users.clone())
         .await?
         .counts;
-    for &(mark_lo, mark_hi) in &pass.marked {
-        let skipped = if (mark_lo, mark_hi) == (lo, hi) {
-            counts.skipped
-        } else {
-            tx.sweep_skip_count(plan.activity_id, mark_lo, mark_hi)
-                .await?
-        };
-        tx.put_sweep_mark(&SweepMark {
-            activity_id: plan.activity_id,
-            user_lo: mark_lo,
-            user_hi: mark_hi,
-            fingerprint: plan.fingerprint.clone(),
-            stamp,
-            day: plan.ctx.today.to_string(),
-            skipped,
-        })
-        .await?;
-    }
+    tx.put_sweep_marks(
+        plan.activity_id,
+        &pass.marked,
+        &plan.fingerprint,
+        stamp,
+        &plan.ctx.today.to_string(),
+    )
+    .await?;
     Ok(counts)
 }
 

@@ -1011,3 +1011,100 @@ pub async fn r12_r14_annual_rollover_closes_earlier_periods_and_opens_the_new_on
     assert_eq!(tx.open_enrollment(eve, course).await.unwrap(), None);
     tx.commit().await.unwrap();
 }
+
+pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges_skips(
+    store: Store,
+) {
+    let today = date(2027, 3, 10);
+    let mut tx = store.write().await.unwrap();
+    let course = tx.insert_activity(&activity("Ethics"), NOW).await.unwrap();
+    let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
+    let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
+    let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
+    let exemption = ExemptionRecord {
+        id: 0,
+        user_id: ivy,
+        activity_id: course,
+        reason: "on leave".into(),
+        until: Some("2027-03-10".into()),
+        created_by: None,
+        created_at: NOW,
+    };
+    tx.insert_exemption(&exemption).await.unwrap();
+    let rule = AutoRule {
+        scope: Scope::Company,
+        group_ids: vec![],
+        hired_after: None,
+        recurrence: Recurrence::OneTime { due: None },
+        initial_due_days: None,
+    };
+    let mut ran = Ran::default();
+    run_sweep(
+        &mut tx,
+        &sweep_for(course, &rule, today, 0, i64::MAX),
+        &mut ran,
+    )
+    .await;
+    assert_eq!(ran.skipped, 1, "Ivy is exempt through today (R21)");
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    let stamp = tx.sweep_stamp_now().await.unwrap();
+    // Two ranges split at Ivy: her skip is counted in the second.
+    let ranges = [(0, ivy), (ivy, i64::MAX)];
+    tx.put_sweep_marks(course, &ranges, "first", stamp, "2027-03-10")
+        .await
+        .unwrap();
+    let marks = tx.sweep_marks(course).await.unwrap();
+    let seen: Vec<(i64, i64, &str, i64, i64)> = marks
+        .iter()
+        .map(|m| {
+            (
+                m.user_lo,
+                m.user_hi,
+                m.fingerprint.as_str(),
+                m.stamp,
+                m.skipped,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (0, ivy, "first", stamp, 0),
+            (ivy, i64::MAX, "first", stamp, 1)
+        ]
+    );
+    // Written again, the marks are replaced, not added.
+    tx.put_sweep_marks(course, &ranges, "second", stamp, "2027-03-10")
+        .await
+        .unwrap();
+    let marks = tx.sweep_marks(course).await.unwrap();
+    assert_eq!(marks.len(), 2);
+    assert!(marks.iter().all(|m| m.fingerprint == "second"));
+
+    let since = roster_store::SweepSince {
+        stamp,
+        day: "2027-03-10".into(),
+    };
+    // Nobody changed since the mark on its own day.
+    let changed = tx
+        .sweep_changed_users(course, &since, "2027-03-10", 10)
+        .await
+        .unwrap();
+    assert_eq!(changed, Vec::<i64>::new());
+    // The next day Ivy's exemption has run out; Ben and Ann change.
+    tx.stamp_user(ben).await.unwrap();
+    tx.stamp_user(ann).await.unwrap();
+    let changed = tx
+        .sweep_changed_users(course, &since, "2027-03-11", 10)
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![ann, ben, ivy]);
+    let first_two = tx
+        .sweep_changed_users(course, &since, "2027-03-11", 2)
+        .await
+        .unwrap();
+    assert_eq!(first_two, vec![ann, ben]);
+    tx.commit().await.unwrap();
+}
