@@ -253,28 +253,34 @@ impl Tx {
         )
     }
 
-    /// The users of the activity to evaluate again on `today` since the
-    /// mark, in id order, at most `limit` of them.
-    pub async fn sweep_changed_users(
-        &mut self,
-        activity_id: i64,
-        since: &SweepSince,
-        today: &str,
-        limit: i64,
-    ) -> Result<Vec<i64>> {
-        let sql = format!(
-            "SELECT DISTINCT c.id FROM ({}) c ORDER BY c.id LIMIT $7",
-            SweepSince::changed_users(4)
-        );
-        Ok(
-            on_tx!(self, c => bind_since!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(activity_id)
-            .bind(0_i64)
-            .bind(i64::MAX), since, today)
-            .bind(limit)
-            .fetch_all(c)
-            .await?),
+    /// The users stamped at or after `stamp`, with their stamps, in id
+    /// order, at most `limit`: the part of every activity's changed users
+    /// that does not depend on the activity.
+    pub async fn sweep_stamped_users(&mut self, stamp: i64, limit: i64) -> Result<Vec<(i64, i64)>> {
+        Ok(on_tx!(self, c => sqlx::query_as(
+            "SELECT id, sweep_stamp FROM users WHERE sweep_stamp >= $1 ORDER BY id LIMIT $2"
         )
+        .bind(stamp)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+    }
+
+    /// The exemptions of every activity that ran out on or after `day` and
+    /// before `today`, as (activity, user): the other part.
+    pub async fn sweep_exemptions_ended(
+        &mut self,
+        day: &str,
+        today: &str,
+    ) -> Result<Vec<(i64, i64)>> {
+        Ok(on_tx!(self, c => sqlx::query_as(
+            "SELECT activity_id, user_id FROM exemptions \
+             WHERE until IS NOT NULL AND until >= $1 AND until < $2"
+        )
+        .bind(day)
+        .bind(today)
+        .fetch_all(c)
+        .await?))
     }
 
     /// The users of `lo..hi` the activity's rule skipped when last evaluated.

@@ -57,7 +57,8 @@ pub struct Matching {
 pub enum Changed {
     /// Those stamped since the mark, or whose exemption ran out since its day.
     Since(SweepSince),
-    /// These, read beforehand (`Tx::sweep_changed_users`).
+    /// These, read beforehand (`Tx::sweep_stamped_users`,
+    /// `Tx::sweep_exemptions_ended`).
     Users(UserIds),
 }
 

@@ -375,10 +375,68 @@ struct SweepPlan {
 /// stamp taken before the batch's first read of changed users — earlier
 /// than each job's own would be, so the marks written with it can only make
 /// the next sweep look at more users, never fewer.
+///
+/// And the users changed since the marks: those stamped since the oldest
+/// mark seen (with their stamps, so each activity takes those since its
+/// own), and the exemptions that ran out since the marks' day. Read once,
+/// they serve every activity of the batch. What is written after the read
+/// is stamped at or after the batch's stamp, so the next sweep sees it.
 #[derive(Default)]
 struct BatchReads {
     max_user: Option<i64>,
     stamp: Option<i64>,
+    /// Users stamped at or after the stamp, and whether the list was cut
+    /// at `BATCH_USERS`.
+    stamped: Option<(i64, Vec<(i64, i64)>, bool)>,
+    ended: Vec<((String, String), Vec<(i64, i64)>)>,
+}
+
+impl BatchReads {
+    /// The users of the activity changed since the mark (in id order), as
+    /// `SweepSince` names them (stamped since, or whose exemption ran out
+    /// since its day); `None` when they are `BATCH_USERS` or more.
+    async fn changed_users(
+        &mut self,
+        tx: &mut Tx,
+        activity_id: i64,
+        since: &SweepSince,
+        today: &str,
+    ) -> anyhow::Result<Option<Vec<i64>>> {
+        let covered = matches!(&self.stamped, Some((from, _, _)) if *from <= since.stamp);
+        if !covered {
+            let users = tx.sweep_stamped_users(since.stamp, BATCH_USERS).await?;
+            let cut = users.len() as i64 >= BATCH_USERS;
+            self.stamped = Some((since.stamp, users, cut));
+        }
+        let key = (since.day.clone(), today.to_string());
+        if !self.ended.iter().any(|(ended, _)| *ended == key) {
+            let ended = tx.sweep_exemptions_ended(&since.day, today).await?;
+            self.ended.push((key.clone(), ended));
+        }
+        let Some((_, stamped, cut)) = &self.stamped else {
+            return Ok(None);
+        };
+        if *cut {
+            // The list stops at some id: who comes after it is unknown.
+            return Ok(None);
+        }
+        let mut users: Vec<i64> = stamped
+            .iter()
+            .filter(|(_, stamp)| *stamp >= since.stamp)
+            .map(|(id, _)| *id)
+            .collect();
+        if let Some((_, ended)) = self.ended.iter().find(|(ended, _)| *ended == key) {
+            users.extend(
+                ended
+                    .iter()
+                    .filter(|(activity, _)| *activity == activity_id)
+                    .map(|(_, user)| *user),
+            );
+        }
+        users.sort_unstable();
+        users.dedup();
+        Ok((users.len() < BATCH_USERS as usize).then_some(users))
+    }
 }
 
 /// One pass of a sweep job: users `lo..hi`, in full or only those changed,
@@ -478,18 +536,16 @@ async fn plan_sweep_activity(
                     Some(stamp) => stamp,
                     None => *reads.stamp.insert(tx.sweep_stamp_now().await?),
                 };
-                let users = tx
-                    .sweep_changed_users(activity_id, oldest, &today, BATCH_USERS)
-                    .await?;
+                let users = reads.changed_users(tx, activity_id, oldest, &today).await?;
                 Some((stamp, users))
             }
             _ => None,
         };
         match listed {
-            Some((_, users)) if users.is_empty() => {
+            Some((_, Some(users))) if users.is_empty() => {
                 unchanged_skipped = valid.iter().flatten().map(|mark| mark.skipped).sum();
             }
-            Some((stamp, users)) if (users.len() as i64) < BATCH_USERS => {
+            Some((stamp, Some(users))) => {
                 passes.push(Pass {
                     lo: 0,
                     hi: i64::MAX,

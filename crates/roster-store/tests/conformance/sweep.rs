@@ -1083,28 +1083,29 @@ pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges
     assert_eq!(marks.len(), 2);
     assert!(marks.iter().all(|m| m.fingerprint == "second"));
 
-    let since = roster_store::SweepSince {
-        stamp,
-        day: "2027-03-10".into(),
-    };
     // Nobody changed since the mark on its own day.
-    let changed = tx
-        .sweep_changed_users(course, &since, "2027-03-10", 10)
-        .await
-        .unwrap();
-    assert_eq!(changed, Vec::<i64>::new());
-    // The next day Ivy's exemption has run out; Ben and Ann change.
+    assert_eq!(tx.sweep_stamped_users(stamp, 10).await.unwrap(), vec![]);
+    assert_eq!(
+        tx.sweep_exemptions_ended("2027-03-10", "2027-03-10")
+            .await
+            .unwrap(),
+        vec![]
+    );
+    // Ben and Ann change; the next day Ivy's exemption has run out.
     tx.stamp_user(ben).await.unwrap();
     tx.stamp_user(ann).await.unwrap();
-    let changed = tx
-        .sweep_changed_users(course, &since, "2027-03-11", 10)
-        .await
-        .unwrap();
-    assert_eq!(changed, vec![ann, ben, ivy]);
-    let first_two = tx
-        .sweep_changed_users(course, &since, "2027-03-11", 2)
-        .await
-        .unwrap();
-    assert_eq!(first_two, vec![ann, ben]);
+    let stamped = tx.sweep_stamped_users(stamp, 10).await.unwrap();
+    let ids: Vec<i64> = stamped.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![ann, ben]);
+    assert!(stamped.iter().all(|(_, at)| *at >= stamp));
+    let first = tx.sweep_stamped_users(stamp, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0, ann);
+    assert_eq!(
+        tx.sweep_exemptions_ended("2027-03-10", "2027-03-11")
+            .await
+            .unwrap(),
+        vec![(course, ivy)]
+    );
     tx.commit().await.unwrap();
 }
