@@ -35,6 +35,28 @@ pub struct ActivitySweep {
     pub matching: Option<Matching>,
 }
 
+impl Matching {
+    /// From (user, open enrollment, exempt) rows: open is 0 for none, 1 for
+    /// one without a period, 2 for one of the current period, 3 for one of
+    /// another period. The flags are read before the pass writes anything,
+    /// and an annual rule's rollover (`sweep_close_earlier`) closes open
+    /// enrollments of other periods first: their holders may then need a
+    /// new one.
+    pub fn from_rows(rows: Vec<(i64, i32, bool)>, kind: SweepKind) -> Matching {
+        let annual = kind == SweepKind::Annual;
+        Matching {
+            adopt: rows
+                .iter()
+                .any(|&(_, open, _)| open == 1 || (annual && open == 3)),
+            create: rows
+                .iter()
+                .any(|&(_, open, _)| open == 0 || (annual && open == 3)),
+            record: rows.iter().any(|&(_, open, exempt)| exempt || open == 3),
+            users: UserIds(rows.into_iter().map(|(id, _, _)| id).collect()),
+        }
+    }
+}
+
 /// The users of an incremental sweep the rule's scope holds, and whether
 /// each statement that evaluates users may find anything to do among them.
 /// Each flag is a cheap superset of the statement's own condition: `false`
@@ -447,15 +469,7 @@ impl Tx {
             .bind(&sweep.period), &sweep.since, &sweep.today)
             .fetch_all(c)
             .await?);
-        let annual = sweep.kind == SweepKind::Annual;
-        Ok(Matching {
-            adopt: rows
-                .iter()
-                .any(|&(_, open, _)| open == 1 || (annual && open == 3)),
-            create: rows.iter().any(|&(_, open, _)| open == 0),
-            record: rows.iter().any(|&(_, open, exempt)| exempt || open == 3),
-            users: UserIds(rows.into_iter().map(|(id, _, _)| id).collect()),
-        })
+        Ok(Matching::from_rows(rows, sweep.kind))
     }
 
     /// The highest user id, to cut the sweep into ranges.
@@ -475,5 +489,44 @@ impl Tx {
             .fetch_one(c)
             .await?),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Matching, SweepKind};
+
+    fn flags(rows: Vec<(i64, i32, bool)>, kind: SweepKind) -> (bool, bool, bool) {
+        let matching = Matching::from_rows(rows, kind);
+        (matching.adopt, matching.create, matching.record)
+    }
+
+    #[test]
+    fn r14_r15_r21_each_statement_runs_when_someone_may_need_it() {
+        use SweepKind::*;
+        // Everyone holds the current period: nothing to do.
+        assert_eq!(
+            flags(vec![(1, 2, false), (2, 2, false)], OneTime),
+            (false, false, false)
+        );
+        // No open enrollment: creation (R14).
+        assert_eq!(
+            flags(vec![(1, 2, false), (2, 0, false)], OneTime),
+            (false, true, false)
+        );
+        // One without a period: adoption (R15).
+        assert_eq!(
+            flags(vec![(1, 1, false)], EveryMonths),
+            (true, false, false)
+        );
+        // Exempt: the skip is recorded (R21).
+        assert_eq!(flags(vec![(1, 0, true)], OneTime), (false, true, true));
+        // Another period's open enrollment blocks a one-time need: recorded.
+        assert_eq!(flags(vec![(1, 3, false)], OneTime), (false, false, true));
+        // Annual: another period's open enrollment may be moved (adoption)
+        // or closed by the rollover, after which a new one is created.
+        assert_eq!(flags(vec![(1, 3, false)], Annual), (true, true, true));
+        // Nobody in scope: nothing.
+        assert_eq!(flags(vec![], Annual), (false, false, false));
     }
 }
