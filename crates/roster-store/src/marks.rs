@@ -184,7 +184,8 @@ impl Tx {
 
     /// Writes the marks of an activity's ranges `ranges` (user `lo..hi`
     /// each): the rule and period swept, the stamp and day, and the skips
-    /// recorded in each range, counted by the same statement.
+    /// recorded in each range, counted by the same statement. Answers the
+    /// skips of all the ranges.
     pub async fn put_sweep_marks(
         &mut self,
         activity_id: i64,
@@ -192,9 +193,9 @@ impl Tx {
         fingerprint: &str,
         stamp: i64,
         day: &str,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         if ranges.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         // Integers only, so written into the text: one statement for every
         // range (SQLite and PostgreSQL both name the columns column1, 2).
@@ -209,18 +210,17 @@ impl Tx {
              FROM (VALUES {}) AS r WHERE TRUE \
              ON CONFLICT (activity_id, user_lo, user_hi) \
              DO UPDATE SET fingerprint = excluded.fingerprint, stamp = excluded.stamp, day = excluded.day, \
-             skipped = excluded.skipped",
+             skipped = excluded.skipped RETURNING skipped",
             rows.join(", ")
         );
-        on_tx!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql))
+        let skipped: Vec<i64> = on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(activity_id)
         .bind(fingerprint)
         .bind(stamp)
         .bind(day)
-        .execute(c)
-        .await?
-        .rows_affected());
-        Ok(())
+        .fetch_all(c)
+        .await?);
+        Ok(skipped.iter().sum())
     }
 
     /// Forgets every mark and recorded skip: the next sweep is a full one.

@@ -33,6 +33,10 @@ pub struct ActivitySweep {
     /// they may need (`Tx::sweep_matching_users`): when read, the statements
     /// that evaluate users look at these only, and only if they may act.
     pub matching: Option<Matching>,
+    /// Whether `sweep_record_skips` counts the range's skips afterwards; an
+    /// incremental pass leaves it to the marks it writes next
+    /// (`Tx::put_sweep_marks`), and gets 0.
+    pub count_skips: bool,
 }
 
 impl Matching {
@@ -439,6 +443,9 @@ impl Tx {
                     .await?;
             }
         });
+        if !sweep.count_skips {
+            return Ok(0);
+        }
         self.sweep_skip_count(sweep.activity_id, sweep.user_lo, sweep.user_hi)
             .await
     }

@@ -677,17 +677,20 @@ async fn sweep_pass(tx: &mut Tx, plan: &SweepPlan, pass: &Pass) -> anyhow::Resul
         Some(stamp) => stamp,
         None => tx.sweep_stamp_now().await?,
     };
-    let counts = sweep_range_since(tx, &plan.ctx, activity, lo, hi, pass.users.clone())
+    let mut counts = sweep_range_since(tx, &plan.ctx, activity, lo, hi, pass.users.clone())
         .await?
         .counts;
-    tx.put_sweep_marks(
-        plan.activity_id,
-        &pass.marked,
-        &plan.fingerprint,
-        stamp,
-        &plan.ctx.today.to_string(),
-    )
-    .await?;
+    // The ranges marked are the pass's users `lo..hi`, cut by range: their
+    // skips are the pass's.
+    counts.skipped = tx
+        .put_sweep_marks(
+            plan.activity_id,
+            &pass.marked,
+            &plan.fingerprint,
+            stamp,
+            &plan.ctx.today.to_string(),
+        )
+        .await?;
     Ok(counts)
 }
 

@@ -52,6 +52,7 @@ pub fn activity_sweep(
         user_hi: hi,
         since: None,
         matching: None,
+        count_skips: true,
     }
 }
 
@@ -108,8 +109,10 @@ pub async fn sweep_range_since(
     sweep.since = since;
     if sweep.since.is_some() {
         // Only the changed users in the rule's scope are evaluated; the
-        // others' recorded skips are forgotten.
+        // others' recorded skips are forgotten. The caller counts the skips
+        // with the marks it writes (`jobs::sweep_pass`).
         sweep.matching = Some(tx.sweep_matching_users(&sweep).await?);
+        sweep.count_skips = false;
     }
     let counts = &mut outcome.counts;
 

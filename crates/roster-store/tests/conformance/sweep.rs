@@ -461,6 +461,7 @@ fn sweep_for(activity_id: i64, rule: &AutoRule, today: Date, lo: i64, hi: i64) -
         user_hi: hi,
         since: None,
         matching: None,
+        count_skips: true,
     }
 }
 
@@ -1052,9 +1053,11 @@ pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges
     let stamp = tx.sweep_stamp_now().await.unwrap();
     // Two ranges split at Ivy: her skip is counted in the second.
     let ranges = [(0, ivy), (ivy, i64::MAX)];
-    tx.put_sweep_marks(course, &ranges, "first", stamp, "2027-03-10")
+    let skipped = tx
+        .put_sweep_marks(course, &ranges, "first", stamp, "2027-03-10")
         .await
         .unwrap();
+    assert_eq!(skipped, 1, "the marks answer the skips of all their ranges");
     let marks = tx.sweep_marks(course).await.unwrap();
     let seen: Vec<(i64, i64, &str, i64, i64)> = marks
         .iter()
