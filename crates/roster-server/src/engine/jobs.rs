@@ -385,11 +385,16 @@ struct SweepPlan {
 struct BatchReads {
     max_user: Option<i64>,
     stamp: Option<i64>,
-    /// Users stamped at or after the stamp, and whether the list was cut
-    /// at `BATCH_USERS`.
-    stamped: Option<(i64, Vec<(i64, i64)>, bool)>,
-    ended: Vec<((String, String), Vec<(i64, i64)>)>,
+    stamped: Option<Stamped>,
+    ended: Vec<Ended>,
 }
+
+/// Users stamped at or after a stamp, as (user, stamp), and whether the list
+/// was cut at `BATCH_USERS`.
+type Stamped = (i64, Vec<(i64, i64)>, bool);
+
+/// Exemptions that ran out between a day and today, as (activity, user).
+type Ended = ((String, String), Vec<(i64, i64)>);
 
 impl BatchReads {
     /// The users of the activity changed since the mark (in id order), as
