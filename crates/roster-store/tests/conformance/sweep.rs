@@ -1050,7 +1050,18 @@ pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges
     tx.commit().await.unwrap();
 
     let mut tx = store.write().await.unwrap();
-    let stamp = tx.sweep_stamp_now().await.unwrap();
+    // A mark later than every stamp so far. (On PostgreSQL the sweep's own
+    // stamp is the oldest transaction still running anywhere on the server,
+    // which other tests' transactions can hold back: a mark may be earlier
+    // than needed, never later.)
+    let now = tx.sweep_stamp_now().await.unwrap();
+    let stamp = tx
+        .sweep_stamped_users(i64::MIN, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, stamp)| stamp + 1)
+        .fold(now, i64::max);
     // Two ranges split at Ivy: her skip is counted in the second.
     let ranges = [(0, ivy), (ivy, i64::MAX)];
     let skipped = tx
