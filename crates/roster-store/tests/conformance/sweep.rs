@@ -762,6 +762,20 @@ pub async fn r10_r16_r21_sweep_sql_matches_the_core_plan_once_twice_and_in_batch
 }
 
 /// Writes a user with the given role, active flag and hire date.
+/// Exempts the user from the activity through `until` (R21).
+async fn exempt_until(tx: &mut Tx, user_id: i64, activity_id: i64, until: &str) {
+    let exemption = ExemptionRecord {
+        id: 0,
+        user_id,
+        activity_id,
+        reason: "on leave".into(),
+        until: Some(until.into()),
+        created_by: None,
+        created_at: NOW,
+    };
+    tx.insert_exemption(&exemption).await.unwrap();
+}
+
 async fn person(tx: &mut Tx, name: &str, role: Role, active: bool, hired_on: Option<&str>) -> i64 {
     let insert = UserInsert {
         username: name.into(),
@@ -825,16 +839,7 @@ pub async fn r10_r11_r15_r16_r21_one_time_sweep_on_a_small_company(store: Store)
     )
     .await;
     let hal_open = enroll(&mut tx, hal, course, Status::InProgress, None, None).await;
-    let exemption = ExemptionRecord {
-        id: 0,
-        user_id: ivy,
-        activity_id: course,
-        reason: "on leave".into(),
-        until: Some("2027-03-10".into()),
-        created_by: None,
-        created_at: NOW,
-    };
-    tx.insert_exemption(&exemption).await.unwrap();
+    exempt_until(&mut tx, ivy, course, "2027-03-10").await;
     let rule = AutoRule {
         scope: Scope::Company,
         group_ids: vec![],
@@ -1022,16 +1027,7 @@ pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges
     let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
     let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
     let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
-    let exemption = ExemptionRecord {
-        id: 0,
-        user_id: ivy,
-        activity_id: course,
-        reason: "on leave".into(),
-        until: Some("2027-03-10".into()),
-        created_by: None,
-        created_at: NOW,
-    };
-    tx.insert_exemption(&exemption).await.unwrap();
+    exempt_until(&mut tx, ivy, course, "2027-03-10").await;
     let rule = AutoRule {
         scope: Scope::Company,
         group_ids: vec![],
