@@ -33,8 +33,8 @@ pub struct ActivitySweep {
     /// they may need (`Tx::sweep_matching_users`): when read, the statements
     /// that evaluate users look at these only, and only if they may act.
     pub matching: Option<Matching>,
-    /// Whether `sweep_record_skips` counts the range's skips afterwards; an
-    /// incremental pass leaves it to the marks it writes next
+    /// Whether `sweep_record_skips` counts the range's skips afterwards; a
+    /// sweep job's pass leaves it to the marks it writes next
     /// (`Tx::put_sweep_marks`), and gets 0.
     pub count_skips: bool,
 }

@@ -53,9 +53,10 @@ pub struct RanJob {
 /// with nothing of the attempt written. When one of them fails, the whole
 /// transaction is rolled back and only the failing job's attempt is
 /// recorded; the others are pending again, unchanged, and run with the next
-/// claim. A sweep job with nothing to do since its marks is finished in the
+/// claim. A sweep job with nothing to do since its marks, or with one pass
+/// over fewer than `BATCH_USERS` changed users, is swept and finished in the
 /// claiming transaction, with further such jobs (up to `JOB_BATCH`); one with
-/// passes to write commits its claim and holds a lease while it writes its
+/// more to write commits its claim and holds a lease while it writes its
 /// ranges, one transaction each.
 pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     let mut tx = state.store.write().await?;
@@ -126,11 +127,12 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             }
         }
         "sweep_activity" => {
-            // A job with nothing to do since its marks is finished in this
-            // transaction and the next due sweep job is claimed into it, up
-            // to `JOB_BATCH`; the first one with passes to write ends the
-            // batch: its claim commits with the others' completion, and its
-            // passes run after, under its lease.
+            // A job with nothing to do since its marks, or a few changed
+            // users to sweep, is finished in this transaction and the next
+            // due sweep job is claimed into it, up to `JOB_BATCH`; the first
+            // one with more to write ends the batch: its claim commits with
+            // the others' completion, and its passes run after, under its
+            // lease.
             let mut current = job;
             let mut current_started = started;
             // What the jobs finished here add to their sweeps, written once
@@ -475,6 +477,8 @@ impl SweepPlan {
 /// range whose mark was taken under the same rule and period (and not on a
 /// later day) is swept only for the users stamped since — or, when there are
 /// none, not at all: it keeps its mark and reports the skips it recorded.
+/// When every range has such a mark and fewer than `BATCH_USERS` users
+/// changed, one pass over those users renews all the marks.
 async fn plan_sweep_activity(
     state: &AppState,
     tx: &mut Tx,

@@ -84,12 +84,13 @@ pub async fn sweep_range(
     lo: i64,
     hi: i64,
 ) -> anyhow::Result<RangeOutcome> {
-    sweep_range_since(tx, ctx, activity, lo, hi, None).await
+    sweep_users(tx, ctx, activity, lo, hi, None, true).await
 }
 
-/// Sweeps one activity's rule over users `lo..hi` on `ctx.today`, in `tx`:
-/// every user of the range, or with `since` only those changed since that
-/// mark. The skipped count is the whole range's either way.
+/// A pass of a sweep job: sweeps one activity's rule over users `lo..hi` on
+/// `ctx.today`, in `tx` — every user of the range, or with `since` only those
+/// changed. The skipped count is left at 0: the marks the caller writes next
+/// count the skips of their ranges (`Tx::put_sweep_marks`).
 pub async fn sweep_range_since(
     tx: &mut Tx,
     ctx: &Ctx,
@@ -97,6 +98,20 @@ pub async fn sweep_range_since(
     lo: i64,
     hi: i64,
     since: Option<Changed>,
+) -> anyhow::Result<RangeOutcome> {
+    sweep_users(tx, ctx, activity, lo, hi, since, false).await
+}
+
+/// The sweep of `lo..hi` (or of the users `since` names), counting the
+/// range's skips afterwards when `count_skips`.
+async fn sweep_users(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    activity: &Activity,
+    lo: i64,
+    hi: i64,
+    since: Option<Changed>,
+    count_skips: bool,
 ) -> anyhow::Result<RangeOutcome> {
     let mut outcome = RangeOutcome::default();
     let Some(rule) = &activity.rule else {
@@ -107,12 +122,11 @@ pub async fn sweep_range_since(
     }
     let mut sweep = activity_sweep(activity.record.id, rule, ctx.today, ctx, lo, hi);
     sweep.since = since;
+    sweep.count_skips = count_skips;
     if sweep.since.is_some() {
         // Only the changed users in the rule's scope are evaluated; the
-        // others' recorded skips are forgotten. The caller counts the skips
-        // with the marks it writes (`jobs::sweep_pass`).
+        // others' recorded skips are forgotten.
         sweep.matching = Some(tx.sweep_matching_users(&sweep).await?);
-        sweep.count_skips = false;
     }
     let counts = &mut outcome.counts;
 
