@@ -1,6 +1,7 @@
 //! Activities, their prerequisites and items, and the rules attached to them.
 
 use crate::db::{Result, Tx, on_constraint};
+use crate::marks::UserIds;
 use crate::records::{ActivityRecord, PostRuleRecord};
 
 const ACTIVITY_COLUMNS: &str =
@@ -49,6 +50,19 @@ impl Tx {
         .fetch_optional(c)
         .await?),
         )
+    }
+
+    /// The activities of `ids` that exist, in id order (one statement for a
+    /// batch of sweep jobs).
+    pub async fn get_activities(&mut self, ids: &UserIds) -> Result<Vec<ActivityRecord>> {
+        let sql = format!(
+            "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE TRUE{} ORDER BY id",
+            UserIds::clause("id", 1, self.backend())
+        );
+        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(c)
+            .await?))
     }
 
     pub async fn find_activity_by_token(&mut self, token: &str) -> Result<Option<ActivityRecord>> {

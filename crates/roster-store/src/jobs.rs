@@ -143,22 +143,25 @@ impl Tx {
         kind: &str,
         limit: i64,
     ) -> Result<Vec<ClaimedJob>> {
+        // The limit is written into the text (callers use one or two
+        // values): bound, PostgreSQL could not cost a generic plan and
+        // planned the statement anew at every claim.
+        let limit = limit.max(0);
         let mut jobs: Vec<ClaimedJob> = on_tx_sql!(self,
-            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+            format!("UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= $3 AND kind = $4 \
-                 ORDER BY run_at, id LIMIT $5) \
-             RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts",
-            "WITH due AS (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= $3 AND kind = $4 \
-                 ORDER BY run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) \
+                 ORDER BY run_at, id LIMIT {limit}) \
+             RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts"),
+            format!("WITH due AS (SELECT id FROM jobs WHERE state = 'pending' AND run_at <= $3 AND kind = $4 \
+                 ORDER BY run_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED) \
              UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM due) \
-             RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts",
-            sql, c => sqlx::query_as(sql)
+             RETURNING id, kind, run_at, payload, rule_id, sweep_id, attempts"),
+            sql, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(owner)
             .bind(lease_until)
             .bind(now)
             .bind(kind)
-            .bind(limit)
             .fetch_all(c)
             .await?);
         jobs.sort_by_key(|job| (job.run_at, job.id));

@@ -19,9 +19,9 @@ pub use audit::AuditEntry;
 pub use db::{Backend, SqlitePools, SqliteTx, Store, StoreError, Tx, from_micros, micros};
 pub use enrollments::{EnrollmentFilter, EnrollmentInsert, EnrollmentPatch};
 pub use jobs::{ClaimedJob, JobFilter, NewJob};
-pub use marks::{SweepMark, SweepSince, UserIds};
+pub use marks::{SweepMark, SweepSince, SweepUser, UserIds};
 pub use records::*;
 pub use sweep::{
-    ActivitySweep, AdoptCandidate, Changed, Matching, SweepCounts, SweepKind, Touched,
+    ActivitySweep, AdoptCandidate, Changed, Matching, Narrowed, SweepCounts, SweepKind, Touched,
 };
 pub use users::{UserFilter, UserInsert};

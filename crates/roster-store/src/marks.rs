@@ -84,6 +84,24 @@ impl<'q> sqlx::Encode<'q, Postgres> for UserIds {
     }
 }
 
+/// What a rule's scope reads of a user, and where a skip is recorded for
+/// them (`Tx::sweep_user_facts`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepUser {
+    pub id: i64,
+    pub active: bool,
+    /// A service account (role `integration`), which no rule enrolls (R10).
+    pub integration: bool,
+    pub hired_on: Option<String>,
+    pub groups: Vec<i64>,
+    /// The activities whose rule recorded a skip for the user.
+    pub skipped_in: Vec<i64>,
+}
+
+/// A user with one of their groups (none: no group), as `sweep_user_facts`
+/// reads them: id, active, service account, hire date, group.
+type FactRow = (i64, bool, bool, Option<String>, Option<i64>);
+
 /// A range swept since a mark: only users stamped at or after `stamp`, or
 /// whose exemption from the activity ran out on or after `day`, are
 /// evaluated.
@@ -180,6 +198,20 @@ impl Tx {
         .bind(activity_id)
         .fetch_all(c)
         .await?))
+    }
+
+    /// The marks of the ranges of the activities `ids`, by activity and
+    /// range (one statement for a batch of sweep jobs).
+    pub async fn sweep_marks_of(&mut self, ids: &UserIds) -> Result<Vec<SweepMark>> {
+        let sql = format!(
+            "SELECT activity_id, user_lo, user_hi, fingerprint, stamp, day, skipped FROM sweep_marks \
+             WHERE TRUE{} ORDER BY activity_id, user_lo",
+            UserIds::clause("activity_id", 1, self.backend())
+        );
+        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(c)
+            .await?))
     }
 
     /// Writes the marks of an activity's ranges `ranges` (user `lo..hi`
@@ -281,6 +313,58 @@ impl Tx {
         .bind(today)
         .fetch_all(c)
         .await?))
+    }
+
+    /// What a rule's scope reads of each of `users` (those found), in id
+    /// order: whether active, whether a service account, the hire date and
+    /// the groups; and the activities where a skip is recorded for them.
+    /// Read once for the users an incremental sweep batch evaluates, so
+    /// that each activity's statements look only at those its scope may
+    /// hold.
+    pub async fn sweep_user_facts(&mut self, users: &UserIds) -> Result<Vec<SweepUser>> {
+        let backend = self.backend();
+        let people = format!(
+            "SELECT u.id, u.active, u.role = 'integration', u.hired_on, gm.group_id FROM users u \
+             LEFT JOIN group_members gm ON gm.user_id = u.id WHERE TRUE{} ORDER BY u.id",
+            UserIds::clause("u.id", 1, backend)
+        );
+        let skips = format!(
+            "SELECT user_id, activity_id FROM sweep_skips WHERE TRUE{}",
+            UserIds::clause("user_id", 1, backend)
+        );
+        let (rows, skips): (Vec<FactRow>, Vec<(i64, i64)>) = on_tx!(self, c => {
+            let rows = sqlx::query_as(sqlx::AssertSqlSafe(people))
+                .bind(users)
+                .fetch_all(&mut *c)
+                .await?;
+            let skips = sqlx::query_as(sqlx::AssertSqlSafe(skips))
+                .bind(users)
+                .fetch_all(&mut *c)
+                .await?;
+            (rows, skips)
+        });
+        let mut facts: Vec<SweepUser> = Vec::new();
+        for (id, active, integration, hired_on, group) in rows {
+            if facts.last().is_none_or(|last| last.id != id) {
+                facts.push(SweepUser {
+                    id,
+                    active,
+                    integration,
+                    hired_on,
+                    groups: Vec::new(),
+                    skipped_in: Vec::new(),
+                });
+            }
+            if let (Some(last), Some(group)) = (facts.last_mut(), group) {
+                last.groups.push(group);
+            }
+        }
+        for (user_id, activity_id) in skips {
+            if let Ok(at) = facts.binary_search_by_key(&user_id, |user| user.id) {
+                facts[at].skipped_in.push(activity_id);
+            }
+        }
+        Ok(facts)
     }
 
     /// The users of `lo..hi` the activity's rule skipped when last evaluated.

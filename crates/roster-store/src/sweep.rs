@@ -37,6 +37,20 @@ pub struct ActivitySweep {
     /// sweep job's pass leaves it to the marks it writes next
     /// (`Tx::put_sweep_marks`), and gets 0.
     pub count_skips: bool,
+    /// What the caller knows beforehand of the users `since` names, when it
+    /// names them (`Changed::Users`).
+    pub narrowed: Option<Narrowed>,
+}
+
+/// What is known of an incremental sweep's users before its statements run
+/// (`Tx::sweep_user_facts`): a superset of those the rule's scope holds
+/// — `sweep_matching_users` evaluates these only, and none at all when
+/// there are none — and whether any of the users has a skip recorded in the
+/// activity, without which there is none to forget.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Narrowed {
+    pub candidates: UserIds,
+    pub skipped: bool,
 }
 
 impl Matching {
@@ -430,13 +444,18 @@ impl Tx {
             }
         }
         let record = sweep.may(|m| m.record).then_some(record);
+        // Known beforehand that none of the users has a skip recorded here.
+        let forget =
+            (!matches!(&sweep.narrowed, Some(narrowed) if !narrowed.skipped)).then_some(forget);
         on_tx!(self, c => {
-            bind_changed!(sqlx::query(sqlx::AssertSqlSafe(forget))
-                .bind(sweep.activity_id)
-                .bind(sweep.user_lo)
-                .bind(sweep.user_hi), &sweep.since, &sweep.today)
-                .execute(&mut *c)
-                .await?;
+            if let Some(forget) = forget {
+                bind_changed!(sqlx::query(sqlx::AssertSqlSafe(forget))
+                    .bind(sweep.activity_id)
+                    .bind(sweep.user_lo)
+                    .bind(sweep.user_hi), &sweep.since, &sweep.today)
+                    .execute(&mut *c)
+                    .await?;
+            }
             if let Some(record) = record {
                 bind_changed!(bind_common!(sqlx::query(sqlx::AssertSqlSafe(record)), sweep), &evaluated, &sweep.today)
                     .execute(&mut *c)
@@ -455,6 +474,12 @@ impl Tx {
     /// evaluate; users who left the scope need no more than their recorded
     /// skips forgotten — and which of those statements may act on them.
     pub async fn sweep_matching_users(&mut self, sweep: &ActivitySweep) -> Result<Matching> {
+        // Narrowed beforehand: only the candidates are looked at.
+        let candidates = match &sweep.narrowed {
+            Some(narrowed) if narrowed.candidates.0.is_empty() => return Ok(Matching::default()),
+            Some(narrowed) => Some(Changed::Users(narrowed.candidates.clone())),
+            None => sweep.since.clone(),
+        };
         // Per user: 0 no open enrollment in the activity, 1 one without a
         // period, 2 one of the current period, 3 one of another period
         // (at most one is open, R2); and whether any exemption exists.
@@ -464,7 +489,7 @@ impl Tx {
                LIMIT 1), 0) AS open, \
              EXISTS (SELECT 1 FROM exemptions x WHERE x.activity_id = $1 AND x.user_id = u.id) AS exempt \
              FROM users u WHERE {MATCHING_FEW}{} ORDER BY u.id",
-            restrict(&sweep.since, "u.id", 7, self.backend())
+            restrict(&candidates, "u.id", 7, self.backend())
         );
         let sql = probing(self, sql);
         let rows: Vec<(i64, i32, bool)> = on_tx!(self, c => bind_changed!(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -473,7 +498,7 @@ impl Tx {
             .bind(sweep.user_hi)
             .bind(&sweep.hired_after)
             .bind(sweep.by_groups)
-            .bind(&sweep.period), &sweep.since, &sweep.today)
+            .bind(&sweep.period), &candidates, &sweep.today)
             .fetch_all(c)
             .await?);
         Ok(Matching::from_rows(rows, sweep.kind))

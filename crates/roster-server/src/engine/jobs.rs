@@ -2,19 +2,24 @@
 //! kind, draining due jobs (`run_due`), playing a manual clock forward, and
 //! the nightly scheduler.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::{Timestamp, ToSpan};
+use roster_core::AutoRule;
 use roster_core::decide::{TargetFacts, decide_target};
 use roster_core::{Source, TargetOutcome};
 use roster_store::{
-    Changed, ClaimedJob, StoreError, SweepCounts, SweepMark, SweepSince, Tx, UserIds,
+    Backend, Changed, ClaimedJob, Narrowed, StoreError, SweepCounts, SweepMark, SweepSince,
+    SweepUser, Tx, UserIds,
 };
 use serde_json::{Value, json};
 
 use crate::engine::enroll::{Created, NewEnrollment, create_in};
-use crate::engine::rules::{Activity, load_activity};
-use crate::engine::sweep::{BATCH_USERS, fingerprint, start_sweep, sweep_range, sweep_range_since};
+use crate::engine::rules::{Activity, activity_from, load_activity};
+use crate::engine::sweep::{
+    BATCH_USERS, fingerprint, narrow, start_sweep, sweep_range, sweep_range_since,
+};
 use crate::state::{AppState, Ctx};
 
 /// How long a claimed job stays leased without renewal, in real seconds,
@@ -25,10 +30,11 @@ fn real_micros() -> i64 {
     Timestamp::now().as_microsecond()
 }
 
-/// Post-enrollment jobs (or sweep jobs with nothing to do) one worker claims
-/// and runs in one transaction: each statement and commit saved is a round
-/// trip on PostgreSQL; on SQLite, measured, batches ran the jobs of the bench's
-/// W5 in half the time of one job per transaction.
+/// Jobs of one kind a worker claims in one transaction (post-enrollment jobs
+/// are run there too; sweep jobs there or, with whole ranges to write, right
+/// after): each statement and commit saved is a round trip on PostgreSQL; on
+/// SQLite, measured, batches ran the jobs of the bench's W5 in half the time
+/// of one job per transaction.
 pub const JOB_BATCH: i64 = 16;
 
 /// Claims and runs due jobs (one, or a batch of post-enrollment jobs).
@@ -55,9 +61,11 @@ pub struct RanJob {
 /// recorded; the others are pending again, unchanged, and run with the next
 /// claim. A sweep job with nothing to do since its marks, or with one pass
 /// over fewer than `BATCH_USERS` changed users, is swept and finished in the
-/// claiming transaction, with further such jobs (up to `JOB_BATCH`); one with
-/// more to write commits its claim and holds a lease while it writes its
-/// ranges, one transaction each.
+/// claiming transaction, and further sweep jobs are claimed into it (up to
+/// `JOB_BATCH`); those with more to write commit their claim there and hold
+/// a lease while their passes run (`run_sweep_activities`): on SQLite one
+/// transaction per range for all of them, on PostgreSQL one per job and
+/// range.
 pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     let mut tx = state.store.write().await?;
     let lease_until = real_micros() + state.lease_seconds * 1_000_000;
@@ -74,8 +82,6 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
         tx.rollback().await?;
         return Ok(Vec::new());
     };
-    // Whether the attempt's claim is in the database when the handler fails.
-    let mut claim_committed = false;
     // Sweep jobs finished in the claiming transaction before the last one.
     let mut finished = Vec::new();
     let started = std::time::Instant::now();
@@ -127,104 +133,108 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             }
         }
         "sweep_activity" => {
-            // A job with nothing to do since its marks, or a few changed
-            // users to sweep, is finished in this transaction and the next
-            // due sweep job is claimed into it, up to `JOB_BATCH`; the first
-            // one with more to write ends the batch: its claim commits with
-            // the others' completion, and its passes run after, under its
-            // lease.
-            let mut current = job;
-            let mut current_started = started;
+            // The due sweep jobs are claimed together, up to `JOB_BATCH`,
+            // and their activities and marks read in one statement each. A
+            // job with nothing to do since its marks, or a few changed users
+            // to sweep, is finished in this transaction. Those with more to
+            // write are deferred: their claims commit with the others'
+            // completion, and their passes run after, under their leases.
+            let mut batch = vec![job];
+            let mut reads = BatchReads::default();
+            let prefetched = async {
+                batch.extend(
+                    tx.claim_more_jobs(
+                        &state.worker_id,
+                        state.clock.now().as_microsecond(),
+                        lease_until,
+                        "sweep_activity",
+                        JOB_BATCH - 1,
+                    )
+                    .await?,
+                );
+                reads.prefetch(&mut tx, &batch).await
+            }
+            .await;
+            if let Err(error) = prefetched {
+                tx.rollback().await?;
+                return Err(error);
+            }
             // What the jobs finished here add to their sweeps, written once
             // just before the commit.
             let mut tally = SweepTally::default();
-            let mut reads = BatchReads::default();
+            // Jobs whose passes run after the commit.
+            let mut deferred: Vec<Deferred> = Vec::new();
+            let mut batch = batch.into_iter();
             let next = loop {
+                let Some(current) = batch.next() else {
+                    break SweepNext::Commit;
+                };
+                let current_started = std::time::Instant::now();
                 let planned = match plan_sweep_activity(state, &mut tx, &current, &mut reads).await
                 {
                     // One pass over the users changed since a mark is small
                     // (fewer than `BATCH_USERS`): it runs here, in the
                     // claiming transaction, and the job is finished with it.
-                    Ok(plan) if plan.inline() => {
-                        match sweep_pass(&mut tx, &plan, &plan.passes[0]).await {
-                            Ok(counts) => Ok((plan, counts)),
-                            Err(error) => Err(error),
-                        }
-                    }
+                    Ok(plan) if plan.inline() => sweep_pass(&mut tx, &plan, &plan.passes[0], None)
+                        .await
+                        .map(|counts| (plan, counts)),
                     Ok(plan) if plan.passes.is_empty() => Ok((plan, SweepCounts::default())),
+                    // Passes over whole ranges (or many changed users): the
+                    // job is claimed now, its passes run after the commit
+                    // (`run_sweep_activities`).
                     Ok(plan) => {
-                        break SweepNext::Commit(Some(Box::new((current, current_started, plan))));
+                        deferred.push(Deferred {
+                            job: current,
+                            started: current_started,
+                            plan,
+                            counts: SweepCounts::default(),
+                        });
+                        continue;
                     }
                     Err(error) => Err(error),
                 };
-                match planned {
+                let finished_here = match planned {
                     Ok((plan, counts)) => {
-                        match finish_sweep_activity(state, &mut tx, &current, &plan, counts).await {
-                            Ok(Some(unchanged)) => {
-                                tally.add(plan.sweep_id, &add_counts(counts, unchanged));
-                                finished.push(RanJob {
-                                    job: current,
-                                    started: current_started,
-                                });
-                                if finished.len() as i64 >= JOB_BATCH {
-                                    break SweepNext::Commit(None);
-                                }
-                                let more = tx
-                                    .claim_more_jobs(
-                                        &state.worker_id,
-                                        state.clock.now().as_microsecond(),
-                                        lease_until,
-                                        "sweep_activity",
-                                        1,
-                                    )
-                                    .await;
-                                match more.map(|mut more| more.pop()) {
-                                    Ok(Some(job)) => {
-                                        current = job;
-                                        current_started = std::time::Instant::now();
-                                    }
-                                    Ok(None) => break SweepNext::Commit(None),
-                                    Err(error) => {
-                                        tx.rollback().await?;
-                                        return Err(error.into());
-                                    }
-                                }
-                            }
-                            Ok(None) => {
-                                break SweepNext::Rollback(current, current_started, Ok(()));
-                            }
-                            Err(error) => {
-                                break SweepNext::Rollback(current, current_started, Err(error));
-                            }
-                        }
+                        finish_sweep_activity(state, &mut tx, &current, &plan, counts)
+                            .await
+                            .map(|unchanged| {
+                                unchanged.map(|unchanged| {
+                                    tally.add(plan.sweep_id, &add_counts(counts, unchanged))
+                                })
+                            })
                     }
+                    Err(error) => Err(error),
+                };
+                match finished_here {
+                    Ok(Some(())) => finished.push(RanJob {
+                        job: current,
+                        started: current_started,
+                    }),
+                    // The lease was lost (it cannot be, within its own
+                    // transaction) or the job failed.
+                    Ok(None) => break SweepNext::Rollback(current, current_started, Ok(())),
                     Err(error) => break SweepNext::Rollback(current, current_started, Err(error)),
                 }
             };
-            if matches!(next, SweepNext::Commit(_))
+            if matches!(next, SweepNext::Commit)
                 && let Err(error) = tally.write(&mut tx, state).await
             {
                 tx.rollback().await?;
                 return Err(error);
             }
             match next {
-                SweepNext::Commit(None) => {
+                SweepNext::Commit => {
                     tx.commit().await?;
                     for ran in &finished {
                         metrics::counter!("roster_jobs_done_total", "kind" => ran.job.kind.clone())
                             .increment(1);
                     }
+                    finished.extend(run_sweep_activities(state, deferred).await?);
                     return Ok(finished);
                 }
-                SweepNext::Commit(Some(next)) => {
-                    let (job, started, plan) = *next;
-                    tx.commit().await?;
-                    claim_committed = true;
-                    let result = run_sweep_activity(state, &job, plan).await;
-                    (job, started, result)
-                }
                 SweepNext::Rollback(job, started, result) => {
-                    // The jobs finished before it are pending again.
+                    // The jobs finished or deferred before it are pending
+                    // again.
                     tx.rollback().await?;
                     finished.clear();
                     (job, started, result)
@@ -238,36 +248,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
         }
     };
     if let Err(error) = result {
-        tracing::warn!(job_id = job.id, kind = %job.kind, error = %format!("{error:#}"), "job attempt failed");
-        metrics::counter!("roster_jobs_failed_attempts_total").increment(1);
-        let give_up = !roster_core::retry::should_retry(job.attempts as i32);
-        let retry_at = state.clock.now().as_microsecond()
-            + roster_core::retry::backoff_seconds(job.attempts as i32) * 1_000_000;
-        let mut tx = state.store.write().await?;
-        if !claim_committed {
-            // The claim was rolled back with the attempt: count it here,
-            // unless another worker has taken the job since.
-            tx.fail_unclaimed_job(
-                job.id,
-                &format!("{error:#}"),
-                retry_at,
-                give_up,
-                state.clock.now().as_microsecond(),
-                real_micros(),
-            )
-            .await?;
-        } else {
-            tx.fail_job(
-                job.id,
-                &state.worker_id,
-                &format!("{error:#}"),
-                retry_at,
-                give_up,
-                state.clock.now().as_microsecond(),
-            )
-            .await?;
-        }
-        tx.commit().await?;
+        record_failure(state, &job, error, false).await?;
     } else {
         metrics::counter!("roster_jobs_done_total", "kind" => job.kind.clone()).increment(1);
     }
@@ -278,11 +259,61 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     Ok(finished)
 }
 
-/// How a batch of sweep jobs ends: committed (with a job whose passes are
-/// still to run, or none), or rolled back because of this job.
+/// Records a failed attempt of `job`: retried after a backoff, or given up.
+/// When its claim was rolled back with the attempt (`claim_committed`
+/// false), the attempt is counted here, unless another worker has taken the
+/// job since.
+async fn record_failure(
+    state: &AppState,
+    job: &ClaimedJob,
+    error: anyhow::Error,
+    claim_committed: bool,
+) -> anyhow::Result<()> {
+    tracing::warn!(job_id = job.id, kind = %job.kind, error = %format!("{error:#}"), "job attempt failed");
+    metrics::counter!("roster_jobs_failed_attempts_total").increment(1);
+    let give_up = !roster_core::retry::should_retry(job.attempts as i32);
+    let retry_at = state.clock.now().as_microsecond()
+        + roster_core::retry::backoff_seconds(job.attempts as i32) * 1_000_000;
+    let mut tx = state.store.write().await?;
+    if claim_committed {
+        tx.fail_job(
+            job.id,
+            &state.worker_id,
+            &format!("{error:#}"),
+            retry_at,
+            give_up,
+            state.clock.now().as_microsecond(),
+        )
+        .await?;
+    } else {
+        tx.fail_unclaimed_job(
+            job.id,
+            &format!("{error:#}"),
+            retry_at,
+            give_up,
+            state.clock.now().as_microsecond(),
+            real_micros(),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// How a batch of sweep jobs ends: committed (the deferred jobs' passes
+/// still to run), or rolled back because of this job.
 enum SweepNext {
-    Commit(Option<Box<(ClaimedJob, std::time::Instant, SweepPlan)>>),
+    Commit,
     Rollback(ClaimedJob, std::time::Instant, anyhow::Result<()>),
+}
+
+/// A claimed sweep job whose passes run after its claim commits, and what
+/// they have done so far.
+struct Deferred {
+    job: ClaimedJob,
+    started: std::time::Instant,
+    plan: SweepPlan,
+    counts: SweepCounts,
 }
 
 /// R36, R41, R21: for each target of the snapshot, create or say why not,
@@ -383,12 +414,22 @@ struct SweepPlan {
 /// own), and the exemptions that ran out since the marks' day. Read once,
 /// they serve every activity of the batch. What is written after the read
 /// is stamped at or after the batch's stamp, so the next sweep sees it.
+///
+/// And what each activity's scope reads of those users (`facts`, in id
+/// order, with `asked` the ids asked for, found or not), to narrow each
+/// activity's pass to the users its scope may hold.
 #[derive(Default)]
 struct BatchReads {
     max_user: Option<i64>,
     stamp: Option<i64>,
     stamped: Option<Stamped>,
     ended: Vec<Ended>,
+    facts: Vec<SweepUser>,
+    asked: std::collections::HashSet<i64>,
+    /// The batch's activities (with a rule or not, `None` when gone) and
+    /// their marks, read together; each job takes its own.
+    activities: HashMap<i64, Option<Activity>>,
+    marks: HashMap<i64, Vec<SweepMark>>,
 }
 
 /// Users stamped at or after a stamp, as (user, stamp), and whether the list
@@ -399,6 +440,44 @@ type Stamped = (i64, Vec<(i64, i64)>, bool);
 type Ended = ((String, String), Vec<(i64, i64)>);
 
 impl BatchReads {
+    /// Reads the activities of the sweep jobs `jobs` and their marks.
+    async fn prefetch(&mut self, tx: &mut Tx, jobs: &[ClaimedJob]) -> anyhow::Result<()> {
+        let ids: Vec<i64> = jobs
+            .iter()
+            .filter_map(|job| serde_json::from_str::<Value>(&job.payload).ok())
+            .filter_map(|payload| payload["activity_id"].as_i64())
+            .collect();
+        let ids = UserIds(ids);
+        for &id in &ids.0 {
+            self.activities.insert(id, None);
+            self.marks.insert(id, Vec::new());
+        }
+        for record in tx.get_activities(&ids).await? {
+            self.activities
+                .insert(record.id, Some(activity_from(record)));
+        }
+        for mark in tx.sweep_marks_of(&ids).await? {
+            self.marks.entry(mark.activity_id).or_default().push(mark);
+        }
+        Ok(())
+    }
+
+    /// The activity, as read with the batch or now.
+    async fn activity(&mut self, tx: &mut Tx, id: i64) -> anyhow::Result<Option<Activity>> {
+        match self.activities.remove(&id) {
+            Some(activity) => Ok(activity),
+            None => load_activity(tx, id).await,
+        }
+    }
+
+    /// The activity's marks, as read with the batch or now.
+    async fn marks(&mut self, tx: &mut Tx, id: i64) -> anyhow::Result<Vec<SweepMark>> {
+        match self.marks.remove(&id) {
+            Some(marks) => Ok(marks),
+            None => Ok(tx.sweep_marks(id).await?),
+        }
+    }
+
     /// The users of the activity changed since the mark (in id order), as
     /// `SweepSince` names them (stamped since, or whose exemption ran out
     /// since its day); `None` when they are `BATCH_USERS` or more.
@@ -444,6 +523,29 @@ impl BatchReads {
         users.dedup();
         Ok((users.len() < BATCH_USERS as usize).then_some(users))
     }
+
+    /// `users` narrowed to those the rule's scope may hold (`narrow`), from
+    /// the facts read once per batch (those not read yet are read now).
+    async fn narrowed(
+        &mut self,
+        tx: &mut Tx,
+        activity_id: i64,
+        rule: &AutoRule,
+        users: &[i64],
+    ) -> anyhow::Result<Narrowed> {
+        let missing: Vec<i64> = users
+            .iter()
+            .copied()
+            .filter(|id| !self.asked.contains(id))
+            .collect();
+        if !missing.is_empty() {
+            let found = tx.sweep_user_facts(&UserIds(missing.clone())).await?;
+            self.asked.extend(missing);
+            self.facts.extend(found);
+            self.facts.sort_unstable_by_key(|user| user.id);
+        }
+        Ok(narrow(activity_id, rule, users, &self.facts))
+    }
 }
 
 /// One pass of a sweep job: users `lo..hi`, in full or only those changed,
@@ -456,6 +558,9 @@ struct Pass {
     /// The stamp of the new marks, when it was taken before the pass's
     /// users were read; otherwise it is taken as the pass starts.
     stamp: Option<i64>,
+    /// What was read beforehand of the users `users` names, when it names
+    /// them.
+    narrowed: Option<Narrowed>,
 }
 
 impl SweepPlan {
@@ -494,7 +599,8 @@ async fn plan_sweep_activity(
         None => state.ctx(tx, None).await?,
     };
     let today = ctx.today.to_string();
-    let activity = load_activity(tx, activity_id)
+    let activity = reads
+        .activity(tx, activity_id)
         .await?
         .filter(|activity| activity.rule.is_some());
     let mut passes = Vec::new();
@@ -509,7 +615,7 @@ async fn plan_sweep_activity(
             Some(max_user) => max_user,
             None => *reads.max_user.insert(tx.max_user_id().await?),
         };
-        let marks = tx.sweep_marks(activity_id).await?;
+        let marks = reads.marks(tx, activity_id).await?;
         let ranges = user_ranges(max_user);
         let valid: Vec<Option<&SweepMark>> = ranges
             .iter()
@@ -555,12 +661,20 @@ async fn plan_sweep_activity(
                 unchanged_skipped = valid.iter().flatten().map(|mark| mark.skipped).sum();
             }
             Some((stamp, Some(users))) => {
+                let narrowed = match activity
+                    .as_ref()
+                    .and_then(|activity| activity.rule.as_ref())
+                {
+                    Some(rule) => Some(reads.narrowed(tx, activity_id, rule, &users).await?),
+                    None => None,
+                };
                 passes.push(Pass {
                     lo: 0,
                     hi: i64::MAX,
                     users: Some(Changed::Users(UserIds(users))),
                     marked: ranges.clone(),
                     stamp: Some(stamp),
+                    narrowed,
                 });
             }
             listed => {
@@ -592,6 +706,7 @@ async fn plan_sweep_activity(
                                     users: Some(Changed::Since(since)),
                                     marked: vec![(lo, hi)],
                                     stamp: None,
+                                    narrowed: None,
                                 });
                             } else {
                                 unchanged_skipped += mark.skipped;
@@ -603,6 +718,7 @@ async fn plan_sweep_activity(
                             users: None,
                             marked: vec![(lo, hi)],
                             stamp: None,
+                            narrowed: None,
                         }),
                     }
                 }
@@ -620,75 +736,175 @@ async fn plan_sweep_activity(
     })
 }
 
-/// One activity of a sweep: the plan's passes, one transaction each, the
-/// lease renewed with every pass so a dead worker's job is taken over; then
-/// the job is done.
-async fn run_sweep_activity(
+/// The deferred jobs of a batch: their passes range by range — on SQLite
+/// one transaction per range for all the jobs with a pass there, so that
+/// each page of the enrollments' user index is written once per range
+/// rather than once per activity and range; on PostgreSQL one per job and
+/// range — with every job's lease renewed in each, so that a dead worker's
+/// jobs are taken over and a waiting one's are not; then the jobs are done,
+/// in one transaction. A job whose pass fails has its attempt recorded and
+/// leaves the batch; one whose lease was lost leaves it too; the range is
+/// then written again without it. Answers the jobs that ran.
+async fn run_sweep_activities(
     state: &AppState,
-    job: &ClaimedJob,
-    plan: SweepPlan,
-) -> anyhow::Result<()> {
-    let mut total = SweepCounts::default();
-    if plan.activity.is_some() {
-        for pass in &plan.passes {
+    mut jobs: Vec<Deferred>,
+) -> anyhow::Result<Vec<RanJob>> {
+    let mut ran = Vec::new();
+    if jobs.is_empty() {
+        // A batch whose jobs all finished in the claiming transaction.
+        return Ok(ran);
+    }
+    // Each step is one transaction: on SQLite a range for every job (one
+    // writer: the fewer commits, the fewer times each page is written); on
+    // PostgreSQL a range of one job, as its transactions do not share pages'
+    // writes and a long one holds its rows' locks against the other workers.
+    let mut steps: Vec<(Option<i64>, (i64, i64))> = match state.store.backend() {
+        Backend::Sqlite => {
+            let mut ranges: Vec<(i64, i64)> = jobs
+                .iter()
+                .flat_map(|deferred| deferred.plan.passes.iter().map(|pass| (pass.lo, pass.hi)))
+                .collect();
+            ranges.sort_unstable();
+            ranges.dedup();
+            ranges.into_iter().map(|range| (None, range)).collect()
+        }
+        Backend::Postgres => jobs
+            .iter()
+            .flat_map(|deferred| {
+                deferred
+                    .plan
+                    .passes
+                    .iter()
+                    .map(|pass| (Some(deferred.job.id), (pass.lo, pass.hi)))
+            })
+            .collect(),
+    };
+    for (only, range) in steps.drain(..) {
+        if only.is_some_and(|id| !jobs.iter().any(|deferred| deferred.job.id == id)) {
+            // That job has left the batch.
+            continue;
+        }
+        loop {
             let mut tx = state.store.write().await?;
-            let counts = sweep_pass(&mut tx, &plan, pass).await?;
-            let lease_until = real_micros() + state.lease_seconds * 1_000_000;
-            if !tx
-                .renew_lease(job.id, &state.worker_id, lease_until)
-                .await?
-            {
+            // Taken before this transaction reads anything: the marks of
+            // every pass in it.
+            let stamp = tx.sweep_stamp_now().await?;
+            let mut counts = Vec::with_capacity(jobs.len());
+            let mut failed = None;
+            for (at, deferred) in jobs.iter().enumerate() {
+                let plan = &deferred.plan;
+                let Some(pass) = plan
+                    .passes
+                    .iter()
+                    .find(|pass| (pass.lo, pass.hi) == range)
+                    .filter(|_| only.is_none_or(|id| id == deferred.job.id))
+                else {
+                    counts.push(SweepCounts::default());
+                    continue;
+                };
+                match sweep_pass(&mut tx, plan, pass, Some(stamp)).await {
+                    Ok(pass_counts) => counts.push(pass_counts),
+                    Err(error) => {
+                        failed = Some((at, Some(error)));
+                        break;
+                    }
+                }
+            }
+            if failed.is_none() {
+                let lease_until = real_micros() + state.lease_seconds * 1_000_000;
+                for (at, deferred) in jobs.iter().enumerate() {
+                    if !tx
+                        .renew_lease(deferred.job.id, &state.worker_id, lease_until)
+                        .await?
+                    {
+                        failed = Some((at, None));
+                        break;
+                    }
+                }
+            }
+            if let Some((at, error)) = failed {
                 tx.rollback().await?;
-                anyhow::bail!("lost the lease of sweep job {}", job.id);
+                let gone = jobs.remove(at);
+                match error {
+                    Some(error) => {
+                        record_failure(state, &gone.job, error, true).await?;
+                        ran.push(RanJob {
+                            job: gone.job,
+                            started: gone.started,
+                        });
+                    }
+                    None => tracing::warn!(job_id = gone.job.id, "lost the lease of a sweep job"),
+                }
+                if jobs.is_empty() {
+                    return Ok(ran);
+                }
+                continue;
             }
             // Last: the sweep's row is shared by the workers.
-            tx.add_sweep_counts(
-                plan.sweep_id,
-                counts.created,
-                counts.adopted,
-                counts.closed,
-                counts.skipped,
-            )
-            .await?;
+            let mut tally = SweepTally::default();
+            for (deferred, pass_counts) in jobs.iter_mut().zip(&counts) {
+                deferred.counts = add_counts(deferred.counts, *pass_counts);
+                tally.add_counts(deferred.plan.sweep_id, pass_counts);
+            }
+            tally.write_counts(&mut tx).await?;
             tx.commit().await?;
-            total.created += counts.created;
-            total.adopted += counts.adopted;
-            total.closed += counts.closed;
-            total.skipped += counts.skipped;
+            break;
         }
     }
     let mut tx = state.store.write().await?;
-    match finish_sweep_activity(state, &mut tx, job, &plan, total).await? {
-        Some(unchanged) => {
-            tx.finish_sweep_jobs(
-                plan.sweep_id,
-                1,
-                &unchanged,
-                state.clock.now().as_microsecond(),
-            )
-            .await?;
-            tx.commit().await?;
+    let mut tally = SweepTally::default();
+    for deferred in jobs {
+        if let Some(unchanged) = finish_sweep_activity(
+            state,
+            &mut tx,
+            &deferred.job,
+            &deferred.plan,
+            deferred.counts,
+        )
+        .await?
+        {
+            tally.add(deferred.plan.sweep_id, &unchanged);
+            metrics::counter!("roster_jobs_done_total", "kind" => deferred.job.kind.clone())
+                .increment(1);
+            ran.push(RanJob {
+                job: deferred.job,
+                started: deferred.started,
+            });
         }
-        None => tx.rollback().await?,
     }
-    Ok(())
+    tally.write(&mut tx, state).await?;
+    tx.commit().await?;
+    Ok(ran)
 }
 
 /// One pass of a sweep job in `tx`: its users swept, the marks of the ranges
 /// it covers renewed; answers its counts, for the caller to add to the
 /// sweep's.
-async fn sweep_pass(tx: &mut Tx, plan: &SweepPlan, pass: &Pass) -> anyhow::Result<SweepCounts> {
+async fn sweep_pass(
+    tx: &mut Tx,
+    plan: &SweepPlan,
+    pass: &Pass,
+    stamp: Option<i64>,
+) -> anyhow::Result<SweepCounts> {
     let Some(activity) = &plan.activity else {
         return Ok(SweepCounts::default());
     };
     let (lo, hi) = (pass.lo, pass.hi);
-    let stamp = match pass.stamp {
+    let stamp = match pass.stamp.or(stamp) {
         Some(stamp) => stamp,
         None => tx.sweep_stamp_now().await?,
     };
-    let mut counts = sweep_range_since(tx, &plan.ctx, activity, lo, hi, pass.users.clone())
-        .await?
-        .counts;
+    let mut counts = sweep_range_since(
+        tx,
+        &plan.ctx,
+        activity,
+        lo,
+        hi,
+        pass.users.clone(),
+        pass.narrowed.clone(),
+    )
+    .await?
+    .counts;
     // The ranges marked are the pass's users `lo..hi`, cut by range: their
     // skips are the pass's.
     counts.skipped = tx
@@ -753,14 +969,41 @@ fn add_counts(a: SweepCounts, b: SweepCounts) -> SweepCounts {
 struct SweepTally(Vec<(i64, i64, SweepCounts)>);
 
 impl SweepTally {
+    /// A job finished, with what it adds to its sweep's counts.
     fn add(&mut self, sweep_id: i64, counts: &SweepCounts) {
+        self.add_jobs(sweep_id, 1, counts);
+    }
+
+    /// What a pass of a job not yet finished adds to its sweep's counts.
+    fn add_counts(&mut self, sweep_id: i64, counts: &SweepCounts) {
+        self.add_jobs(sweep_id, 0, counts);
+    }
+
+    fn add_jobs(&mut self, sweep_id: i64, finished: i64, counts: &SweepCounts) {
         match self.0.iter_mut().find(|(id, _, _)| *id == sweep_id) {
             Some((_, jobs, total)) => {
-                *jobs += 1;
+                *jobs += finished;
                 *total = add_counts(*total, *counts);
             }
-            None => self.0.push((sweep_id, 1, *counts)),
+            None => self.0.push((sweep_id, finished, *counts)),
         }
+    }
+
+    /// Adds the passes' counts to their sweeps (no job finished).
+    async fn write_counts(&self, tx: &mut Tx) -> anyhow::Result<()> {
+        for (sweep_id, _, counts) in &self.0 {
+            if *counts != SweepCounts::default() {
+                tx.add_sweep_counts(
+                    *sweep_id,
+                    counts.created,
+                    counts.adopted,
+                    counts.closed,
+                    counts.skipped,
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn write(&self, tx: &mut Tx, state: &AppState) -> anyhow::Result<()> {

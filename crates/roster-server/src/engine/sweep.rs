@@ -7,7 +7,8 @@ use jiff::civil::Date;
 use roster_core::calendar::{current_period, due_for_new};
 use roster_core::{AutoRule, PostRule, Recurrence, Scope, Source, Trigger};
 use roster_store::{
-    ActivitySweep, AuditEntry, Changed, NewJob, StoreError, SweepCounts, SweepKind, Tx,
+    ActivitySweep, AuditEntry, Changed, Narrowed, NewJob, StoreError, SweepCounts, SweepKind,
+    SweepUser, Tx,
 };
 use serde_json::json;
 
@@ -53,6 +54,7 @@ pub fn activity_sweep(
         since: None,
         matching: None,
         count_skips: true,
+        narrowed: None,
     }
 }
 
@@ -84,13 +86,16 @@ pub async fn sweep_range(
     lo: i64,
     hi: i64,
 ) -> anyhow::Result<RangeOutcome> {
-    sweep_users(tx, ctx, activity, lo, hi, None, true).await
+    sweep_users(tx, ctx, activity, (lo, hi), None, None, true).await
 }
 
 /// A pass of a sweep job: sweeps one activity's rule over users `lo..hi` on
 /// `ctx.today`, in `tx` — every user of the range, or with `since` only those
 /// changed. The skipped count is left at 0: the marks the caller writes next
 /// count the skips of their ranges (`Tx::put_sweep_marks`).
+///
+/// `narrowed` is what the caller read beforehand of the users `since` names
+/// (see `narrow`).
 pub async fn sweep_range_since(
     tx: &mut Tx,
     ctx: &Ctx,
@@ -98,19 +103,66 @@ pub async fn sweep_range_since(
     lo: i64,
     hi: i64,
     since: Option<Changed>,
+    narrowed: Option<Narrowed>,
 ) -> anyhow::Result<RangeOutcome> {
-    sweep_users(tx, ctx, activity, lo, hi, since, false).await
+    sweep_users(tx, ctx, activity, (lo, hi), since, narrowed, false).await
 }
 
-/// The sweep of `lo..hi` (or of the users `since` names), counting the
-/// range's skips afterwards when `count_skips`.
+/// Of `users` (in id order), those the rule's scope may hold, as far as
+/// `facts` tell (users they do not describe are kept), and whether any of
+/// them has a skip recorded in the activity. A superset of the store's own
+/// condition (`sweep_matching_users` checks each candidate again): active
+/// people who are no service account (R10), hired after the rule's date,
+/// in one of its groups — a group since deleted is still in the rule's
+/// list, never the other way round.
+pub fn narrow(activity_id: i64, rule: &AutoRule, users: &[i64], facts: &[SweepUser]) -> Narrowed {
+    let hired_after = rule.hired_after.map(|date| date.to_string());
+    let mut narrowed = Narrowed::default();
+    for &id in users {
+        let Ok(at) = facts.binary_search_by_key(&id, |user| user.id) else {
+            narrowed.candidates.0.push(id);
+            narrowed.skipped = true;
+            continue;
+        };
+        let user = &facts[at];
+        narrowed.skipped |= user.skipped_in.contains(&activity_id);
+        let hired = match (&hired_after, &user.hired_on) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            // Compared as text, as the store does; a date the store could
+            // order otherwise keeps the user.
+            (Some(after), Some(hired)) => !is_iso_date(hired) || hired > after,
+        };
+        let grouped = rule.scope != Scope::Groups
+            || user
+                .groups
+                .iter()
+                .any(|group| rule.group_ids.contains(group));
+        if user.active && !user.integration && hired && grouped {
+            narrowed.candidates.0.push(id);
+        }
+    }
+    narrowed
+}
+
+/// `YYYY-MM-DD`, digits and dashes where a date has them.
+fn is_iso_date(text: &str) -> bool {
+    text.len() == 10
+        && text.bytes().enumerate().all(|(at, byte)| match at {
+            4 | 7 => byte == b'-',
+            _ => byte.is_ascii_digit(),
+        })
+}
+
+/// The sweep of users `lo..hi` (or of the users `since` names among them),
+/// counting the range's skips afterwards when `count_skips`.
 async fn sweep_users(
     tx: &mut Tx,
     ctx: &Ctx,
     activity: &Activity,
-    lo: i64,
-    hi: i64,
+    (lo, hi): (i64, i64),
     since: Option<Changed>,
+    narrowed: Option<Narrowed>,
     count_skips: bool,
 ) -> anyhow::Result<RangeOutcome> {
     let mut outcome = RangeOutcome::default();
@@ -122,6 +174,7 @@ async fn sweep_users(
     }
     let mut sweep = activity_sweep(activity.record.id, rule, ctx.today, ctx, lo, hi);
     sweep.since = since;
+    sweep.narrowed = narrowed;
     sweep.count_skips = count_skips;
     if sweep.since.is_some() {
         // Only the changed users in the rule's scope are evaluated; the
@@ -303,4 +356,59 @@ pub async fn start_sweep(
     )
     .await?;
     Ok(sweep_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: i64, groups: &[i64], hired_on: Option<&str>) -> SweepUser {
+        SweepUser {
+            id,
+            active: true,
+            integration: false,
+            hired_on: hired_on.map(str::to_string),
+            groups: groups.to_vec(),
+            skipped_in: Vec::new(),
+        }
+    }
+
+    fn rule(json: serde_json::Value) -> AutoRule {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn r10_r13_narrowing_keeps_every_user_the_scope_may_hold() {
+        let groups = rule(
+            json!({"scope": "groups", "group_ids": [7, 9], "hired_after": "2030-06-30",
+            "recurrence": {"kind": "one_time", "due": null}}),
+        );
+        let mut facts = vec![
+            user(1, &[7], Some("2030-07-01")),
+            user(2, &[8], Some("2030-07-01")),
+            user(3, &[9, 8], Some("2030-06-30")),
+            user(4, &[9], None),
+            user(5, &[7], Some("July 2030")),
+            user(6, &[7], Some("2031-01-01")),
+            user(7, &[7], Some("2031-01-01")),
+        ];
+        facts[5].active = false;
+        facts[6].integration = true;
+        facts[1].skipped_in = vec![40];
+        // User 8 was not read (deleted since): kept, and its skips may exist.
+        let users = [1, 2, 3, 4, 5, 6, 7];
+        let narrowed = narrow(40, &groups, &users, &facts);
+        assert_eq!(narrowed.candidates.0, vec![1, 5]);
+        assert!(narrowed.skipped, "user 2 has a skip in activity 40");
+        assert!(!narrow(41, &groups, &users, &facts).skipped);
+        let unknown = narrow(41, &groups, &[1, 8], &facts);
+        assert_eq!(unknown.candidates.0, vec![1, 8]);
+        assert!(unknown.skipped);
+
+        let company =
+            rule(json!({"scope": "company", "recurrence": {"kind": "one_time", "due": null}}));
+        let narrowed = narrow(40, &company, &users, &facts);
+        assert_eq!(narrowed.candidates.0, vec![1, 2, 3, 4, 5]);
+        assert!(narrow(40, &company, &[], &facts).candidates.0.is_empty());
+    }
 }

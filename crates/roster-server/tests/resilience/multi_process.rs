@@ -163,8 +163,11 @@ async fn a_sweep_started_on_one_process_is_shared_by_both() {
     if skip_unless(Backend::Postgres) {
         return;
     }
-    const USERS: usize = 1500;
-    const ACTIVITIES: usize = 8;
+    // A worker claims up to 16 sweep jobs at once (`JOB_BATCH`) and writes
+    // them range by range: three batches' worth, so that neither process
+    // can take the whole sweep in its first batches.
+    const USERS: usize = 400;
+    const ACTIVITIES: usize = 48;
     let began = Instant::now();
     let db = Database::create(Backend::Postgres).await;
     let setup = db.start(ClockMode::Manual).await;

@@ -16,7 +16,7 @@ use roster_core::{
 };
 use roster_store::{
     ActivityRecord, ActivitySweep, EnrollmentFilter, EnrollmentInsert, EnrollmentRecord,
-    ExemptionRecord, Store, SweepKind, Tx, UserInsert,
+    ExemptionRecord, Store, SweepKind, Tx, UserIds, UserInsert,
 };
 
 use crate::support::{HOUR, NOW, Rng, activity};
@@ -462,6 +462,7 @@ fn sweep_for(activity_id: i64, rule: &AutoRule, today: Date, lo: i64, hi: i64) -
         since: None,
         matching: None,
         count_skips: true,
+        narrowed: None,
     }
 }
 
@@ -1116,6 +1117,38 @@ pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges
             .await
             .unwrap(),
         vec![(course, ivy)]
+    );
+
+    // What the scopes read of them, in id order: the groups of each, and
+    // where a skip is recorded (Ivy's, from the first sweep); an unknown id
+    // is left out.
+    let sales = tx.insert_group("Sales", NOW).await.unwrap();
+    let field = tx.insert_group("Field", NOW).await.unwrap();
+    tx.add_member(sales, ben).await.unwrap();
+    tx.add_member(field, ben).await.unwrap();
+    let facts = tx
+        .sweep_user_facts(&UserIds(vec![ivy, ben, ann, ivy + 1000]))
+        .await
+        .unwrap();
+    // (id, active, service account, groups, activities skipped in)
+    type Seen = (i64, bool, bool, Vec<i64>, Vec<i64>);
+    let seen: Vec<Seen> = facts
+        .iter()
+        .map(|u| {
+            let mut groups = u.groups.clone();
+            groups.sort_unstable();
+            (u.id, u.active, u.integration, groups, u.skipped_in.clone())
+        })
+        .collect();
+    let mut bens = vec![sales, field];
+    bens.sort_unstable();
+    assert_eq!(
+        seen,
+        vec![
+            (ann, true, false, vec![], vec![]),
+            (ben, true, false, bens, vec![]),
+            (ivy, true, false, vec![], vec![course]),
+        ]
     );
     tx.commit().await.unwrap();
 }
