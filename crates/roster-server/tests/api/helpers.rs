@@ -1,7 +1,6 @@
 //! The test harness: `spawn_app()` starts the real `roster` binary on a free
 //! port with a fresh database, and `TestApp` speaks HTTP to it.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,19 +77,23 @@ pub async fn spawn_app() -> TestApp {
         other => panic!("ROSTER_TEST_BACKEND must be sqlite or postgres, not {other:?}"),
     };
 
-    let port = free_port();
     let log_path = dir.join("server.log");
     let log = std::fs::File::create(&log_path).expect("create the server log");
+    // The server binds a port of its own choosing and prints its address
+    // (a port picked here and released could be taken by another process
+    // before the server binds it).
+    let stdout_path = dir.join("server.out");
+    let stdout = std::fs::File::create(&stdout_path).expect("create the server's stdout file");
     let child = Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(["serve", "--database", &database_url])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .args(["--clock", "manual"])
         .env("ROSTER_BOOTSTRAP_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(log)
         .spawn()
         .expect("start the roster binary");
@@ -100,32 +103,36 @@ pub async fn spawn_app() -> TestApp {
         .build()
         .expect("build the HTTP client");
     let mut app = TestApp {
-        base: format!("http://127.0.0.1:{port}"),
+        base: String::new(),
         client,
         admin: ADMIN_TOKEN.to_string(),
         child,
         dir,
         pg_database,
     };
-    app.wait_until_healthy(&log_path).await;
+    app.wait_until_healthy(&log_path, &stdout_path).await;
     app
 }
 
 impl TestApp {
-    async fn wait_until_healthy(&mut self, log_path: &Path) {
+    async fn wait_until_healthy(&mut self, log_path: &Path, stdout_path: &Path) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(exit) = self.child.try_wait().expect("poll the server process") {
                 let log = std::fs::read_to_string(log_path).unwrap_or_default();
                 panic!("roster exited before it was healthy ({exit}):\n{log}");
             }
-            let healthy = self
-                .client
-                .get(format!("{}/healthz", self.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|response| response.status() == 200);
+            if self.base.is_empty() {
+                self.base = announced_base(stdout_path).unwrap_or_default();
+            }
+            let healthy = !self.base.is_empty()
+                && self
+                    .client
+                    .get(format!("{}/healthz", self.base))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok_and(|response| response.status() == 200);
             if healthy {
                 return;
             }
@@ -399,9 +406,14 @@ pub async fn into_reply(response: reqwest::Response) -> Reply {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("the bound address").port()
+/// The base URL a server printed on its standard output once it listened
+/// (`Roster is running at http://127.0.0.1:PORT`), if it has yet.
+fn announced_base(stdout_path: &Path) -> Option<String> {
+    let printed = std::fs::read_to_string(stdout_path).ok()?;
+    printed.lines().find_map(|line| {
+        line.strip_prefix("Roster is running at ")
+            .map(|base| base.trim().to_string())
+    })
 }
 
 /// A name unique across concurrent test processes and threads.

@@ -6,8 +6,7 @@
 //!
 //! Adapted from `tests/api/helpers.rs`, which spawns one server per database.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,16 +107,20 @@ impl Database {
     /// Spawns `roster serve` on this database (not yet waiting for it).
     pub fn spawn(&self, clock: ClockMode) -> Node {
         let number = self.starts.fetch_add(1, Ordering::Relaxed) + 1;
-        let port = free_port();
         let log_path = self.dir.join(format!("serve-{number}.log"));
         let log = std::fs::File::create(&log_path).expect("create the server log");
+        // The server binds a port of its own choosing and prints its address
+        // (a port picked here and released could be taken by another process
+        // before the server binds it).
+        let stdout_path = self.dir.join(format!("serve-{number}.out"));
+        let stdout = std::fs::File::create(&stdout_path).expect("create the server's stdout file");
         let clock = match clock {
             ClockMode::System => "system",
             ClockMode::Manual => "manual",
         };
         let child = Command::new(env!("CARGO_BIN_EXE_roster"))
             .args(["serve", "--database", &self.url])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(self.dir.join("data"))
             .args(["--clock", clock])
@@ -127,7 +130,7 @@ impl Database {
             .env("RUST_LOG", "info,sqlx=warn")
             .env_remove("ROSTER_WORKERS")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(log)
             .spawn()
             .expect("start the roster binary");
@@ -137,24 +140,25 @@ impl Database {
             .expect("build the HTTP client");
         Node {
             name: format!("serve-{number}"),
-            base: format!("http://127.0.0.1:{port}"),
+            base: String::new(),
             client,
             child: Mutex::new(Some(child)),
             log_path,
+            stdout_path,
         }
     }
 
     /// Starts a server and waits until it answers `/healthz`.
     pub async fn start(&self, clock: ClockMode) -> Node {
-        let node = self.spawn(clock);
+        let mut node = self.spawn(clock);
         node.wait_until_healthy().await;
         node
     }
 
     /// Starts `count` servers at once (all spawned before any is waited for).
     pub async fn start_many(&self, count: usize, clock: ClockMode) -> Vec<Node> {
-        let nodes: Vec<Node> = (0..count).map(|_| self.spawn(clock)).collect();
-        for node in &nodes {
+        let mut nodes: Vec<Node> = (0..count).map(|_| self.spawn(clock)).collect();
+        for node in &mut nodes {
             node.wait_until_healthy().await;
         }
         nodes
@@ -308,10 +312,11 @@ pub struct Node {
     pub client: reqwest::Client,
     child: Mutex<Option<Child>>,
     pub log_path: PathBuf,
+    stdout_path: PathBuf,
 }
 
 impl Node {
-    async fn wait_until_healthy(&self) {
+    async fn wait_until_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let exited = match self.child.lock().expect("the child").as_mut() {
@@ -325,13 +330,17 @@ impl Node {
                     self.log()
                 );
             }
-            let healthy = self
-                .client
-                .get(format!("{}/healthz", self.base))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|response| response.status() == 200);
+            if self.base.is_empty() {
+                self.base = announced_base(&self.stdout_path).unwrap_or_default();
+            }
+            let healthy = !self.base.is_empty()
+                && self
+                    .client
+                    .get(format!("{}/healthz", self.base))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok_and(|response| response.status() == 200);
             if healthy {
                 return;
             }
@@ -723,9 +732,14 @@ pub fn id(record: &Value) -> i64 {
         .unwrap_or_else(|| panic!("no numeric id in {record}"))
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("the bound address").port()
+/// The base URL a server printed on its standard output once it listened
+/// (`Roster is running at http://127.0.0.1:PORT`), if it has yet.
+fn announced_base(stdout_path: &Path) -> Option<String> {
+    let printed = std::fs::read_to_string(stdout_path).ok()?;
+    printed.lines().find_map(|line| {
+        line.strip_prefix("Roster is running at ")
+            .map(|base| base.trim().to_string())
+    })
 }
 
 fn unique_name() -> String {
