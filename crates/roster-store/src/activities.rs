@@ -258,6 +258,20 @@ impl Tx {
         Ok(())
     }
 
+    /// The post-enrollment rules of several activities, in activity and id
+    /// order.
+    pub async fn post_rules_of(&mut self, activity_ids: &UserIds) -> Result<Vec<PostRuleRecord>> {
+        let sql = format!(
+            "SELECT id, activity_id, trigger_on, delay_days, target_ids, allow_consecutive FROM post_rules \
+             WHERE TRUE{} ORDER BY activity_id, id",
+            UserIds::clause("activity_id", 1, self.backend())
+        );
+        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(activity_ids)
+            .fetch_all(c)
+            .await?))
+    }
+
     pub async fn post_rules(&mut self, activity_id: i64) -> Result<Vec<PostRuleRecord>> {
         Ok(on_tx!(self, c => sqlx::query_as(
             "SELECT id, activity_id, trigger_on, delay_days, target_ids, allow_consecutive FROM post_rules \

@@ -22,6 +22,7 @@ pub use jobs::{ClaimedJob, JobFilter, NewJob};
 pub use marks::{SweepMark, SweepSince, SweepUser, UserIds};
 pub use records::*;
 pub use sweep::{
-    ActivitySweep, AdoptCandidate, Changed, Matching, Narrowed, SweepCounts, SweepKind, Touched,
+    ActivitySweep, AdoptCandidate, AutoEnrollment, Changed, Matching, Narrowed, SweepCounts,
+    SweepKind, Touched,
 };
 pub use users::{UserFilter, UserInsert};

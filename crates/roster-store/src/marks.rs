@@ -367,6 +367,48 @@ impl Tx {
         Ok(facts)
     }
 
+    /// Every enrollment of `users` in `activities`, as (user, activity,
+    /// status, period): what a batch of incremental passes needs to know of
+    /// each user's open enrollment and whether their need is met, read once
+    /// for all of them.
+    pub async fn sweep_user_enrollments(
+        &mut self,
+        users: &UserIds,
+        activities: &UserIds,
+    ) -> Result<Vec<(i64, i64, String, Option<String>)>> {
+        let backend = self.backend();
+        let sql = format!(
+            "SELECT user_id, activity_id, status, period FROM enrollments WHERE TRUE{}{}",
+            UserIds::clause("user_id", 1, backend),
+            UserIds::clause("activity_id", 2, backend)
+        );
+        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(users)
+            .bind(activities)
+            .fetch_all(c)
+            .await?))
+    }
+
+    /// Every exemption of `users` from `activities`, as (user, activity,
+    /// until).
+    pub async fn sweep_user_exemptions(
+        &mut self,
+        users: &UserIds,
+        activities: &UserIds,
+    ) -> Result<Vec<(i64, i64, Option<String>)>> {
+        let backend = self.backend();
+        let sql = format!(
+            "SELECT user_id, activity_id, until FROM exemptions WHERE TRUE{}{}",
+            UserIds::clause("user_id", 1, backend),
+            UserIds::clause("activity_id", 2, backend)
+        );
+        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(users)
+            .bind(activities)
+            .fetch_all(c)
+            .await?))
+    }
+
     /// The users of `lo..hi` the activity's rule skipped when last evaluated.
     pub async fn sweep_skip_count(&mut self, activity_id: i64, lo: i64, hi: i64) -> Result<i64> {
         Ok(on_tx!(self, c => sqlx::query_scalar(

@@ -4,7 +4,7 @@
 //! safe to repeat after a crash or alongside another process.
 
 use crate::db::Backend;
-use crate::db::{Result, Tx};
+use crate::db::{Result, StoreError, Tx};
 use crate::marks::{SweepSince, UserIds, bind_since};
 
 /// One activity's rule, resolved for one day, over users `user_lo..user_hi`.
@@ -51,6 +51,26 @@ pub struct ActivitySweep {
 pub struct Narrowed {
     pub candidates: UserIds,
     pub skipped: bool,
+    /// What `sweep_matching_users` would read of the candidates — (user,
+    /// open, exempt) as `Matching::from_rows` takes them — when the caller
+    /// read it for a whole batch beforehand (`Tx::sweep_user_enrollments`,
+    /// `Tx::sweep_user_exemptions`): no statement is run for it then.
+    pub rows: Option<Vec<(i64, i32, bool)>>,
+    /// The enrollments the caller already created for this pass's users
+    /// (`Tx::sweep_create_many`), with their audit and jobs: the pass does
+    /// not look for users to create enrollments for, and reports these.
+    pub created: Option<Vec<Touched>>,
+}
+
+/// An enrollment a rule creates, decided beforehand for a batch of
+/// incremental passes (`Tx::sweep_create_many`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoEnrollment {
+    pub activity_id: i64,
+    pub user_id: i64,
+    pub due_on: Option<String>,
+    pub period: String,
+    pub source_json: String,
 }
 
 impl Matching {
@@ -363,6 +383,13 @@ impl Tx {
     /// gave the user a period before is looked up only when the first and
     /// later due dates differ (`initial_due_days`).
     pub async fn sweep_create(&mut self, sweep: &ActivitySweep) -> Result<Vec<Touched>> {
+        if let Some(Narrowed {
+            created: Some(created),
+            ..
+        }) = &sweep.narrowed
+        {
+            return Ok(created.clone());
+        }
         if !sweep.may(|m| m.create) {
             return Ok(Vec::new());
         }
@@ -391,6 +418,88 @@ impl Tx {
             .fetch_all(c)
             .await?),
         )
+    }
+
+    /// Creates the enrollments decided beforehand for a batch of incremental
+    /// passes over several activities, in one statement: required, in
+    /// progress, from the rule, each with its period and due date. A user
+    /// who holds an open enrollment in the activity by now (R2), or an
+    /// exemption in force on `today` (R21), is left out, and an existing
+    /// (activity, user, period) too. Answers (id, user, activity) of those
+    /// created, in activity and user order.
+    pub async fn sweep_create_many(
+        &mut self,
+        rows: &[AutoEnrollment],
+        today: &str,
+        now: i64,
+    ) -> Result<Vec<(i64, i64, i64)>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tail = "WHERE NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = p.a \
+               AND o.user_id = p.u AND o.status = 'in_progress') \
+             AND NOT EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = p.u AND x.activity_id = p.a \
+               AND (x.until IS NULL OR x.until >= $2)) \
+             ORDER BY p.a, p.u ON CONFLICT DO NOTHING RETURNING id, user_id, activity_id";
+        let columns = "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, \
+             reason, enrolled_at, completed_at, source_kind, source, period, updated_at) \
+             SELECT p.u, p.a, 'required', 'in_progress', p.due, NULL, NULL, $1, NULL, \
+             'auto_enrollment', p.src, p.period, $1";
+        Ok(match self {
+            Tx::Postgres(transaction) => {
+                let c = &mut ***transaction;
+                let sql = format!(
+                    "{columns} FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[]) \
+                     AS p(a, u, due, period, src) {tail}"
+                );
+                let activities: Vec<i64> = rows.iter().map(|row| row.activity_id).collect();
+                let users: Vec<i64> = rows.iter().map(|row| row.user_id).collect();
+                let dues: Vec<Option<String>> = rows.iter().map(|row| row.due_on.clone()).collect();
+                let periods: Vec<String> = rows.iter().map(|row| row.period.clone()).collect();
+                let sources: Vec<String> = rows.iter().map(|row| row.source_json.clone()).collect();
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(today)
+                    .bind(activities)
+                    .bind(users)
+                    .bind(dues)
+                    .bind(periods)
+                    .bind(sources)
+                    .fetch_all(c)
+                    .await
+                    .map_err(crate::db::on_constraint)?
+            }
+            Tx::Sqlite(transaction) => {
+                let c = &mut ***transaction;
+                let sql = format!(
+                    "{columns} FROM (SELECT json_extract(value, '$[0]') AS a, json_extract(value, '$[1]') AS u, \
+                       json_extract(value, '$[2]') AS due, json_extract(value, '$[3]') AS period, \
+                       json_extract(value, '$[4]') AS src FROM json_each($3)) AS p {tail}"
+                );
+                let json = serde_json::to_string(
+                    &rows
+                        .iter()
+                        .map(|row| {
+                            serde_json::json!([
+                                row.activity_id,
+                                row.user_id,
+                                row.due_on,
+                                row.period,
+                                row.source_json
+                            ])
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(today)
+                    .bind(json)
+                    .fetch_all(c)
+                    .await
+                    .map_err(crate::db::on_constraint)?
+            }
+        })
     }
 
     /// Records which matching users the rule skips — those whose need is
@@ -477,6 +586,9 @@ impl Tx {
         // Narrowed beforehand: only the candidates are looked at.
         let candidates = match &sweep.narrowed {
             Some(narrowed) if narrowed.candidates.0.is_empty() => return Ok(Matching::default()),
+            Some(Narrowed {
+                rows: Some(rows), ..
+            }) => return Ok(Matching::from_rows(rows.clone(), sweep.kind)),
             Some(narrowed) => Some(Changed::Users(narrowed.candidates.clone())),
             None => sweep.since.clone(),
         };

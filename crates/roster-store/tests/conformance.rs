@@ -59,4 +59,5 @@ both! {
     sweep::r10_r11_r15_r16_r21_one_time_sweep_on_a_small_company,
     sweep::r12_r14_annual_rollover_closes_earlier_periods_and_opens_the_new_one,
     sweep::r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges_skips,
+    sweep::r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_statement,
 }

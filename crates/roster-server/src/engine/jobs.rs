@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::{Timestamp, ToSpan};
-use roster_core::AutoRule;
+use roster_core::calendar::current_period;
 use roster_core::decide::{TargetFacts, decide_target};
+use roster_core::{AutoRule, PostRule};
 use roster_core::{Source, TargetOutcome};
 use roster_store::{
     Backend, Changed, ClaimedJob, Narrowed, StoreError, SweepCounts, SweepMark, SweepSince,
@@ -16,9 +17,10 @@ use roster_store::{
 use serde_json::{Value, json};
 
 use crate::engine::enroll::{Created, NewEnrollment, create_in};
-use crate::engine::rules::{Activity, activity_from, load_activity};
+use crate::engine::rules::{Activity, activity_from, load_activity, post_rule_from};
 use crate::engine::sweep::{
-    BATCH_USERS, fingerprint, narrow, start_sweep, sweep_range, sweep_range_since,
+    BATCH_USERS, activity_sweep, after_sweep_create, decide, fingerprint, narrow, start_sweep,
+    sweep_range, sweep_range_since,
 };
 use crate::state::{AppState, Ctx};
 
@@ -164,34 +166,74 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             let mut tally = SweepTally::default();
             // Jobs whose passes run after the commit.
             let mut deferred: Vec<Deferred> = Vec::new();
-            let mut batch = batch.into_iter();
+            // Every job is planned first (reads only), so that the passes
+            // over a few changed users can be evaluated together
+            // (`create_ahead`).
+            let mut plans = Vec::with_capacity(batch.len());
+            let mut failed = None;
+            for current in batch {
+                let current_started = std::time::Instant::now();
+                match plan_sweep_activity(state, &mut tx, &current, &mut reads).await {
+                    Ok(plan) => plans.push((current, current_started, plan)),
+                    Err(error) => {
+                        failed = Some(SweepNext::Rollback(current, current_started, Err(error)));
+                        break;
+                    }
+                }
+            }
+            if failed.is_none()
+                && let Err(error) = create_ahead(&mut tx, &mut plans, &reads).await
+            {
+                // Blamed on the first job, whose attempt is counted.
+                let (first, first_started, _) = plans.remove(0);
+                failed = Some(SweepNext::Rollback(first, first_started, Err(error)));
+            }
+            // A curriculum's or bundle's new enrollments add enrollments in
+            // its items' activities: what was read of those beforehand is
+            // then read again by their passes.
+            let mut stale = false;
+            let mut batch = plans.into_iter();
             let next = loop {
-                let Some(current) = batch.next() else {
+                if let Some(failed) = failed.take() {
+                    break failed;
+                }
+                let Some((current, current_started, mut plan)) = batch.next() else {
                     break SweepNext::Commit;
                 };
-                let current_started = std::time::Instant::now();
-                let planned = match plan_sweep_activity(state, &mut tx, &current, &mut reads).await
-                {
+                if stale {
+                    for pass in &mut plan.passes {
+                        if let Some(narrowed) = &mut pass.narrowed {
+                            narrowed.rows = None;
+                        }
+                    }
+                }
+                let planned = if plan.inline() {
                     // One pass over the users changed since a mark is small
                     // (fewer than `BATCH_USERS`): it runs here, in the
                     // claiming transaction, and the job is finished with it.
-                    Ok(plan) if plan.inline() => sweep_pass(&mut tx, &plan, &plan.passes[0], None)
+                    sweep_pass(&mut tx, &plan, &plan.passes[0], None)
                         .await
-                        .map(|counts| (plan, counts)),
-                    Ok(plan) if plan.passes.is_empty() => Ok((plan, SweepCounts::default())),
+                        .map(|counts| {
+                            stale |= counts.created > 0
+                                && plan
+                                    .activity
+                                    .as_ref()
+                                    .is_some_and(|activity| activity.kind.has_items());
+                            (plan, counts)
+                        })
+                } else if plan.passes.is_empty() {
+                    Ok((plan, SweepCounts::default()))
+                } else {
                     // Passes over whole ranges (or many changed users): the
                     // job is claimed now, its passes run after the commit
                     // (`run_sweep_activities`).
-                    Ok(plan) => {
-                        deferred.push(Deferred {
-                            job: current,
-                            started: current_started,
-                            plan,
-                            counts: SweepCounts::default(),
-                        });
-                        continue;
-                    }
-                    Err(error) => Err(error),
+                    deferred.push(Deferred {
+                        job: current,
+                        started: current_started,
+                        plan,
+                        counts: SweepCounts::default(),
+                    });
+                    continue;
                 };
                 let finished_here = match planned {
                     Ok((plan, counts)) => {
@@ -875,6 +917,161 @@ async fn run_sweep_activities(
     tally.write(&mut tx, state).await?;
     tx.commit().await?;
     Ok(ran)
+}
+
+/// The passes of a batch over a few changed users each (`SweepPlan::inline`),
+/// evaluated together before any runs: what each activity's scope holds of
+/// its candidates — their enrollments and exemptions in the batch's
+/// activities, read in two statements for all of them, instead of one
+/// statement per activity (`Narrowed::rows`) — and the enrollments the
+/// rules must create for them, written in one statement for every course
+/// of the batch with their audit and `enrolled` jobs (`Narrowed::created`).
+/// A pass that cannot be decided so (an annual rule where someone holds
+/// another period's open enrollment; a curriculum or bundle, whose new
+/// enrollments expand) looks for its creations itself, as before. The
+/// passes' own statements still check every user they touch.
+async fn create_ahead(
+    tx: &mut Tx,
+    plans: &mut [(ClaimedJob, std::time::Instant, SweepPlan)],
+    reads: &BatchReads,
+) -> anyhow::Result<()> {
+    let mut users = std::collections::BTreeSet::new();
+    let mut activities = Vec::new();
+    for (_, _, plan) in plans.iter() {
+        if let Some(candidates) = ahead_candidates(plan) {
+            users.extend(candidates.iter().copied());
+            activities.push(plan.activity_id);
+        }
+    }
+    if activities.is_empty() {
+        return Ok(());
+    }
+    let users = UserIds(users.into_iter().collect());
+    let ids = UserIds(activities);
+    let mut enrollments: HashMap<i64, HashMap<i64, Vec<(String, Option<String>)>>> = HashMap::new();
+    for (user, activity, status, period) in tx.sweep_user_enrollments(&users, &ids).await? {
+        enrollments
+            .entry(activity)
+            .or_default()
+            .entry(user)
+            .or_default()
+            .push((status, period));
+    }
+    let mut exemptions: HashMap<i64, HashMap<i64, Vec<Option<String>>>> = HashMap::new();
+    for (user, activity, until) in tx.sweep_user_exemptions(&users, &ids).await? {
+        exemptions
+            .entry(activity)
+            .or_default()
+            .entry(user)
+            .or_default()
+            .push(until);
+    }
+    let empty_enrollments = HashMap::new();
+    let empty_exemptions = HashMap::new();
+    // The creations of one day are written together, the batch's first
+    // deciding pass's (one sweep's jobs share its day), at its instant.
+    let mut day: Option<(String, i64)> = None;
+    let mut creations = Vec::new();
+    // Per plan that creates ahead: where its creations start in `creations`.
+    let mut creating: Vec<usize> = Vec::new();
+    for (at, (_, _, plan)) in plans.iter_mut().enumerate() {
+        let Some(candidates) = ahead_candidates(plan).map(<[i64]>::to_vec) else {
+            continue;
+        };
+        let (Some(activity), Some(pass)) = (&plan.activity, plan.passes.first_mut()) else {
+            continue;
+        };
+        let Some(rule) = &activity.rule else {
+            continue;
+        };
+        let sweep = activity_sweep(
+            plan.activity_id,
+            rule,
+            plan.ctx.today,
+            &plan.ctx,
+            pass.lo,
+            pass.hi,
+        );
+        let (rows, decided) = decide(
+            &sweep,
+            &candidates,
+            &reads.facts,
+            enrollments
+                .get(&plan.activity_id)
+                .unwrap_or(&empty_enrollments),
+            exemptions
+                .get(&plan.activity_id)
+                .unwrap_or(&empty_exemptions),
+        );
+        let Some(narrowed) = &mut pass.narrowed else {
+            continue;
+        };
+        narrowed.rows = Some(rows);
+        if activity.kind.has_items() || day.as_ref().is_some_and(|(today, _)| *today != sweep.today)
+        {
+            continue;
+        }
+        if let Some(decided) = decided {
+            day.get_or_insert((sweep.today.clone(), sweep.now));
+            narrowed.created = Some(Vec::new());
+            creating.push(at);
+            creations.extend(decided);
+        }
+    }
+    let Some((today, now)) = day else {
+        return Ok(());
+    };
+    let mut created: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for (id, user, activity) in tx.sweep_create_many(&creations, &today, now).await? {
+        created.entry(activity).or_default().push((id, user));
+    }
+    let with_rules = UserIds(created.keys().copied().collect());
+    let mut rules: HashMap<i64, Vec<PostRule>> = HashMap::new();
+    if !with_rules.0.is_empty() {
+        for record in tx.post_rules_of(&with_rules).await? {
+            rules
+                .entry(record.activity_id)
+                .or_default()
+                .push(post_rule_from(&record));
+        }
+    }
+    for at in creating {
+        let (_, _, plan) = &mut plans[at];
+        let Some(mine) = created.remove(&plan.activity_id) else {
+            continue;
+        };
+        let (Some(activity), Some(pass)) = (&plan.activity, plan.passes.first_mut()) else {
+            continue;
+        };
+        let period = activity
+            .rule
+            .as_ref()
+            .map(|rule| current_period(&rule.recurrence, plan.ctx.today).to_string())
+            .unwrap_or_default();
+        after_sweep_create(
+            tx,
+            &plan.ctx,
+            activity,
+            &period,
+            &mine,
+            Some(rules.remove(&plan.activity_id).unwrap_or_default()),
+        )
+        .await?;
+        if let Some(narrowed) = &mut pass.narrowed {
+            narrowed.created = Some(mine);
+        }
+    }
+    Ok(())
+}
+
+/// The candidates of a plan's one pass over a few changed users, if it is
+/// one and has any.
+fn ahead_candidates(plan: &SweepPlan) -> Option<&[i64]> {
+    if !plan.inline() {
+        return None;
+    }
+    let narrowed = plan.passes.first()?.narrowed.as_ref()?;
+    (!narrowed.candidates.0.is_empty()).then_some(narrowed.candidates.0.as_slice())
 }
 
 /// One pass of a sweep job in `tx`: its users swept, the marks of the ranges

@@ -7,8 +7,8 @@ use jiff::civil::Date;
 use roster_core::calendar::{current_period, due_for_new};
 use roster_core::{AutoRule, PostRule, Recurrence, Scope, Source, Trigger};
 use roster_store::{
-    ActivitySweep, AuditEntry, Changed, Narrowed, NewJob, StoreError, SweepCounts, SweepKind,
-    SweepUser, Tx,
+    ActivitySweep, AuditEntry, AutoEnrollment, Changed, Narrowed, NewJob, StoreError, SweepCounts,
+    SweepKind, SweepUser, Tx,
 };
 use serde_json::json;
 
@@ -145,6 +145,95 @@ pub fn narrow(activity_id: i64, rule: &AutoRule, users: &[i64], facts: &[SweepUs
     narrowed
 }
 
+/// What a batch read of the candidates' enrollments and exemptions in one
+/// activity says (`Tx::sweep_user_enrollments`, `Tx::sweep_user_exemptions`,
+/// keyed by user): per candidate, the (user, open, exempt) row
+/// `sweep_matching_users` would read, and the enrollments the rule must
+/// create — for candidates known to be in scope with no open enrollment, no
+/// exemption in force and their need not met (R14, R21) — or `None` when
+/// the pass must look for them itself (an annual rule where someone holds
+/// another period's open enrollment, which its rollover may close first).
+/// `sweep` is the activity's sweep on the day; `facts` those `narrow` used.
+pub fn decide(
+    sweep: &ActivitySweep,
+    candidates: &[i64],
+    facts: &[SweepUser],
+    enrollments: &std::collections::HashMap<i64, Vec<(String, Option<String>)>>,
+    exemptions: &std::collections::HashMap<i64, Vec<Option<String>>>,
+) -> (Vec<(i64, i32, bool)>, Option<Vec<AutoEnrollment>>) {
+    let none = Vec::new();
+    let mut rows = Vec::with_capacity(candidates.len());
+    let mut creations = Vec::new();
+    let mut settled = true;
+    for &user in candidates {
+        let held = enrollments.get(&user).unwrap_or(&none);
+        let open = match held.iter().find(|(status, _)| status == "in_progress") {
+            None => 0,
+            Some((_, None)) => 1,
+            Some((_, Some(period))) if *period == sweep.period => 2,
+            Some(_) => 3,
+        };
+        let exempt = exemptions.get(&user);
+        rows.push((user, open, exempt.is_some()));
+        if open == 3 && sweep.kind == SweepKind::Annual {
+            settled = false;
+        }
+        // In scope for certain: described by the facts (narrow kept the
+        // others), with a hire date the store compares as `narrow` does.
+        let known = facts
+            .binary_search_by_key(&user, |fact| fact.id)
+            .is_ok_and(|at| {
+                sweep.hired_after.is_none()
+                    || facts[at].hired_on.as_deref().is_some_and(is_iso_date)
+            });
+        if !known {
+            settled = false;
+            continue;
+        }
+        let exempt_now = exempt.is_some_and(|untils| {
+            untils.iter().any(|until| {
+                until
+                    .as_deref()
+                    .is_none_or(|until| until >= sweep.today.as_str())
+            })
+        });
+        let met = match sweep.kind {
+            SweepKind::OneTime => {
+                sweep.period == "once"
+                    && held.iter().any(|(status, period)| {
+                        status == "passed" || period.as_deref() == Some("once")
+                    })
+            }
+            SweepKind::Annual => held
+                .iter()
+                .any(|(_, period)| period.as_deref() == Some(sweep.period.as_str())),
+            SweepKind::EveryMonths => {
+                sweep.period == "cycle-1"
+                    && held.iter().any(|(_, period)| {
+                        period.as_deref().is_some_and(|p| p.starts_with("cycle-"))
+                    })
+            }
+        };
+        if open != 0 || exempt_now || met {
+            continue;
+        }
+        let had_period = held.iter().any(|(_, period)| period.is_some());
+        let due_on = if sweep.due_first == sweep.due_later || !had_period {
+            sweep.due_first.clone()
+        } else {
+            sweep.due_later.clone()
+        };
+        creations.push(AutoEnrollment {
+            activity_id: sweep.activity_id,
+            user_id: user,
+            due_on,
+            period: sweep.period.clone(),
+            source_json: sweep.source_json.clone(),
+        });
+    }
+    (rows, settled.then_some(creations))
+}
+
 /// `YYYY-MM-DD`, digits and dashes where a date has them.
 fn is_iso_date(text: &str) -> bool {
     text.len() == 10
@@ -236,61 +325,85 @@ async fn sweep_users(
         }
     }
 
+    // Created beforehand for a batch (with their audit and jobs), or now.
+    let created_before = matches!(&sweep.narrowed, Some(narrowed) if narrowed.created.is_some());
     let created = tx.sweep_create(&sweep).await?;
     counts.created = created.len() as i64;
-    if !created.is_empty() {
-        tx.audit(
-            AuditEntry {
-                actor_id: ctx.actor,
-                action: "sweep.create",
-                entity: "activity",
-                entity_id: Some(activity.record.id),
-                before: None,
-                after: Some(
-                    json!({
-                        "period": sweep.period,
-                        "enrollment_ids": created.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-                    })
-                    .to_string(),
-                ),
-            },
-            ctx.micros(),
-        )
-        .await?;
-        if activity.kind.has_items() {
-            // Curricula and bundles: expansion and completion (R39, R40),
-            // enrollment by enrollment.
-            for (id, _) in &created {
-                if let Some(record) = tx.get_enrollment(*id).await? {
-                    after_create(tx, ctx, &record, activity).await?;
-                }
-            }
-        } else {
-            // A new in-progress enrollment in a course sets off only its
-            // activity's `enrolled` rules (R32, what `after_create` would do):
-            // their jobs are written in one batch, not one by one.
-            let rules: Vec<PostRule> = post_rules(tx, activity.record.id)
-                .await?
-                .into_iter()
-                .filter(|rule| rule.when == Trigger::Enrolled)
-                .collect();
-            if !rules.is_empty() {
-                let jobs: Vec<NewJob> = created
-                    .iter()
-                    .flat_map(|(id, user_id)| {
-                        rules
-                            .iter()
-                            .map(|rule| trigger_job(ctx, rule, Trigger::Enrolled, *id, *user_id))
-                    })
-                    .collect();
-                tx.enqueue_many(&jobs, ctx.micros()).await?;
-            }
-        }
+    if !created_before {
+        after_sweep_create(tx, ctx, activity, &sweep.period, &created, None).await?;
     }
     counts.skipped = tx.sweep_record_skips(&sweep).await?;
     outcome.adopted = outcome_adopted;
     outcome.created = created;
     Ok(outcome)
+}
+
+/// What a sweep's new enrollments in `activity` set off: their audit entry,
+/// and for a curriculum or bundle their expansion and completion (R39, R40),
+/// for a course the jobs of its `enrolled` rules (R32) — `rules`, when the
+/// caller read the activity's post-enrollment rules already.
+pub async fn after_sweep_create(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    activity: &Activity,
+    period: &str,
+    created: &[(i64, i64)],
+    rules: Option<Vec<PostRule>>,
+) -> anyhow::Result<()> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    tx.audit(
+        AuditEntry {
+            actor_id: ctx.actor,
+            action: "sweep.create",
+            entity: "activity",
+            entity_id: Some(activity.record.id),
+            before: None,
+            after: Some(
+                json!({
+                    "period": period,
+                    "enrollment_ids": created.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                })
+                .to_string(),
+            ),
+        },
+        ctx.micros(),
+    )
+    .await?;
+    if activity.kind.has_items() {
+        // Curricula and bundles: expansion and completion (R39, R40),
+        // enrollment by enrollment.
+        for (id, _) in created {
+            if let Some(record) = tx.get_enrollment(*id).await? {
+                after_create(tx, ctx, &record, activity).await?;
+            }
+        }
+        return Ok(());
+    }
+    // A new in-progress enrollment in a course sets off only its activity's
+    // `enrolled` rules (R32, what `after_create` would do): their jobs are
+    // written in one batch, not one by one.
+    let rules = match rules {
+        Some(rules) => rules,
+        None => post_rules(tx, activity.record.id).await?,
+    };
+    let rules: Vec<&PostRule> = rules
+        .iter()
+        .filter(|rule| rule.when == Trigger::Enrolled)
+        .collect();
+    let jobs: Vec<NewJob> = created
+        .iter()
+        .flat_map(|(id, user_id)| {
+            rules
+                .iter()
+                .map(|rule| trigger_job(ctx, rule, Trigger::Enrolled, *id, *user_id))
+        })
+        .collect();
+    if !jobs.is_empty() {
+        tx.enqueue_many(&jobs, ctx.micros()).await?;
+    }
+    Ok(())
 }
 
 /// R18: evaluates one user against every saved rule, in the caller's transaction.
@@ -410,5 +523,153 @@ mod tests {
         let narrowed = narrow(40, &company, &users, &facts);
         assert_eq!(narrowed.candidates.0, vec![1, 2, 3, 4, 5]);
         assert!(narrow(40, &company, &[], &facts).candidates.0.is_empty());
+    }
+
+    fn sweep(kind: SweepKind, period: &str, hired_after: Option<&str>) -> ActivitySweep {
+        ActivitySweep {
+            activity_id: 40,
+            by_groups: false,
+            hired_after: hired_after.map(str::to_string),
+            period: period.to_string(),
+            kind,
+            due_first: Some("2030-08-01".to_string()),
+            due_later: Some("2030-09-01".to_string()),
+            today: "2030-07-10".to_string(),
+            now: 5,
+            source_json: "{}".to_string(),
+            user_lo: 0,
+            user_hi: i64::MAX,
+            since: None,
+            matching: None,
+            count_skips: false,
+            narrowed: None,
+        }
+    }
+
+    type Held = std::collections::HashMap<i64, Vec<(String, Option<String>)>>;
+    type Exempt = std::collections::HashMap<i64, Vec<Option<String>>>;
+
+    fn held(rows: &[(i64, &str, Option<&str>)]) -> Held {
+        let mut held = Held::new();
+        for (user, status, period) in rows {
+            held.entry(*user)
+                .or_default()
+                .push((status.to_string(), period.map(str::to_string)));
+        }
+        held
+    }
+
+    fn created(decided: &Option<Vec<AutoEnrollment>>) -> Vec<(i64, Option<&str>)> {
+        decided
+            .as_ref()
+            .expect("decided")
+            .iter()
+            .map(|row| (row.user_id, row.due_on.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn r14_r21_a_batch_decides_creations_as_the_sweep_statements_would() {
+        let facts: Vec<SweepUser> = (1..=7)
+            .map(|id| user(id, &[], Some("2030-07-01")))
+            .collect();
+        let mut exempt = Exempt::new();
+        exempt.insert(5, vec![Some("2030-07-09".to_string())]);
+        exempt.insert(6, vec![Some("2030-07-10".to_string())]);
+        exempt.insert(7, vec![None]);
+        // One-time: 1 passed it (met, R14), 2 holds it open, 3 had an
+        // earlier period and gets the later due date, 4 nothing, 5's
+        // exemption ended yesterday, 6 and 7 are exempt (R21), 8 unknown.
+        let once = held(&[
+            (1, "passed", None),
+            (2, "in_progress", Some("once")),
+            (3, "incomplete", Some("2029-01-01")),
+        ]);
+        let (rows, decided) = decide(
+            &sweep(SweepKind::OneTime, "once", None),
+            &[1, 2, 3, 4, 5, 6, 7],
+            &facts,
+            &once,
+            &exempt,
+        );
+        assert_eq!(
+            rows,
+            vec![
+                (1, 0, false),
+                (2, 2, false),
+                (3, 0, false),
+                (4, 0, false),
+                (5, 0, true),
+                (6, 0, true),
+                (7, 0, true)
+            ]
+        );
+        assert_eq!(
+            created(&decided),
+            vec![
+                (3, Some("2030-09-01")),
+                (4, Some("2030-08-01")),
+                (5, Some("2030-08-01"))
+            ]
+        );
+        // An unknown user is left to the statements: not decided here.
+        let (_, decided) = decide(
+            &sweep(SweepKind::OneTime, "once", None),
+            &[4, 8],
+            &facts,
+            &once,
+            &exempt,
+        );
+        assert!(decided.is_none());
+
+        // Annual: the current period's enrollment meets the need whatever
+        // its status; another period's open enrollment may be closed by the
+        // rollover first, so the pass decides itself.
+        let annual = held(&[
+            (1, "failed", Some("2030-12-31")),
+            (2, "passed", Some("2029-12-31")),
+        ]);
+        let (_, decided) = decide(
+            &sweep(SweepKind::Annual, "2030-12-31", None),
+            &[1, 2],
+            &facts,
+            &annual,
+            &Exempt::new(),
+        );
+        assert_eq!(created(&decided), vec![(2, Some("2030-09-01"))]);
+        let rolling = held(&[(1, "in_progress", Some("2029-12-31"))]);
+        let (rows, decided) = decide(
+            &sweep(SweepKind::Annual, "2030-12-31", None),
+            &[1, 2],
+            &facts,
+            &rolling,
+            &Exempt::new(),
+        );
+        assert_eq!(rows, vec![(1, 3, false), (2, 0, false)]);
+        assert!(decided.is_none());
+
+        // Every N months: any cycle meets the first one's need.
+        let cycles = held(&[(1, "passed", Some("cycle-3")), (2, "in_progress", None)]);
+        let (rows, decided) = decide(
+            &sweep(SweepKind::EveryMonths, "cycle-1", None),
+            &[1, 2, 3],
+            &facts,
+            &cycles,
+            &Exempt::new(),
+        );
+        assert_eq!(rows, vec![(1, 0, false), (2, 1, false), (3, 0, false)]);
+        assert_eq!(created(&decided), vec![(3, Some("2030-08-01"))]);
+
+        // A hire date the store would compare otherwise: not decided here.
+        let mut odd = facts.clone();
+        odd[3].hired_on = Some("July 2030".to_string());
+        let (_, decided) = decide(
+            &sweep(SweepKind::OneTime, "once", Some("2030-06-30")),
+            &[4],
+            &odd,
+            &Held::new(),
+            &Exempt::new(),
+        );
+        assert!(decided.is_none());
     }
 }

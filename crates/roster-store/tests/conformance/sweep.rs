@@ -15,8 +15,8 @@ use roster_core::{
     AutoRule, EnrollmentType, MonthDay, OneTimeDue, Period, Recurrence, Role, Scope, Status,
 };
 use roster_store::{
-    ActivityRecord, ActivitySweep, EnrollmentFilter, EnrollmentInsert, EnrollmentRecord,
-    ExemptionRecord, Store, SweepKind, Tx, UserIds, UserInsert,
+    ActivityRecord, ActivitySweep, AutoEnrollment, EnrollmentFilter, EnrollmentInsert,
+    EnrollmentRecord, ExemptionRecord, Store, SweepKind, Tx, UserIds, UserInsert,
 };
 
 use crate::support::{HOUR, NOW, Rng, activity};
@@ -1149,6 +1149,103 @@ pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges
             (ben, true, false, bens, vec![]),
             (ivy, true, false, vec![], vec![course]),
         ]
+    );
+    tx.commit().await.unwrap();
+}
+
+pub async fn r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_statement(
+    store: Store,
+) {
+    let mut tx = store.write().await.unwrap();
+    let ethics = tx.insert_activity(&activity("Ethics"), NOW).await.unwrap();
+    let safety = tx.insert_activity(&activity("Safety"), NOW).await.unwrap();
+    let other = tx.insert_activity(&activity("Other"), NOW).await.unwrap();
+    let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
+    let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
+    let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
+    enroll(&mut tx, ann, ethics, Status::Passed, Some("once"), None).await;
+    enroll(&mut tx, ben, safety, Status::InProgress, None, None).await;
+    enroll(&mut tx, ben, other, Status::InProgress, None, None).await;
+    exempt_until(&mut tx, ivy, ethics, "2027-03-20").await;
+    exempt_until(&mut tx, ivy, other, "2027-03-20").await;
+
+    // Only the asked users in the asked activities.
+    let users = UserIds(vec![ann, ben, ivy]);
+    let activities = UserIds(vec![ethics, safety]);
+    let mut held = tx
+        .sweep_user_enrollments(&users, &activities)
+        .await
+        .unwrap();
+    held.sort();
+    assert_eq!(
+        held,
+        vec![
+            (ann, ethics, "passed".to_string(), Some("once".to_string())),
+            (ben, safety, "in_progress".to_string(), None),
+        ]
+    );
+    assert_eq!(
+        tx.sweep_user_exemptions(&users, &activities).await.unwrap(),
+        vec![(ivy, ethics, Some("2027-03-20".to_string()))]
+    );
+
+    let auto = |activity_id: i64, user_id: i64, due_on: Option<&str>| AutoEnrollment {
+        activity_id,
+        user_id,
+        due_on: due_on.map(str::to_string),
+        period: "once".to_string(),
+        source_json: format!(
+            r#"{{"kind":"auto_enrollment","activity_id":{activity_id},"period":"once"}}"#
+        ),
+    };
+    let rows = vec![
+        auto(safety, ann, Some("2027-04-09")),
+        // Ben holds an open enrollment in Safety (R2): left out.
+        auto(safety, ben, None),
+        // Ivy is exempt from Ethics through 2027-03-20 (R21): left out.
+        auto(ethics, ivy, None),
+        auto(ethics, ben, None),
+    ];
+    let created = tx
+        .sweep_create_many(&rows, "2027-03-10", SWEEP_NOW)
+        .await
+        .unwrap();
+    let seen: Vec<(i64, i64)> = created
+        .iter()
+        .map(|(_, user, activity)| (*activity, *user))
+        .collect();
+    let mut expected = vec![(ethics, ben), (safety, ann)];
+    expected.sort();
+    assert_eq!(seen, expected, "activity and user order");
+    for (id, _, _) in &created {
+        let record = tx.get_enrollment(*id).await.unwrap().unwrap();
+        assert_eq!(record.enrollment_type, "required");
+        assert_eq!(record.status, "in_progress");
+        assert_eq!(record.period.as_deref(), Some("once"));
+        assert_eq!(record.source_kind, "auto_enrollment");
+        assert_eq!(record.enrolled_at, SWEEP_NOW);
+        let due = if record.user_id == ann {
+            Some("2027-04-09")
+        } else {
+            None
+        };
+        assert_eq!(record.due_on.as_deref(), due);
+    }
+    // Once the exemption has ended Ivy is created; the others exist now.
+    let again = tx
+        .sweep_create_many(&rows, "2027-03-21", SWEEP_NOW)
+        .await
+        .unwrap();
+    let seen: Vec<(i64, i64)> = again
+        .iter()
+        .map(|(_, user, activity)| (*activity, *user))
+        .collect();
+    assert_eq!(seen, vec![(ethics, ivy)]);
+    assert_eq!(
+        tx.sweep_create_many(&[], "2027-03-21", SWEEP_NOW)
+            .await
+            .unwrap(),
+        vec![]
     );
     tx.commit().await.unwrap();
 }
