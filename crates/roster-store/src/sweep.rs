@@ -60,6 +60,11 @@ pub struct Narrowed {
     /// (`Tx::sweep_create_many`), with their audit and jobs: the pass does
     /// not look for users to create enrollments for, and reports these.
     pub created: Option<Vec<Touched>>,
+    /// Whether any of the pass's users holds an open enrollment of another
+    /// period in the activity, when the caller read it beforehand: without
+    /// one an annual rule's rollover has nothing to close among them
+    /// (`sweep_close_earlier` runs no statement then).
+    pub close: Option<bool>,
 }
 
 /// An enrollment a rule creates, decided beforehand for a batch of
@@ -284,6 +289,15 @@ impl Tx {
     /// range.
     pub async fn sweep_close_earlier(&mut self, sweep: &ActivitySweep) -> Result<Vec<Touched>> {
         if sweep.kind != SweepKind::Annual {
+            return Ok(Vec::new());
+        }
+        if let (
+            Some(_),
+            Some(Narrowed {
+                close: Some(false), ..
+            }),
+        ) = (&sweep.since, &sweep.narrowed)
+        {
             return Ok(Vec::new());
         }
         let valid = sweep.month_days();

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use crate::engine::enroll::{Created, NewEnrollment, create_in};
 use crate::engine::rules::{Activity, activity_from, load_activity, post_rule_from};
 use crate::engine::sweep::{
-    BATCH_USERS, activity_sweep, after_sweep_create, decide, fingerprint, narrow, start_sweep,
-    sweep_range, sweep_range_since,
+    BATCH_USERS, activity_sweep, after_sweep_create, decide, fingerprint, narrow,
+    rollover_may_close, start_sweep, sweep_range, sweep_range_since,
 };
 use crate::state::{AppState, Ctx};
 
@@ -204,6 +204,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                     for pass in &mut plan.passes {
                         if let Some(narrowed) = &mut pass.narrowed {
                             narrowed.rows = None;
+                            narrowed.close = None;
                         }
                     }
                 }
@@ -935,11 +936,13 @@ async fn create_ahead(
     plans: &mut [(ClaimedJob, std::time::Instant, SweepPlan)],
     reads: &BatchReads,
 ) -> anyhow::Result<()> {
+    // Every user of the passes (the candidates among them), for whether
+    // an annual rule's rollover has anything to close among them too.
     let mut users = std::collections::BTreeSet::new();
     let mut activities = Vec::new();
     for (_, _, plan) in plans.iter() {
-        if let Some(candidates) = ahead_candidates(plan) {
-            users.extend(candidates.iter().copied());
+        if let Some(passed) = ahead_users(plan) {
+            users.extend(passed.iter().copied());
             activities.push(plan.activity_id);
         }
     }
@@ -975,6 +978,14 @@ async fn create_ahead(
     // Per plan that creates ahead: where its creations start in `creations`.
     let mut creating: Vec<usize> = Vec::new();
     for (at, (_, _, plan)) in plans.iter_mut().enumerate() {
+        let close = plan_closes(plan, enrollments.get(&plan.activity_id));
+        if let Some(narrowed) = plan
+            .passes
+            .first_mut()
+            .and_then(|pass| pass.narrowed.as_mut())
+        {
+            narrowed.close = close;
+        }
         let Some(candidates) = ahead_candidates(plan).map(<[i64]>::to_vec) else {
             continue;
         };
@@ -1062,6 +1073,29 @@ async fn create_ahead(
         }
     }
     Ok(())
+}
+
+/// The users of a plan's one pass over a few changed users, if it is one.
+fn ahead_users(plan: &SweepPlan) -> Option<&[i64]> {
+    if !plan.inline() {
+        return None;
+    }
+    match &plan.passes.first()?.users {
+        Some(Changed::Users(users)) => Some(users.0.as_slice()),
+        _ => None,
+    }
+}
+
+/// For a plan's one pass over a few changed users, whether its annual
+/// rule's rollover may close anything among them (`rollover_may_close`);
+/// `None` for any other pass.
+fn plan_closes(
+    plan: &SweepPlan,
+    held: Option<&HashMap<i64, Vec<(String, Option<String>)>>>,
+) -> Option<bool> {
+    let users = ahead_users(plan)?;
+    let rule = plan.activity.as_ref()?.rule.as_ref()?;
+    rollover_may_close(&rule.recurrence, plan.ctx.today, users, held)
 }
 
 /// The candidates of a plan's one pass over a few changed users, if it is

@@ -234,6 +234,34 @@ pub fn decide(
     (rows, settled.then_some(creations))
 }
 
+/// Whether an annual rule's rollover may close anything among `users` on
+/// `today`: only if one of them holds an open enrollment of a period other
+/// than the current one (`held`: the activity's enrollments of the users,
+/// keyed by user, as `Tx::sweep_user_enrollments` reads them), since the
+/// current period's enrollments are never closed (R14). `None` for a rule
+/// of another recurrence, which closes nothing.
+pub fn rollover_may_close(
+    recurrence: &Recurrence,
+    today: Date,
+    users: &[i64],
+    held: Option<&std::collections::HashMap<i64, Vec<(String, Option<String>)>>>,
+) -> Option<bool> {
+    if !matches!(recurrence, Recurrence::Annual { .. }) {
+        return None;
+    }
+    let current = current_period(recurrence, today).to_string();
+    let Some(held) = held else {
+        return Some(false);
+    };
+    Some(users.iter().any(|user| {
+        held.get(user).is_some_and(|enrollments| {
+            enrollments.iter().any(|(status, period)| {
+                status == "in_progress" && period.as_ref().is_some_and(|period| *period != current)
+            })
+        })
+    }))
+}
+
 /// `YYYY-MM-DD`, digits and dashes where a date has them.
 fn is_iso_date(text: &str) -> bool {
     text.len() == 10
@@ -671,5 +699,36 @@ mod tests {
             &Exempt::new(),
         );
         assert!(decided.is_none());
+    }
+
+    #[test]
+    fn r14_the_rollover_closes_only_where_another_periods_enrollment_is_open() {
+        let annual = rule(json!({"scope": "company",
+            "recurrence": {"kind": "annual", "due_each_year_on": "12-31"}}))
+        .recurrence;
+        let today = jiff::civil::date(2030, 7, 10);
+        let current = held(&[
+            (1, "in_progress", Some("2030-12-31")),
+            (2, "passed", Some("2029-12-31")),
+            (3, "in_progress", None),
+        ]);
+        assert_eq!(
+            rollover_may_close(&annual, today, &[1, 2, 3], Some(&current)),
+            Some(false)
+        );
+        assert_eq!(rollover_may_close(&annual, today, &[1], None), Some(false));
+        let earlier = held(&[(4, "in_progress", Some("2029-12-31"))]);
+        assert_eq!(
+            rollover_may_close(&annual, today, &[1, 4], Some(&earlier)),
+            Some(true)
+        );
+        assert_eq!(
+            rollover_may_close(&annual, today, &[1], Some(&earlier)),
+            Some(false)
+        );
+        let once =
+            rule(json!({"scope": "company", "recurrence": {"kind": "one_time", "due": null}}))
+                .recurrence;
+        assert_eq!(rollover_may_close(&once, today, &[4], Some(&earlier)), None);
     }
 }
