@@ -3,6 +3,7 @@
 //! completed in the handler's transaction, retried with backoff.
 
 use crate::db::{Result, Tx};
+use crate::marks::UserIds;
 use crate::records::JobRecord;
 
 const JOB_COLUMNS: &str = "id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
@@ -203,6 +204,46 @@ impl Tx {
         .await?
         .rows_affected());
         Ok(changed == 1)
+    }
+
+    /// Gives back jobs `owner` claimed in this transaction and will not run:
+    /// pending again, unleased, their attempt not counted.
+    pub async fn release_jobs(&mut self, ids: &UserIds, owner: &str) -> Result<u64> {
+        let sql = format!(
+            "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+             attempts = attempts - 1 WHERE lease_owner = $1 AND state = 'running'{}",
+            UserIds::clause("id", 2, self.backend())
+        );
+        Ok(on_tx!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(ids)
+            .execute(c)
+            .await?
+            .rows_affected()))
+    }
+
+    /// Renews the leases of several running jobs `owner` holds, in one
+    /// statement; answers the ids whose lease it still held (the others
+    /// were taken over, or are no longer running).
+    pub async fn renew_leases(
+        &mut self,
+        ids: &UserIds,
+        owner: &str,
+        lease_until: i64,
+    ) -> Result<Vec<i64>> {
+        let sql = format!(
+            "UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1 AND state = 'running'{} \
+             RETURNING id",
+            UserIds::clause("id", 3, self.backend())
+        );
+        Ok(
+            on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(lease_until)
+            .bind(ids)
+            .fetch_all(c)
+            .await?),
+        )
     }
 
     /// Records a failed attempt: back to `pending` at `retry_at`, or `failed`

@@ -408,19 +408,47 @@ impl Tx {
             return Ok(Vec::new());
         }
         let evaluated = sweep.evaluated();
+        // A whole range where the activity has no enrollment and no
+        // exemption yet (a new rule, a cold start) needs none of the
+        // per-user probes: nobody there is exempt, has their need met or
+        // holds an open enrollment. (Each probe left out keeps its
+        // parameters in use.)
+        let (enrolled, exempted) = if sweep.since.is_none() {
+            on_tx!(self, c => sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM enrollments e WHERE e.activity_id = $1 \
+                   AND e.user_id >= $2 AND e.user_id < $3), \
+                 EXISTS (SELECT 1 FROM exemptions x WHERE x.activity_id = $1 \
+                   AND x.user_id >= $2 AND x.user_id < $3)"
+            )
+            .bind(sweep.activity_id)
+            .bind(sweep.user_lo)
+            .bind(sweep.user_hi)
+            .fetch_one(c)
+            .await?)
+        } else {
+            (true, true)
+        };
+        let (had_period, unsatisfied, no_open) = if enrolled {
+            (
+                HAD_PERIOD,
+                sweep.unsatisfied(),
+                "NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
+                 AND o.status = 'in_progress' /*probe*/)",
+            )
+        } else {
+            ("FALSE", "$7 = $7", "TRUE")
+        };
+        let not_exempt = if exempted { NOT_EXEMPT } else { "$6 = $6" };
         let sql = format!(
             "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
              enrolled_at, completed_at, source_kind, source, period, updated_at) \
              SELECT u.id, $1, 'required', 'in_progress', \
-             CASE WHEN $8 IS NOT DISTINCT FROM $9 THEN $8 WHEN {HAD_PERIOD} THEN $9 ELSE $8 END, \
+             CASE WHEN $8 IS NOT DISTINCT FROM $9 THEN $8 WHEN {had_period} THEN $9 ELSE $8 END, \
              NULL, NULL, $10, NULL, 'auto_enrollment', $11, $7, $10 FROM users u \
-             WHERE {}{} AND {NOT_EXEMPT} AND {} \
-             AND NOT EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 AND o.user_id = u.id \
-                 AND o.status = 'in_progress' /*probe*/) \
+             WHERE {}{} AND {not_exempt} AND {unsatisfied} AND {no_open} \
              ORDER BY u.id ON CONFLICT DO NOTHING RETURNING id, user_id",
             sweep.matching(),
             restrict(&evaluated, "u.id", 12, self.backend()),
-            sweep.unsatisfied()
         );
         let sql = probing(self, sql);
         Ok(

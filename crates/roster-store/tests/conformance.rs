@@ -49,6 +49,7 @@ both! {
     jobs::job_lists_and_due_counts,
     jobs::two_workers_claiming_at_once_get_different_jobs,
     jobs::racing_workers_claim_every_job_exactly_once,
+    jobs::leases_are_renewed_together_and_claims_given_back,
     misc::settings_are_put_read_and_overwritten,
     misc::r21_exemption_holds_through_its_until_date_inclusive,
     misc::audit_entries_are_written_in_bulk_and_listed_by_entity,

@@ -39,6 +39,12 @@ fn real_micros() -> i64 {
 /// of one job per transaction.
 pub const JOB_BATCH: i64 = 16;
 
+/// Sweep jobs a worker claims in one transaction: those with a few changed
+/// users are all evaluated together there (`create_ahead`); of those with
+/// whole ranges to write, on PostgreSQL, it keeps `JOB_BATCH` and gives the
+/// others back.
+pub const SWEEP_JOB_BATCH: i64 = 64;
+
 /// Claims and runs due jobs (one, or a batch of post-enrollment jobs).
 /// `Ok(false)` when none is due.
 pub async fn run_next(state: &AppState) -> anyhow::Result<bool> {
@@ -150,7 +156,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                         state.clock.now().as_microsecond(),
                         lease_until,
                         "sweep_activity",
-                        JOB_BATCH - 1,
+                        SWEEP_JOB_BATCH - 1,
                     )
                     .await?,
                 );
@@ -192,6 +198,16 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             // its items' activities: what was read of those beforehand is
             // then read again by their passes.
             let mut stale = false;
+            // Jobs with whole ranges to write, kept for after the commit: on
+            // PostgreSQL no more than a post-enrollment batch, so that the
+            // workers share a cold sweep evenly; the others are given back.
+            // On SQLite all (one writer: they share its transactions).
+            let defer_at_most = match state.store.backend() {
+                Backend::Postgres => JOB_BATCH as usize,
+                Backend::Sqlite => usize::MAX,
+            };
+            let mut released = Vec::new();
+            let mut gave_back = false;
             let mut batch = plans.into_iter();
             let next = loop {
                 if let Some(failed) = failed.take() {
@@ -224,6 +240,10 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                         })
                 } else if plan.passes.is_empty() {
                     Ok((plan, SweepCounts::default()))
+                } else if deferred.len() >= defer_at_most {
+                    // Given back, for the other workers.
+                    released.push(current.id);
+                    continue;
                 } else {
                     // Passes over whole ranges (or many changed users): the
                     // job is claimed now, its passes run after the commit
@@ -259,20 +279,32 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                     Err(error) => break SweepNext::Rollback(current, current_started, Err(error)),
                 }
             };
-            if matches!(next, SweepNext::Commit)
-                && let Err(error) = tally.write(&mut tx, state).await
-            {
-                tx.rollback().await?;
-                return Err(error);
+            if matches!(next, SweepNext::Commit) {
+                gave_back = !released.is_empty();
+                let written = async {
+                    if gave_back {
+                        tx.release_jobs(&UserIds(std::mem::take(&mut released)), &state.worker_id)
+                            .await?;
+                    }
+                    tally.write(&mut tx, state).await
+                }
+                .await;
+                if let Err(error) = written {
+                    tx.rollback().await?;
+                    return Err(error);
+                }
             }
             match next {
                 SweepNext::Commit => {
                     tx.commit().await?;
+                    if gave_back {
+                        state.jobs_ready.notify_waiters();
+                    }
                     for ran in &finished {
                         metrics::counter!("roster_jobs_done_total", "kind" => ran.job.kind.clone())
                             .increment(1);
                     }
-                    finished.extend(run_sweep_activities(state, deferred).await?);
+                    finished.extend(run_sweep_activities(state, deferred, lease_until).await?);
                     return Ok(finished);
                 }
                 SweepNext::Rollback(job, started, result) => {
@@ -783,14 +815,17 @@ async fn plan_sweep_activity(
 /// one transaction per range for all the jobs with a pass there, so that
 /// each page of the enrollments' user index is written once per range
 /// rather than once per activity and range; on PostgreSQL one per job and
-/// range — with every job's lease renewed in each, so that a dead worker's
-/// jobs are taken over and a waiting one's are not; then the jobs are done,
-/// in one transaction. A job whose pass fails has its attempt recorded and
-/// leaves the batch; one whose lease was lost leaves it too; the range is
-/// then written again without it. Answers the jobs that ran.
+/// range — with every job's lease (ending at `lease_until` as claimed)
+/// renewed in one statement by the first transaction after a third of it
+/// has passed, so that a dead worker's jobs are taken over and a waiting
+/// one's are not; then the jobs are done, in one transaction. A job whose
+/// pass fails has its attempt recorded and leaves the batch; one whose lease
+/// was lost leaves it too; the range is then written again without it.
+/// Answers the jobs that ran.
 async fn run_sweep_activities(
     state: &AppState,
     mut jobs: Vec<Deferred>,
+    mut lease_until: i64,
 ) -> anyhow::Result<Vec<RanJob>> {
     let mut ran = Vec::new();
     if jobs.is_empty() {
@@ -834,6 +869,8 @@ async fn run_sweep_activities(
             let stamp = tx.sweep_stamp_now().await?;
             let mut counts = Vec::with_capacity(jobs.len());
             let mut failed = None;
+            // The leases' new end, once this transaction commits.
+            let mut pending_until = None;
             for (at, deferred) in jobs.iter().enumerate() {
                 let plan = &deferred.plan;
                 let Some(pass) = plan
@@ -853,16 +890,23 @@ async fn run_sweep_activities(
                     }
                 }
             }
-            if failed.is_none() {
-                let lease_until = real_micros() + state.lease_seconds * 1_000_000;
-                for (at, deferred) in jobs.iter().enumerate() {
-                    if !tx
-                        .renew_lease(deferred.job.id, &state.worker_id, lease_until)
-                        .await?
-                    {
-                        failed = Some((at, None));
-                        break;
-                    }
+            // The leases are renewed, all in one statement, once a third of
+            // their time has passed: well before they run out, however many
+            // ranges a batch writes.
+            let lease = state.lease_seconds * 1_000_000;
+            let now = real_micros();
+            if failed.is_none() && lease_until - now < lease - lease / 3 {
+                let renewed_until = now + lease;
+                let ids = UserIds(jobs.iter().map(|deferred| deferred.job.id).collect());
+                let held = tx
+                    .renew_leases(&ids, &state.worker_id, renewed_until)
+                    .await?;
+                match jobs
+                    .iter()
+                    .position(|deferred| !held.contains(&deferred.job.id))
+                {
+                    Some(at) => failed = Some((at, None)),
+                    None => pending_until = Some(renewed_until),
                 }
             }
             if let Some((at, error)) = failed {
@@ -891,6 +935,9 @@ async fn run_sweep_activities(
             }
             tally.write_counts(&mut tx).await?;
             tx.commit().await?;
+            if let Some(renewed_until) = pending_until {
+                lease_until = renewed_until;
+            }
             break;
         }
     }

@@ -163,9 +163,10 @@ async fn a_sweep_started_on_one_process_is_shared_by_both() {
     if skip_unless(Backend::Postgres) {
         return;
     }
-    // A worker claims up to 16 sweep jobs at once (`JOB_BATCH`) and writes
-    // them range by range: three batches' worth, so that neither process
-    // can take the whole sweep in its first batches.
+    // A worker keeps up to 16 sweep jobs with whole ranges to write at once
+    // (`JOB_BATCH`, on PostgreSQL) and writes them range by range: three
+    // batches' worth, so that neither process can take the whole sweep in
+    // its first batches.
     const USERS: usize = 400;
     const ACTIVITIES: usize = 48;
     let began = Instant::now();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use roster_store::{Backend, JobFilter, NewJob, Store, Tx};
+use roster_store::{Backend, JobFilter, NewJob, Store, Tx, UserIds};
 
 use crate::support::{HOUR, NOW};
 
@@ -569,4 +569,64 @@ pub async fn racing_workers_claim_every_job_exactly_once(store: Store) {
     }
     claimed.sort();
     assert_eq!(claimed, expected);
+}
+
+pub async fn leases_are_renewed_together_and_claims_given_back(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(tx.enqueue(&job("sweep", NOW), NOW).await.unwrap().unwrap());
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    let claimed = tx
+        .claim_more_jobs("w", NOW, REAL + LEASE, "sweep", 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    // The last one is given back in the claiming transaction: pending,
+    // unleased, its attempt not counted.
+    assert_eq!(
+        tx.release_jobs(&UserIds(vec![ids[2]]), "w").await.unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        state_of(&store, ids[2]).await,
+        ("pending".to_string(), NOW, 0)
+    );
+    assert_eq!(state_of(&store, ids[0]).await.0, "running");
+
+    // Renewed in one statement: only the leases the owner still holds.
+    let mut tx = store.write().await.unwrap();
+    let mut held = tx
+        .renew_leases(&UserIds(ids.clone()), "w", REAL + 2 * LEASE)
+        .await
+        .unwrap();
+    held.sort_unstable();
+    assert_eq!(held, vec![ids[0], ids[1]]);
+    assert!(
+        tx.renew_leases(&UserIds(ids.clone()), "other", REAL + 2 * LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        tx.release_jobs(&UserIds(vec![ids[0]]), "other")
+            .await
+            .unwrap(),
+        0,
+        "another owner's claim is not given back"
+    );
+    tx.commit().await.unwrap();
+    // Renewed past the first lease: nobody takes them over before its end.
+    let mut tx = store.write().await.unwrap();
+    let taken = tx
+        .claim_job("w2", NOW, REAL + LEASE + 1, REAL + 3 * LEASE, None)
+        .await
+        .unwrap()
+        .map(|claimed| claimed.id);
+    assert_eq!(taken, Some(ids[2]), "only the job given back is free");
+    tx.commit().await.unwrap();
 }
