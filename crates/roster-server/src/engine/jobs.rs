@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::engine::enroll::{Created, NewEnrollment, create_in};
 use crate::engine::rules::{Activity, activity_from, load_activity, post_rule_from};
 use crate::engine::sweep::{
-    BATCH_USERS, activity_sweep, after_sweep_create, decide, fingerprint, narrow,
+    BATCH_USERS, Exempted, Held, activity_sweep, after_sweep_create, decide, fingerprint, narrow,
     rollover_may_close, start_sweep, sweep_range, sweep_range_since,
 };
 use crate::state::{AppState, Ctx};
@@ -998,7 +998,7 @@ async fn create_ahead(
     }
     let users = UserIds(users.into_iter().collect());
     let ids = UserIds(activities);
-    let mut enrollments: HashMap<i64, HashMap<i64, Vec<(String, Option<String>)>>> = HashMap::new();
+    let mut enrollments: HashMap<i64, Held> = HashMap::new();
     for (user, activity, status, period) in tx.sweep_user_enrollments(&users, &ids).await? {
         enrollments
             .entry(activity)
@@ -1007,7 +1007,7 @@ async fn create_ahead(
             .or_default()
             .push((status, period));
     }
-    let mut exemptions: HashMap<i64, HashMap<i64, Vec<Option<String>>>> = HashMap::new();
+    let mut exemptions: HashMap<i64, Exempted> = HashMap::new();
     for (user, activity, until) in tx.sweep_user_exemptions(&users, &ids).await? {
         exemptions
             .entry(activity)
@@ -1136,10 +1136,7 @@ fn ahead_users(plan: &SweepPlan) -> Option<&[i64]> {
 /// For a plan's one pass over a few changed users, whether its annual
 /// rule's rollover may close anything among them (`rollover_may_close`);
 /// `None` for any other pass.
-fn plan_closes(
-    plan: &SweepPlan,
-    held: Option<&HashMap<i64, Vec<(String, Option<String>)>>>,
-) -> Option<bool> {
+fn plan_closes(plan: &SweepPlan, held: Option<&Held>) -> Option<bool> {
     let users = ahead_users(plan)?;
     let rule = plan.activity.as_ref()?.rule.as_ref()?;
     rollover_may_close(&rule.recurrence, plan.ctx.today, users, held)

@@ -145,6 +145,17 @@ pub fn narrow(activity_id: i64, rule: &AutoRule, users: &[i64], facts: &[SweepUs
     narrowed
 }
 
+/// One activity's enrollments of some users, keyed by user: (status,
+/// period) each, as `Tx::sweep_user_enrollments` reads them.
+pub type Held = std::collections::HashMap<i64, Vec<(String, Option<String>)>>;
+
+/// One activity's exemptions of some users, keyed by user: their `until`.
+pub type Exempted = std::collections::HashMap<i64, Vec<Option<String>>>;
+
+/// What `decide` answers: the (user, open, exempt) rows, and the
+/// enrollments to create when they could be decided.
+pub type Decided = (Vec<(i64, i32, bool)>, Option<Vec<AutoEnrollment>>);
+
 /// What a batch read of the candidates' enrollments and exemptions in one
 /// activity says (`Tx::sweep_user_enrollments`, `Tx::sweep_user_exemptions`,
 /// keyed by user): per candidate, the (user, open, exempt) row
@@ -158,9 +169,9 @@ pub fn decide(
     sweep: &ActivitySweep,
     candidates: &[i64],
     facts: &[SweepUser],
-    enrollments: &std::collections::HashMap<i64, Vec<(String, Option<String>)>>,
-    exemptions: &std::collections::HashMap<i64, Vec<Option<String>>>,
-) -> (Vec<(i64, i32, bool)>, Option<Vec<AutoEnrollment>>) {
+    enrollments: &Held,
+    exemptions: &Exempted,
+) -> Decided {
     let none = Vec::new();
     let mut rows = Vec::with_capacity(candidates.len());
     let mut creations = Vec::new();
@@ -244,7 +255,7 @@ pub fn rollover_may_close(
     recurrence: &Recurrence,
     today: Date,
     users: &[i64],
-    held: Option<&std::collections::HashMap<i64, Vec<(String, Option<String>)>>>,
+    held: Option<&Held>,
 ) -> Option<bool> {
     if !matches!(recurrence, Recurrence::Annual { .. }) {
         return None;
@@ -574,8 +585,7 @@ mod tests {
         }
     }
 
-    type Held = std::collections::HashMap<i64, Vec<(String, Option<String>)>>;
-    type Exempt = std::collections::HashMap<i64, Vec<Option<String>>>;
+    type Exempt = Exempted;
 
     fn held(rows: &[(i64, &str, Option<&str>)]) -> Held {
         let mut held = Held::new();
