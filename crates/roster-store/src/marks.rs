@@ -98,6 +98,15 @@ pub struct SweepUser {
     pub skipped_in: Vec<i64>,
 }
 
+/// What `Tx::sweep_user_records` reads of some users in some activities.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserRecords {
+    /// (user, activity, status, period).
+    pub enrollments: Vec<(i64, i64, String, Option<String>)>,
+    /// (user, activity, until).
+    pub exemptions: Vec<(i64, i64, Option<String>)>,
+}
+
 /// A user with one of their groups (none: no group), as `sweep_user_facts`
 /// reads them: id, active, service account, hire date, group.
 type FactRow = (i64, bool, bool, Option<String>, Option<i64>);
@@ -368,45 +377,37 @@ impl Tx {
     }
 
     /// Every enrollment of `users` in `activities`, as (user, activity,
-    /// status, period): what a batch of incremental passes needs to know of
-    /// each user's open enrollment and whether their need is met, read once
-    /// for all of them.
-    pub async fn sweep_user_enrollments(
+    /// status, period), and every exemption of theirs from them, as (user,
+    /// activity, until): what a batch of incremental passes needs to know of
+    /// each user's open enrollment, whether their need is met and whether
+    /// they are exempt, read once for all of them.
+    pub async fn sweep_user_records(
         &mut self,
         users: &UserIds,
         activities: &UserIds,
-    ) -> Result<Vec<(i64, i64, String, Option<String>)>> {
+    ) -> Result<UserRecords> {
         let backend = self.backend();
-        let sql = format!(
-            "SELECT user_id, activity_id, status, period FROM enrollments WHERE TRUE{}{}",
+        let within = format!(
+            " WHERE TRUE{}{}",
             UserIds::clause("user_id", 1, backend),
             UserIds::clause("activity_id", 2, backend)
         );
-        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(users)
-            .bind(activities)
-            .fetch_all(c)
-            .await?))
-    }
-
-    /// Every exemption of `users` from `activities`, as (user, activity,
-    /// until).
-    pub async fn sweep_user_exemptions(
-        &mut self,
-        users: &UserIds,
-        activities: &UserIds,
-    ) -> Result<Vec<(i64, i64, Option<String>)>> {
-        let backend = self.backend();
-        let sql = format!(
-            "SELECT user_id, activity_id, until FROM exemptions WHERE TRUE{}{}",
-            UserIds::clause("user_id", 1, backend),
-            UserIds::clause("activity_id", 2, backend)
-        );
-        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(users)
-            .bind(activities)
-            .fetch_all(c)
-            .await?))
+        let enrollments =
+            format!("SELECT user_id, activity_id, status, period FROM enrollments{within}");
+        let exemptions = format!("SELECT user_id, activity_id, until FROM exemptions{within}");
+        Ok(on_tx!(self, c => {
+            let enrollments = sqlx::query_as(sqlx::AssertSqlSafe(enrollments))
+                .bind(users)
+                .bind(activities)
+                .fetch_all(&mut *c)
+                .await?;
+            let exemptions = sqlx::query_as(sqlx::AssertSqlSafe(exemptions))
+                .bind(users)
+                .bind(activities)
+                .fetch_all(&mut *c)
+                .await?;
+            UserRecords { enrollments, exemptions }
+        }))
     }
 
     /// The users of `lo..hi` the activity's rule skipped when last evaluated.

@@ -53,8 +53,8 @@ pub struct Narrowed {
     pub skipped: bool,
     /// What `sweep_matching_users` would read of the candidates — (user,
     /// open, exempt) as `Matching::from_rows` takes them — when the caller
-    /// read it for a whole batch beforehand (`Tx::sweep_user_enrollments`,
-    /// `Tx::sweep_user_exemptions`): no statement is run for it then.
+    /// read it for a whole batch beforehand (`Tx::sweep_user_records`): no
+    /// statement is run for it then.
     pub rows: Option<Vec<(i64, i32, bool)>>,
     /// The enrollments the caller already created for this pass's users
     /// (`Tx::sweep_create_many`), with their audit and jobs: the pass does

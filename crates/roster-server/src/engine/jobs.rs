@@ -999,7 +999,8 @@ async fn create_ahead(
     let users = UserIds(users.into_iter().collect());
     let ids = UserIds(activities);
     let mut enrollments: HashMap<i64, Held> = HashMap::new();
-    for (user, activity, status, period) in tx.sweep_user_enrollments(&users, &ids).await? {
+    let records = tx.sweep_user_records(&users, &ids).await?;
+    for (user, activity, status, period) in records.enrollments {
         enrollments
             .entry(activity)
             .or_default()
@@ -1008,7 +1009,7 @@ async fn create_ahead(
             .push((status, period));
     }
     let mut exemptions: HashMap<i64, Exempted> = HashMap::new();
-    for (user, activity, until) in tx.sweep_user_exemptions(&users, &ids).await? {
+    for (user, activity, until) in records.exemptions {
         exemptions
             .entry(activity)
             .or_default()

@@ -146,7 +146,7 @@ pub fn narrow(activity_id: i64, rule: &AutoRule, users: &[i64], facts: &[SweepUs
 }
 
 /// One activity's enrollments of some users, keyed by user: (status,
-/// period) each, as `Tx::sweep_user_enrollments` reads them.
+/// period) each, as `Tx::sweep_user_records` reads them.
 pub type Held = std::collections::HashMap<i64, Vec<(String, Option<String>)>>;
 
 /// One activity's exemptions of some users, keyed by user: their `until`.
@@ -157,8 +157,7 @@ pub type Exempted = std::collections::HashMap<i64, Vec<Option<String>>>;
 pub type Decided = (Vec<(i64, i32, bool)>, Option<Vec<AutoEnrollment>>);
 
 /// What a batch read of the candidates' enrollments and exemptions in one
-/// activity says (`Tx::sweep_user_enrollments`, `Tx::sweep_user_exemptions`,
-/// keyed by user): per candidate, the (user, open, exempt) row
+/// activity says (`Tx::sweep_user_records`, keyed by user): per candidate, the (user, open, exempt) row
 /// `sweep_matching_users` would read, and the enrollments the rule must
 /// create — for candidates known to be in scope with no open enrollment, no
 /// exemption in force and their need not met (R14, R21) — or `None` when
@@ -248,7 +247,7 @@ pub fn decide(
 /// Whether an annual rule's rollover may close anything among `users` on
 /// `today`: only if one of them holds an open enrollment of a period other
 /// than the current one (`held`: the activity's enrollments of the users,
-/// keyed by user, as `Tx::sweep_user_enrollments` reads them), since the
+/// keyed by user, as `Tx::sweep_user_records` reads them), since the
 /// current period's enrollments are never closed (R14). `None` for a rule
 /// of another recurrence, which closes nothing.
 pub fn rollover_may_close(

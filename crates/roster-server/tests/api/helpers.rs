@@ -3,13 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
 use reqwest::{Method, multipart};
 use serde_json::{Value, json};
 use sqlx::Connection;
+
+#[path = "../common/startup.rs"]
+mod startup;
+use startup::{is_healthy, unique_name};
 
 /// The bootstrap admin's API token (`ROSTER_BOOTSTRAP_TOKEN`).
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -122,17 +125,7 @@ impl TestApp {
                 let log = std::fs::read_to_string(log_path).unwrap_or_default();
                 panic!("roster exited before it was healthy ({exit}):\n{log}");
             }
-            if self.base.is_empty() {
-                self.base = announced_base(stdout_path).unwrap_or_default();
-            }
-            let healthy = !self.base.is_empty()
-                && self
-                    .client
-                    .get(format!("{}/healthz", self.base))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .is_ok_and(|response| response.status() == 200);
+            let healthy = is_healthy(&self.client, &mut self.base, stdout_path).await;
             if healthy {
                 return;
             }
@@ -404,32 +397,6 @@ pub async fn into_reply(response: reqwest::Response) -> Reply {
         bytes,
         json,
     }
-}
-
-/// The base URL a server printed on its standard output once it listened
-/// (`Roster is running at http://127.0.0.1:PORT`), if it has yet.
-fn announced_base(stdout_path: &Path) -> Option<String> {
-    let printed = std::fs::read_to_string(stdout_path).ok()?;
-    printed.lines().find_map(|line| {
-        line.strip_prefix("Roster is running at ")
-            .map(|base| base.trim().to_string())
-    })
-}
-
-/// A name unique across concurrent test processes and threads.
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("time after 1970")
-        .as_nanos();
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        count,
-        nanos % 1_000_000_000_000
-    )
 }
 
 /// The URL with its database name (the last path segment) replaced.

@@ -6,7 +6,7 @@
 //!
 //! Adapted from `tests/api/helpers.rs`, which spawns one server per database.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +16,10 @@ use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
+
+#[path = "../common/startup.rs"]
+mod startup;
+use startup::{is_healthy, unique_name};
 
 /// The bootstrap admin's API token (`ROSTER_BOOTSTRAP_TOKEN`).
 pub const ADMIN_TOKEN: &str = "resilience-admin-token";
@@ -330,17 +334,7 @@ impl Node {
                     self.log()
                 );
             }
-            if self.base.is_empty() {
-                self.base = announced_base(&self.stdout_path).unwrap_or_default();
-            }
-            let healthy = !self.base.is_empty()
-                && self
-                    .client
-                    .get(format!("{}/healthz", self.base))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .is_ok_and(|response| response.status() == 200);
+            let healthy = is_healthy(&self.client, &mut self.base, &self.stdout_path).await;
             if healthy {
                 return;
             }
@@ -730,31 +724,6 @@ pub fn id(record: &Value) -> i64 {
     record["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("no numeric id in {record}"))
-}
-
-/// The base URL a server printed on its standard output once it listened
-/// (`Roster is running at http://127.0.0.1:PORT`), if it has yet.
-fn announced_base(stdout_path: &Path) -> Option<String> {
-    let printed = std::fs::read_to_string(stdout_path).ok()?;
-    printed.lines().find_map(|line| {
-        line.strip_prefix("Roster is running at ")
-            .map(|base| base.trim().to_string())
-    })
-}
-
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("time after 1970")
-        .as_nanos();
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        count,
-        nanos % 1_000_000_000_000
-    )
 }
 
 fn replace_database(url: &str, database: &str) -> String {

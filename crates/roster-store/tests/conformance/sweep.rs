@@ -1172,10 +1172,8 @@ pub async fn r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_stat
     // Only the asked users in the asked activities.
     let users = UserIds(vec![ann, ben, ivy]);
     let activities = UserIds(vec![ethics, safety]);
-    let mut held = tx
-        .sweep_user_enrollments(&users, &activities)
-        .await
-        .unwrap();
+    let records = tx.sweep_user_records(&users, &activities).await.unwrap();
+    let mut held = records.enrollments;
     held.sort();
     assert_eq!(
         held,
@@ -1185,7 +1183,7 @@ pub async fn r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_stat
         ]
     );
     assert_eq!(
-        tx.sweep_user_exemptions(&users, &activities).await.unwrap(),
+        records.exemptions,
         vec![(ivy, ethics, Some("2027-03-20".to_string()))]
     );
 
