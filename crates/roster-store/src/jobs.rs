@@ -192,20 +192,6 @@ impl Tx {
         Ok(changed == 1)
     }
 
-    /// Extends the lease of a job this owner holds; false when it is lost.
-    pub async fn renew_lease(&mut self, id: i64, owner: &str, lease_until: i64) -> Result<bool> {
-        let changed = on_tx!(self, c => sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'running'"
-        )
-        .bind(id)
-        .bind(owner)
-        .bind(lease_until)
-        .execute(c)
-        .await?
-        .rows_affected());
-        Ok(changed == 1)
-    }
-
     /// Gives back jobs `owner` claimed in this transaction and will not run:
     /// pending again, unleased, their attempt not counted.
     pub async fn release_jobs(&mut self, ids: &UserIds, owner: &str) -> Result<u64> {

@@ -98,11 +98,15 @@ pub struct SweepUser {
     pub skipped_in: Vec<i64>,
 }
 
+/// An enrollment as `Tx::sweep_user_records` reads it: (user, activity,
+/// enrollment id, status, period, due_on).
+pub type UserEnrollment = (i64, i64, i64, String, Option<String>, Option<String>);
+
 /// What `Tx::sweep_user_records` reads of some users in some activities.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserRecords {
-    /// (user, activity, status, period).
-    pub enrollments: Vec<(i64, i64, String, Option<String>)>,
+    /// (user, activity, enrollment id, status, period, due_on).
+    pub enrollments: Vec<UserEnrollment>,
     /// (user, activity, until).
     pub exemptions: Vec<(i64, i64, Option<String>)>,
 }
@@ -376,8 +380,8 @@ impl Tx {
         Ok(facts)
     }
 
-    /// Every enrollment of `users` in `activities`, as (user, activity,
-    /// status, period), and every exemption of theirs from them, as (user,
+    /// Every enrollment of `users` in `activities`, as (user, activity, id,
+    /// status, period, due_on), and every exemption of theirs from them, as (user,
     /// activity, until): what a batch of incremental passes needs to know of
     /// each user's open enrollment, whether their need is met and whether
     /// they are exempt, read once for all of them.
@@ -392,8 +396,9 @@ impl Tx {
             UserIds::clause("user_id", 1, backend),
             UserIds::clause("activity_id", 2, backend)
         );
-        let enrollments =
-            format!("SELECT user_id, activity_id, status, period FROM enrollments{within}");
+        let enrollments = format!(
+            "SELECT user_id, activity_id, id, status, period, due_on FROM enrollments{within}"
+        );
         let exemptions = format!("SELECT user_id, activity_id, until FROM exemptions{within}");
         Ok(on_tx!(self, c => {
             let enrollments = sqlx::query_as(sqlx::AssertSqlSafe(enrollments))

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::{Timestamp, ToSpan};
-use roster_core::calendar::current_period;
 use roster_core::decide::{TargetFacts, decide_target};
 use roster_core::{AutoRule, PostRule};
 use roster_core::{Source, TargetOutcome};
@@ -70,7 +69,7 @@ pub struct RanJob {
 /// claim. A sweep job with nothing to do since its marks, or with one pass
 /// over fewer than `BATCH_USERS` changed users, is swept and finished in the
 /// claiming transaction, and further sweep jobs are claimed into it (up to
-/// `JOB_BATCH`); those with more to write commit their claim there and hold
+/// `SWEEP_JOB_BATCH`); those with more to write commit their claim there and hold
 /// a lease while their passes run (`run_sweep_activities`): on SQLite one
 /// transaction per range for all of them, on PostgreSQL one per job and
 /// range.
@@ -141,7 +140,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             }
         }
         "sweep_activity" => {
-            // The due sweep jobs are claimed together, up to `JOB_BATCH`,
+            // The due sweep jobs are claimed together, up to `SWEEP_JOB_BATCH`,
             // and their activities and marks read in one statement each. A
             // job with nothing to do since its marks, or a few changed users
             // to sweep, is finished in this transaction. Those with more to
@@ -1000,13 +999,13 @@ async fn create_ahead(
     let ids = UserIds(activities);
     let mut enrollments: HashMap<i64, Held> = HashMap::new();
     let records = tx.sweep_user_records(&users, &ids).await?;
-    for (user, activity, status, period) in records.enrollments {
+    for (user, activity, id, status, period, due_on) in records.enrollments {
         enrollments
             .entry(activity)
             .or_default()
             .entry(user)
             .or_default()
-            .push((status, period));
+            .push((id, status, period, due_on));
     }
     let mut exemptions: HashMap<i64, Exempted> = HashMap::new();
     for (user, activity, until) in records.exemptions {
@@ -1023,8 +1022,8 @@ async fn create_ahead(
     // deciding pass's (one sweep's jobs share its day), at its instant.
     let mut day: Option<(String, i64)> = None;
     let mut creations = Vec::new();
-    // Per plan that creates ahead: where its creations start in `creations`.
-    let mut creating: Vec<usize> = Vec::new();
+    // The plans whose creations are decided here, with their period.
+    let mut creating: Vec<(usize, String)> = Vec::new();
     for (at, (_, _, plan)) in plans.iter_mut().enumerate() {
         let close = plan_closes(plan, enrollments.get(&plan.activity_id));
         if let Some(narrowed) = plan
@@ -1052,6 +1051,7 @@ async fn create_ahead(
             pass.hi,
         );
         let (rows, decided) = decide(
+            rule,
             &sweep,
             &candidates,
             &reads.facts,
@@ -1073,7 +1073,7 @@ async fn create_ahead(
         if let Some(decided) = decided {
             day.get_or_insert((sweep.today.clone(), sweep.now));
             narrowed.created = Some(Vec::new());
-            creating.push(at);
+            creating.push((at, sweep.period.clone()));
             creations.extend(decided);
         }
     }
@@ -1094,7 +1094,7 @@ async fn create_ahead(
                 .push(post_rule_from(&record));
         }
     }
-    for at in creating {
+    for (at, period) in creating {
         let (_, _, plan) = &mut plans[at];
         let Some(mine) = created.remove(&plan.activity_id) else {
             continue;
@@ -1102,11 +1102,6 @@ async fn create_ahead(
         let (Some(activity), Some(pass)) = (&plan.activity, plan.passes.first_mut()) else {
             continue;
         };
-        let period = activity
-            .rule
-            .as_ref()
-            .map(|rule| current_period(&rule.recurrence, plan.ctx.today).to_string())
-            .unwrap_or_default();
         after_sweep_create(
             tx,
             &plan.ctx,

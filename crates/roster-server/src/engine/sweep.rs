@@ -5,7 +5,8 @@
 
 use jiff::civil::Date;
 use roster_core::calendar::{current_period, due_for_new};
-use roster_core::{AutoRule, PostRule, Recurrence, Scope, Source, Trigger};
+use roster_core::decide::{EnrollmentFacts, UserFacts, plan_sweep};
+use roster_core::{AutoRule, Period, PostRule, Recurrence, Role, Scope, Source, Trigger};
 use roster_store::{
     ActivitySweep, AuditEntry, AutoEnrollment, Changed, Narrowed, NewJob, StoreError, SweepCounts,
     SweepKind, SweepUser, Tx,
@@ -145,9 +146,9 @@ pub fn narrow(activity_id: i64, rule: &AutoRule, users: &[i64], facts: &[SweepUs
     narrowed
 }
 
-/// One activity's enrollments of some users, keyed by user: (status,
-/// period) each, as `Tx::sweep_user_records` reads them.
-pub type Held = std::collections::HashMap<i64, Vec<(String, Option<String>)>>;
+/// One activity's enrollments of some users, keyed by user: (id, status,
+/// period, due_on) each, as `Tx::sweep_user_records` reads them.
+pub type Held = std::collections::HashMap<i64, Vec<(i64, String, Option<String>, Option<String>)>>;
 
 /// One activity's exemptions of some users, keyed by user: their `until`.
 pub type Exempted = std::collections::HashMap<i64, Vec<Option<String>>>;
@@ -157,14 +158,16 @@ pub type Exempted = std::collections::HashMap<i64, Vec<Option<String>>>;
 pub type Decided = (Vec<(i64, i32, bool)>, Option<Vec<AutoEnrollment>>);
 
 /// What a batch read of the candidates' enrollments and exemptions in one
-/// activity says (`Tx::sweep_user_records`, keyed by user): per candidate, the (user, open, exempt) row
-/// `sweep_matching_users` would read, and the enrollments the rule must
-/// create — for candidates known to be in scope with no open enrollment, no
-/// exemption in force and their need not met (R14, R21) — or `None` when
-/// the pass must look for them itself (an annual rule where someone holds
-/// another period's open enrollment, which its rollover may close first).
-/// `sweep` is the activity's sweep on the day; `facts` those `narrow` used.
+/// activity says (`Tx::sweep_user_records`, keyed by user): per candidate,
+/// the (user, open, exempt) row `sweep_matching_users` would read, and the
+/// enrollments the rule must create — the core's reference sweep
+/// (`roster_core::decide::plan_sweep`) applied to each candidate known to be
+/// in scope — or `None` when the pass must look for them itself: a
+/// candidate the facts do not describe (or whose dates do not parse), or one
+/// whose earlier period's enrollment the rollover closes first. `sweep` is
+/// the activity's sweep of `rule` on the day; `facts` those `narrow` used.
 pub fn decide(
+    rule: &AutoRule,
     sweep: &ActivitySweep,
     candidates: &[i64],
     facts: &[SweepUser],
@@ -175,73 +178,101 @@ pub fn decide(
     let mut rows = Vec::with_capacity(candidates.len());
     let mut creations = Vec::new();
     let mut settled = true;
+    let today: Option<Date> = sweep.today.parse().ok();
     for &user in candidates {
         let held = enrollments.get(&user).unwrap_or(&none);
-        let open = match held.iter().find(|(status, _)| status == "in_progress") {
+        let open = match held
+            .iter()
+            .find(|(_, status, _, _)| status == "in_progress")
+        {
             None => 0,
-            Some((_, None)) => 1,
-            Some((_, Some(period))) if *period == sweep.period => 2,
+            Some((_, _, None, _)) => 1,
+            Some((_, _, Some(period), _)) if *period == sweep.period => 2,
             Some(_) => 3,
         };
         let exempt = exemptions.get(&user);
         rows.push((user, open, exempt.is_some()));
-        if open == 3 && sweep.kind == SweepKind::Annual {
+        let (Some(today), Some(user_facts), Some(enrollment_facts)) = (
+            today,
+            user_facts(user, facts, exempt, &sweep.today),
+            enrollment_facts(user, held),
+        ) else {
             settled = false;
-        }
-        // In scope for certain: described by the facts (narrow kept the
-        // others), with a hire date the store compares as `narrow` does.
-        let known = facts
-            .binary_search_by_key(&user, |fact| fact.id)
-            .is_ok_and(|at| {
-                sweep.hired_after.is_none()
-                    || facts[at].hired_on.as_deref().is_some_and(is_iso_date)
-            });
-        if !known {
+            continue;
+        };
+        let plan = plan_sweep(rule, today, &[user_facts], &enrollment_facts);
+        if !plan.close.is_empty() {
             settled = false;
             continue;
         }
-        let exempt_now = exempt.is_some_and(|untils| {
-            untils.iter().any(|until| {
-                until
-                    .as_deref()
-                    .is_none_or(|until| until >= sweep.today.as_str())
-            })
-        });
-        let met = match sweep.kind {
-            SweepKind::OneTime => {
-                sweep.period == "once"
-                    && held.iter().any(|(status, period)| {
-                        status == "passed" || period.as_deref() == Some("once")
-                    })
-            }
-            SweepKind::Annual => held
-                .iter()
-                .any(|(_, period)| period.as_deref() == Some(sweep.period.as_str())),
-            SweepKind::EveryMonths => {
-                sweep.period == "cycle-1"
-                    && held.iter().any(|(_, period)| {
-                        period.as_deref().is_some_and(|p| p.starts_with("cycle-"))
-                    })
-            }
-        };
-        if open != 0 || exempt_now || met {
-            continue;
-        }
-        let had_period = held.iter().any(|(_, period)| period.is_some());
-        let due_on = if sweep.due_first == sweep.due_later || !had_period {
-            sweep.due_first.clone()
-        } else {
-            sweep.due_later.clone()
-        };
-        creations.push(AutoEnrollment {
-            activity_id: sweep.activity_id,
-            user_id: user,
-            due_on,
-            period: sweep.period.clone(),
-            source_json: sweep.source_json.clone(),
-        });
+        creations.extend(
+            plan.create
+                .into_iter()
+                .map(|(user_id, period, due)| AutoEnrollment {
+                    activity_id: sweep.activity_id,
+                    user_id,
+                    due_on: due.map(|due| due.to_string()),
+                    period: period.to_string(),
+                    source_json: sweep.source_json.clone(),
+                }),
+        );
     }
     (rows, settled.then_some(creations))
+}
+
+/// A candidate as the core's reference sweep takes it, from the batch's
+/// facts: `None` when the facts do not describe them or their hire date
+/// does not parse.
+fn user_facts(
+    user: i64,
+    facts: &[SweepUser],
+    exempt: Option<&Vec<Option<String>>>,
+    today: &str,
+) -> Option<UserFacts> {
+    let fact = &facts[facts.binary_search_by_key(&user, |fact| fact.id).ok()?];
+    let hired_on = match &fact.hired_on {
+        None => None,
+        Some(hired) => Some(hired.parse().ok()?),
+    };
+    Some(UserFacts {
+        id: user,
+        active: fact.active,
+        role: if fact.integration {
+            Role::Integration
+        } else {
+            Role::Learner
+        },
+        hired_on,
+        group_ids: fact.groups.iter().copied().collect(),
+        // In force through its `until` day (R21), compared as the store does.
+        exempt: exempt.is_some_and(|untils| {
+            untils
+                .iter()
+                .any(|until| until.as_deref().is_none_or(|until| until >= today))
+        }),
+    })
+}
+
+/// A candidate's enrollments in the activity as the core's reference sweep
+/// takes them; `None` when a status or period does not parse.
+fn enrollment_facts(
+    user: i64,
+    held: &[(i64, String, Option<String>, Option<String>)],
+) -> Option<Vec<EnrollmentFacts>> {
+    held.iter()
+        .map(|(id, status, period, due_on)| {
+            Some(EnrollmentFacts {
+                id: *id,
+                user_id: user,
+                status: status.parse().ok()?,
+                period: match period {
+                    None => None,
+                    Some(period) => Some(Period::parse(period)?),
+                },
+                due_on: due_on.as_deref().and_then(|due| due.parse().ok()),
+            })
+        })
+        .collect()
 }
 
 /// Whether an annual rule's rollover may close anything among `users` on
@@ -265,7 +296,7 @@ pub fn rollover_may_close(
     };
     Some(users.iter().any(|user| {
         held.get(user).is_some_and(|enrollments| {
-            enrollments.iter().any(|(status, period)| {
+            enrollments.iter().any(|(_, status, period, _)| {
                 status == "in_progress" && period.as_ref().is_some_and(|period| *period != current)
             })
         })
@@ -563,50 +594,46 @@ mod tests {
         assert!(narrow(40, &company, &[], &facts).candidates.0.is_empty());
     }
 
-    fn sweep(kind: SweepKind, period: &str, hired_after: Option<&str>) -> ActivitySweep {
-        ActivitySweep {
-            activity_id: 40,
-            by_groups: false,
-            hired_after: hired_after.map(str::to_string),
-            period: period.to_string(),
-            kind,
-            due_first: Some("2030-08-01".to_string()),
-            due_later: Some("2030-09-01".to_string()),
-            today: "2030-07-10".to_string(),
-            now: 5,
-            source_json: "{}".to_string(),
-            user_lo: 0,
-            user_hi: i64::MAX,
-            since: None,
-            matching: None,
-            count_skips: false,
-            narrowed: None,
-        }
+    const TODAY: &str = "2030-07-10";
+
+    fn sweep_of(rule: &AutoRule) -> ActivitySweep {
+        let today: Date = TODAY.parse().unwrap();
+        let ctx = Ctx {
+            now: jiff::Timestamp::UNIX_EPOCH,
+            today,
+            actor: None,
+            settings: Default::default(),
+        };
+        activity_sweep(40, rule, today, &ctx, 0, i64::MAX)
     }
 
     type Exempt = Exempted;
 
+    /// (user, status, period) rows, with ids from 100 on.
     fn held(rows: &[(i64, &str, Option<&str>)]) -> Held {
         let mut held = Held::new();
-        for (user, status, period) in rows {
-            held.entry(*user)
-                .or_default()
-                .push((status.to_string(), period.map(str::to_string)));
+        for (at, (user, status, period)) in rows.iter().enumerate() {
+            held.entry(*user).or_default().push((
+                100 + at as i64,
+                status.to_string(),
+                period.map(str::to_string),
+                None,
+            ));
         }
         held
     }
 
-    fn created(decided: &Option<Vec<AutoEnrollment>>) -> Vec<(i64, Option<&str>)> {
+    fn created(decided: &Option<Vec<AutoEnrollment>>) -> Vec<(i64, Option<&str>, &str)> {
         decided
             .as_ref()
             .expect("decided")
             .iter()
-            .map(|row| (row.user_id, row.due_on.as_deref()))
+            .map(|row| (row.user_id, row.due_on.as_deref(), row.period.as_str()))
             .collect()
     }
 
     #[test]
-    fn r14_r21_a_batch_decides_creations_as_the_sweep_statements_would() {
+    fn r14_r21_a_batch_decides_creations_as_the_reference_sweep() {
         let facts: Vec<SweepUser> = (1..=7)
             .map(|id| user(id, &[], Some("2030-07-01")))
             .collect();
@@ -614,19 +641,22 @@ mod tests {
         exempt.insert(5, vec![Some("2030-07-09".to_string())]);
         exempt.insert(6, vec![Some("2030-07-10".to_string())]);
         exempt.insert(7, vec![None]);
-        // One-time: 1 passed it (met, R14), 2 holds it open, 3 had an
-        // earlier period and gets the later due date, 4 nothing, 5's
-        // exemption ended yesterday, 6 and 7 are exempt (R21), 8 unknown.
-        let once = held(&[
+        // One-time, due within 30 days: 1 passed it (met, R14), 2 holds it
+        // open, 3 had another period only, 4 nothing, 5's exemption ended
+        // yesterday, 6 and 7 are exempt through today or for good (R21).
+        let once = rule(json!({"scope": "company",
+            "recurrence": {"kind": "one_time", "due": {"within_days": 30}}}));
+        let held_once = held(&[
             (1, "passed", None),
             (2, "in_progress", Some("once")),
-            (3, "incomplete", Some("2029-01-01")),
+            (3, "incomplete", Some("2029-12-31")),
         ]);
         let (rows, decided) = decide(
-            &sweep(SweepKind::OneTime, "once", None),
+            &once,
+            &sweep_of(&once),
             &[1, 2, 3, 4, 5, 6, 7],
             &facts,
-            &once,
+            &held_once,
             &exempt,
         );
         assert_eq!(
@@ -641,42 +671,51 @@ mod tests {
                 (7, 0, true)
             ]
         );
+        let due = Some("2030-08-09");
         assert_eq!(
             created(&decided),
-            vec![
-                (3, Some("2030-09-01")),
-                (4, Some("2030-08-01")),
-                (5, Some("2030-08-01"))
-            ]
+            vec![(3, due, "once"), (4, due, "once"), (5, due, "once")]
         );
-        // An unknown user is left to the statements: not decided here.
+        // A user the facts do not describe is left to the statements.
         let (_, decided) = decide(
-            &sweep(SweepKind::OneTime, "once", None),
+            &once,
+            &sweep_of(&once),
             &[4, 8],
             &facts,
-            &once,
+            &held_once,
             &exempt,
         );
         assert!(decided.is_none());
 
-        // Annual: the current period's enrollment meets the need whatever
-        // its status; another period's open enrollment may be closed by the
-        // rollover first, so the pass decides itself.
-        let annual = held(&[
+        // Annual, 10 days for a first enrollment: the current period's
+        // enrollment meets the need whatever its status; one who had an
+        // earlier period gets the period's end; another period's open
+        // enrollment is closed by the rollover first, so the pass decides.
+        let annual = rule(json!({"scope": "company", "initial_due_days": 10,
+            "recurrence": {"kind": "annual", "due_each_year_on": "12-31"}}));
+        let held_annual = held(&[
             (1, "failed", Some("2030-12-31")),
             (2, "passed", Some("2029-12-31")),
         ]);
         let (_, decided) = decide(
-            &sweep(SweepKind::Annual, "2030-12-31", None),
-            &[1, 2],
-            &facts,
             &annual,
+            &sweep_of(&annual),
+            &[1, 2, 3],
+            &facts,
+            &held_annual,
             &Exempt::new(),
         );
-        assert_eq!(created(&decided), vec![(2, Some("2030-09-01"))]);
+        assert_eq!(
+            created(&decided),
+            vec![
+                (2, Some("2030-12-31"), "2030-12-31"),
+                (3, Some("2030-07-20"), "2030-12-31")
+            ]
+        );
         let rolling = held(&[(1, "in_progress", Some("2029-12-31"))]);
         let (rows, decided) = decide(
-            &sweep(SweepKind::Annual, "2030-12-31", None),
+            &annual,
+            &sweep_of(&annual),
             &[1, 2],
             &facts,
             &rolling,
@@ -685,23 +724,31 @@ mod tests {
         assert_eq!(rows, vec![(1, 3, false), (2, 0, false)]);
         assert!(decided.is_none());
 
-        // Every N months: any cycle meets the first one's need.
+        // Every 6 months: any cycle meets the first one's need; an open
+        // enrollment without a period is adopted by the pass, not created.
+        let cycles_rule = rule(json!({"scope": "company",
+            "recurrence": {"kind": "every_months", "months": 6}}));
         let cycles = held(&[(1, "passed", Some("cycle-3")), (2, "in_progress", None)]);
         let (rows, decided) = decide(
-            &sweep(SweepKind::EveryMonths, "cycle-1", None),
+            &cycles_rule,
+            &sweep_of(&cycles_rule),
             &[1, 2, 3],
             &facts,
             &cycles,
             &Exempt::new(),
         );
         assert_eq!(rows, vec![(1, 0, false), (2, 1, false), (3, 0, false)]);
-        assert_eq!(created(&decided), vec![(3, Some("2030-08-01"))]);
+        assert_eq!(created(&decided).len(), 1);
+        assert_eq!(created(&decided)[0].0, 3);
 
-        // A hire date the store would compare otherwise: not decided here.
+        // A hire date that does not parse: left to the statements.
         let mut odd = facts.clone();
         odd[3].hired_on = Some("July 2030".to_string());
+        let hired = rule(json!({"scope": "company", "hired_after": "2030-06-30",
+            "recurrence": {"kind": "one_time", "due": null}}));
         let (_, decided) = decide(
-            &sweep(SweepKind::OneTime, "once", Some("2030-06-30")),
+            &hired,
+            &sweep_of(&hired),
             &[4],
             &odd,
             &Held::new(),

@@ -1173,13 +1173,26 @@ pub async fn r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_stat
     let users = UserIds(vec![ann, ben, ivy]);
     let activities = UserIds(vec![ethics, safety]);
     let records = tx.sweep_user_records(&users, &activities).await.unwrap();
-    let mut held = records.enrollments;
+    let mut held: Vec<_> = records
+        .enrollments
+        .into_iter()
+        .map(|(user, activity, id, status, period, due_on)| {
+            assert!(id > 0);
+            (user, activity, status, period, due_on)
+        })
+        .collect();
     held.sort();
     assert_eq!(
         held,
         vec![
-            (ann, ethics, "passed".to_string(), Some("once".to_string())),
-            (ben, safety, "in_progress".to_string(), None),
+            (
+                ann,
+                ethics,
+                "passed".to_string(),
+                Some("once".to_string()),
+                None
+            ),
+            (ben, safety, "in_progress".to_string(), None, None),
         ]
     );
     assert_eq!(
