@@ -74,6 +74,82 @@ pub enum Store {
 pub struct SqlitePools {
     pub read: SqlitePool,
     pub write: SqlitePool,
+    checkpoints: Arc<Checkpointer>,
+}
+
+/// How often the checkpointer copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The write-ahead log's size (in pages) at which a committing writer
+/// checkpoints itself: only when the checkpointer cannot keep up (or a
+/// reader holds an old snapshot for long).
+const WRITER_CHECKPOINT_PAGES: &str = "65536";
+
+/// SQLite's checkpoints, taken off the writers' path: with its automatic
+/// checkpoint, the transaction whose commit takes the log past its limit
+/// copies the whole log into the database before its writer can go on —
+/// tenths of a second in a sweep's path, on the one thread that writes. A
+/// task with its own connection (its own thread) copies the log every
+/// `CHECKPOINT_EVERY` instead, in `PASSIVE` mode, which neither waits for
+/// nor blocks readers and the writer. The writers keep SQLite's automatic
+/// checkpoint at a larger size as a backstop.
+#[derive(Debug, Default)]
+struct Checkpointer {
+    stop: tokio::sync::Notify,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    /// Starts the task; it ends at `stop`, or once no store holds it.
+    fn start(options: SqliteConnectOptions) -> Arc<Checkpointer> {
+        let checkpointer = Arc::new(Checkpointer::default());
+        let held = Arc::downgrade(&checkpointer);
+        let task = tokio::spawn(async move {
+            use sqlx::Connection;
+            let mut connection = match sqlx::SqliteConnection::connect_with(&options).await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    tracing::warn!(%error, "no checkpointer: the writers checkpoint themselves");
+                    return;
+                }
+            };
+            loop {
+                let Some(checkpointer) = held.upgrade() else {
+                    break;
+                };
+                tokio::select! {
+                    _ = checkpointer.stop.notified() => break,
+                    _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+                }
+                drop(checkpointer);
+                if let Err(error) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&mut connection)
+                    .await
+                {
+                    tracing::warn!(%error, "checkpoint failed");
+                }
+            }
+            // The last connection to close checkpoints and removes the log.
+            let _ = connection.close().await;
+        });
+        *checkpointer
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task);
+        checkpointer
+    }
+
+    async fn stop(&self) {
+        self.stop.notify_one();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
 }
 
 /// A transaction on either backend. Dropped without `commit`, it rolls back.
@@ -233,7 +309,9 @@ impl Store {
                 .foreign_keys(true)
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory")
-                .pragma("wal_autocheckpoint", "16384")
+                .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                // Once the log restarts, its file is cut back to 64 MiB.
+                .pragma("journal_size_limit", "67108864")
                 .pragma("mmap_size", "1073741824");
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
@@ -247,7 +325,12 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(60))
                 .connect_with(options)
                 .await?;
-            Ok(Store::Sqlite(SqlitePools { read, write }))
+            let checkpoints = Checkpointer::start(read.connect_options().as_ref().clone());
+            Ok(Store::Sqlite(SqlitePools {
+                read,
+                write,
+                checkpoints,
+            }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -342,6 +425,7 @@ impl Store {
             Store::Sqlite(pools) => {
                 pools.read.close().await;
                 pools.write.close().await;
+                pools.checkpoints.stop().await;
             }
             Store::Postgres(pool) => pool.close().await,
         }

@@ -62,3 +62,77 @@ both! {
     sweep::r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges_skips,
     sweep::r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_statement,
 }
+
+/// What only SQLite has: its write-ahead log.
+mod sqlite_only {
+    use std::time::{Duration, Instant};
+
+    use roster_store::Store;
+
+    /// The log is copied into the database by the store's checkpointer, not
+    /// by a writer at its commit: a few megabytes written stay in the log
+    /// (under the writers' own checkpoint size) until the checkpointer copies
+    /// them, within a second; closing the store removes the log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_write_ahead_log_is_checkpointed_in_the_background() {
+        let directory = std::env::temp_dir().join(format!(
+            "roster_t_checkpoint_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&directory).expect("temporary directory");
+        let file = directory.join("roster.db");
+        let wal = directory.join("roster.db-wal");
+        let store = Store::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .expect("open SQLite");
+        store.migrate().await.expect("migrate");
+        // Whatever the migrations left in the log is copied first.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let before = std::fs::metadata(&file).expect("database file").len();
+
+        let mut tx = store.write().await.expect("write");
+        for n in 0..4000 {
+            let mut user = crate::support::user(&format!("learner{n:05}"));
+            user.display_name = format!("{n:05} {}", "x".repeat(400));
+            tx.insert_user(&user, crate::support::NOW)
+                .await
+                .expect("insert");
+        }
+        tx.commit().await.expect("commit");
+        let committed = std::fs::metadata(&file).expect("database file").len();
+        assert!(
+            committed < before + 1_000_000,
+            "the commit itself copied the log: {before} -> {committed} bytes"
+        );
+        assert!(std::fs::metadata(&wal).expect("log").len() > 2_000_000);
+
+        let waited = Instant::now();
+        let grown = loop {
+            let size = std::fs::metadata(&file).expect("database file").len();
+            if size > before + 2_000_000 || waited.elapsed() > Duration::from_secs(5) {
+                break size;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            grown > before + 2_000_000,
+            "nothing copied the log into the database: {before} -> {grown} bytes"
+        );
+        assert!(
+            waited.elapsed() < Duration::from_secs(2),
+            "the log was copied only after {:?}",
+            waited.elapsed()
+        );
+        let mut tx = store.read().await.expect("read");
+        assert_eq!(tx.count_users().await.expect("count"), 4000);
+        tx.rollback().await.expect("rollback");
+
+        store.close().await;
+        assert!(!wal.exists(), "the log outlived the store");
+        let _ = std::fs::remove_dir_all(&directory);
+    }
+}
