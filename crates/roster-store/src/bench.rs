@@ -334,6 +334,28 @@ impl Tx {
         Ok(started.elapsed())
     }
 
+    /// SQLite: whether this connection's commits may checkpoint the log
+    /// themselves. The calibration's one transaction writes a log larger
+    /// than the writers' backstop; its commit would then copy the whole log
+    /// into the database while being timed, where the sweep's commits leave
+    /// that to the store's checkpointer. Held off for the calibration's
+    /// commit, so that both are timed alike. No-op on PostgreSQL.
+    pub async fn calibration_hold_checkpoints(&mut self, hold: bool) -> Result<()> {
+        if let Tx::Sqlite(transaction) = self {
+            let pages = if hold {
+                "0"
+            } else {
+                crate::db::WRITER_CHECKPOINT_PAGES
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PRAGMA wal_autocheckpoint = {pages}"
+            )))
+            .execute(&mut ***transaction)
+            .await?;
+        }
+        Ok(())
+    }
+
     pub async fn calibration_drop(&mut self) -> Result<()> {
         on_tx!(self, c => sqlx::raw_sql("DROP TABLE IF EXISTS bench_enrollments").execute(c).await?.rows_affected());
         Ok(())

@@ -83,7 +83,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// The write-ahead log's size (in pages) at which a committing writer
 /// checkpoints itself: only when the checkpointer cannot keep up (or a
 /// reader holds an old snapshot for long).
-const WRITER_CHECKPOINT_PAGES: &str = "65536";
+pub(crate) const WRITER_CHECKPOINT_PAGES: &str = "65536";
 
 /// SQLite's checkpoints, taken off the writers' path: with its automatic
 /// checkpoint, the transaction whose commit takes the log past its limit
