@@ -992,19 +992,22 @@ async fn calibrate(
     let mut tx = store.write().await?;
     let mut spent = Duration::ZERO;
     let mut rows = 0;
-    let mut text = Vec::new();
-    for activity_id in &org.rule_activities {
-        let batch = tx.bench_auto_rows(*activity_id).await?;
-        rows += batch.len() as i64;
-        match store.backend() {
-            // Reading the rows back is not counted: only the inserts are.
-            Backend::Sqlite => spent += tx.calibration_insert(&batch).await?,
-            Backend::Postgres => roster_store::bench::calibration_text(&mut text, &batch),
+    match store.backend() {
+        // Reading the rows back is not counted: only the inserts are.
+        Backend::Sqlite => {
+            for activity_id in &org.rule_activities {
+                let batch = tx.bench_auto_rows(*activity_id).await?;
+                rows += batch.len() as i64;
+                spent += tx.calibration_insert(&batch).await?;
+                progress.advance(1);
+            }
         }
-        progress.advance(1);
-    }
-    if store.backend() == Backend::Postgres {
-        spent += tx.calibration_copy(text).await?;
+        Backend::Postgres => {
+            let (count, text) = tx.calibration_rows_text(&org.rule_activities).await?;
+            rows = count;
+            spent += tx.calibration_copy(text).await?;
+            progress.advance(org.rule_activities.len() as u64);
+        }
     }
     // The log this transaction wrote is copied into the database by the
     // store's checkpointer afterwards, as W1's is: not timed for either.

@@ -312,7 +312,41 @@ impl Tx {
         Ok(started.elapsed())
     }
 
-    /// Loads rows written by `calibration_text` into the scratch table with
+    /// PostgreSQL: the enrollments the rules made in `activity_ids`, activity
+    /// by activity in user order, as the text `calibration_copy` loads,
+    /// written by the server itself (`COPY … TO STDOUT`), with their count.
+    pub async fn calibration_rows_text(&mut self, activity_ids: &[i64]) -> Result<(i64, Vec<u8>)> {
+        let Tx::Postgres(transaction) = self else {
+            return Err(crate::db::StoreError::Database(sqlx::Error::Protocol(
+                "COPY is PostgreSQL's; use bench_auto_rows on SQLite".into(),
+            )));
+        };
+        if activity_ids.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let ids = activity_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        // `updated_at` is written as the enrollment time, as the sweep does.
+        let statement = format!(
+            "COPY (SELECT user_id, activity_id, type, status, due_on, required_by, reason, \
+             enrolled_at, completed_at, source_kind, source, period, enrolled_at FROM enrollments \
+             WHERE source_kind = 'auto_enrollment' AND activity_id IN ({ids}) \
+             ORDER BY activity_id, user_id, id) TO STDOUT"
+        );
+        let connection: &mut sqlx::PgConnection = &mut ***transaction;
+        let mut stream = connection.copy_out_raw(&statement).await?;
+        let mut text = Vec::new();
+        while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            text.extend_from_slice(&chunk?);
+        }
+        let rows = text.iter().filter(|byte| **byte == b'\n').count() as i64;
+        Ok((rows, text))
+    }
+
+    /// Loads rows written by `calibration_rows_text` into the scratch table with
     /// one COPY (PostgreSQL's fastest way); answers the time it took. One
     /// COPY for everything, because each COPY ends with a small message that
     /// Nagle's algorithm holds back for a delayed acknowledgement (40 ms).
@@ -387,52 +421,4 @@ async fn insert_enrollment_rows(
         });
         builder.build().execute(c).await?.rows_affected()
     }))
-}
-
-/// Appends the rows in COPY's text format (tab-separated, `\N` for NULL)
-/// for `calibration_copy`.
-pub fn calibration_text(out: &mut Vec<u8>, rows: &[EnrollmentInsert]) {
-    for row in rows {
-        copy_line(out, row);
-    }
-}
-
-fn copy_line(out: &mut Vec<u8>, row: &EnrollmentInsert) {
-    fn text(out: &mut Vec<u8>, value: &str) {
-        for byte in value.bytes() {
-            match byte {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                other => out.push(other),
-            }
-        }
-    }
-    fn optional(out: &mut Vec<u8>, value: Option<&str>) {
-        match value {
-            Some(value) => text(out, value),
-            None => out.extend_from_slice(b"\\N"),
-        }
-    }
-    let completed_at = row.completed_at.map(|value| value.to_string());
-    out.extend_from_slice(format!("{}\t{}\t", row.user_id, row.activity_id).as_bytes());
-    text(out, &row.enrollment_type);
-    out.push(b'\t');
-    text(out, &row.status);
-    out.push(b'\t');
-    optional(out, row.due_on.as_deref());
-    out.push(b'\t');
-    optional(out, row.required_by.as_deref());
-    out.push(b'\t');
-    optional(out, row.reason.as_deref());
-    out.extend_from_slice(format!("\t{}\t", row.enrolled_at).as_bytes());
-    optional(out, completed_at.as_deref());
-    out.push(b'\t');
-    text(out, &row.source_kind);
-    out.push(b'\t');
-    text(out, &row.source);
-    out.push(b'\t');
-    optional(out, row.period.as_deref());
-    out.extend_from_slice(format!("\t{}\n", row.enrolled_at).as_bytes());
 }
