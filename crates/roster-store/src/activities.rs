@@ -52,6 +52,29 @@ impl Tx {
         )
     }
 
+    /// The activity, and whether it is an item of any curriculum or bundle
+    /// (one statement: a completion needs both, and most activities are
+    /// nobody's item, so their parents need not be looked for).
+    pub async fn get_activity_as_item(
+        &mut self,
+        id: i64,
+    ) -> Result<Option<(ActivityRecord, bool)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            record: ActivityRecord,
+            is_item: bool,
+        }
+        let row: Option<Row> = on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ACTIVITY_COLUMNS}, EXISTS (SELECT 1 FROM activity_items i WHERE i.item_id = $1) AS is_item \
+             FROM activities WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(c)
+        .await?);
+        Ok(row.map(|row| (row.record, row.is_item)))
+    }
+
     /// The activities of `ids` that exist, in id order (one statement for a
     /// batch of sweep jobs).
     pub async fn get_activities(&mut self, ids: &UserIds) -> Result<Vec<ActivityRecord>> {

@@ -286,6 +286,19 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the database refused the transaction only because another
+    /// one ran at the same time (PostgreSQL's deadlock and serialization
+    /// failures): the same work, tried again, may well succeed at once.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(sqlx::Error::Database(error))
+                if matches!(error.code().as_deref(), Some("40P01" | "40001"))
+        )
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Microseconds since the epoch, as stored.

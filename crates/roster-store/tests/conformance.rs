@@ -136,3 +136,66 @@ mod sqlite_only {
         let _ = std::fs::remove_dir_all(&directory);
     }
 }
+
+/// What only PostgreSQL has: transactions refused because of each other.
+mod postgres_only {
+    use roster_store::Store;
+
+    use crate::support::{NOW, on_postgres, user};
+
+    /// Two transactions updating two users in opposite orders deadlock; the
+    /// one PostgreSQL refuses reports a transient error (the job queue then
+    /// retries the job at once), the other commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadlock_is_reported_as_transient() {
+        on_postgres(|store: Store| async move {
+            let mut tx = store.write().await.expect("write");
+            let a = tx.insert_user(&user("first"), NOW).await.expect("first");
+            let b = tx.insert_user(&user("second"), NOW).await.expect("second");
+            tx.commit().await.expect("commit");
+            let record = |id| {
+                let store = store.clone();
+                async move {
+                    let mut tx = store.read().await.expect("read");
+                    let found = tx.get_user(id).await.expect("get").expect("user");
+                    tx.rollback().await.expect("rollback");
+                    found
+                }
+            };
+            let (first, second) = (record(a).await, record(b).await);
+            let mut one = store.write().await.expect("one");
+            let mut two = store.write().await.expect("two");
+            one.update_user(&first, NOW)
+                .await
+                .expect("one locks the first");
+            two.update_user(&second, NOW)
+                .await
+                .expect("two locks the second");
+            let crossed_one = async {
+                let result = one.update_user(&second, NOW).await;
+                (result, one)
+            };
+            let crossed_two = async {
+                let result = two.update_user(&first, NOW).await;
+                (result, two)
+            };
+            let ((result_one, one), (result_two, two)) = tokio::join!(crossed_one, crossed_two);
+            let refused: Vec<_> = [&result_one, &result_two]
+                .into_iter()
+                .filter_map(|result| result.as_ref().err())
+                .collect();
+            assert_eq!(refused.len(), 1, "{result_one:?} {result_two:?}");
+            assert!(refused[0].is_transient(), "{:?}", refused[0]);
+            for (result, tx) in [(result_one, one), (result_two, two)] {
+                if result.is_ok() {
+                    tx.commit().await.expect("the other commits");
+                } else {
+                    tx.rollback().await.expect("rollback");
+                }
+            }
+            let unique = roster_store::StoreError::Conflict("users_username_key".into());
+            assert!(!unique.is_transient());
+        })
+        .await;
+    }
+}

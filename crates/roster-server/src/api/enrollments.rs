@@ -57,10 +57,13 @@ pub async fn enroll_users(
     fields.finish()?;
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
+    // Read once for the whole request: the activity with its post rules,
+    // and which users exist.
     let activity = load_activity(&mut tx, activity_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("activity"))?;
-    // Read once for the whole request: which users exist.
+        .ok_or_else(|| ApiError::not_found("activity"))?
+        .with_post_rules(&mut tx)
+        .await?;
     let existing = tx.existing_user_ids(&user_ids).await?;
     let default_by = if actor.user.display_name.is_empty() {
         actor.user.username.clone()

@@ -14,7 +14,7 @@ use roster_core::{
 use roster_store::{AuditEntry, EnrollmentInsert, EnrollmentPatch, EnrollmentRecord, NewJob, Tx};
 use serde_json::json;
 
-use crate::engine::rules::{Activity, load_activity, post_rules};
+use crate::engine::rules::{Activity, activity_from, load_activity, post_rules};
 use crate::engine::sweep::activity_sweep;
 use crate::state::Ctx;
 
@@ -164,14 +164,15 @@ pub fn after_create<'a>(
     activity: &'a Activity,
 ) -> BoxFuture<'a, anyhow::Result<()>> {
     Box::pin(async move {
-        fire(tx, ctx, record, Trigger::Enrolled).await?;
+        let known = activity.post_rules.as_deref();
+        fire(tx, ctx, record, Trigger::Enrolled, known).await?;
         let status: Status = record.status.parse().unwrap_or(Status::InProgress);
         match status {
             Status::Passed => {
-                fire(tx, ctx, record, Trigger::Completed).await?;
-                on_passed(tx, ctx, record, activity).await?;
+                fire(tx, ctx, record, Trigger::Completed, known).await?;
+                on_passed(tx, ctx, record, activity, true).await?;
             }
-            Status::Failed => fire(tx, ctx, record, Trigger::Failed).await?,
+            Status::Failed => fire(tx, ctx, record, Trigger::Failed, known).await?,
             _ => {}
         }
         // R10: bundle expansion is a rule, and no rule enrolls a service account.
@@ -253,12 +254,14 @@ pub fn change<'a>(
         if new_status != old_status {
             match new_status {
                 Status::Passed => {
-                    fire(tx, ctx, &after, Trigger::Completed).await?;
-                    if let Some(activity) = load_activity(tx, after.activity_id).await? {
-                        on_passed(tx, ctx, &after, &activity).await?;
+                    fire(tx, ctx, &after, Trigger::Completed, None).await?;
+                    if let Some((record, is_item)) =
+                        tx.get_activity_as_item(after.activity_id).await?
+                    {
+                        on_passed(tx, ctx, &after, &activity_from(record), is_item).await?;
                     }
                 }
-                Status::Failed => fire(tx, ctx, &after, Trigger::Failed).await?,
+                Status::Failed => fire(tx, ctx, &after, Trigger::Failed, None).await?,
                 _ => {}
             }
         }
@@ -267,14 +270,25 @@ pub fn change<'a>(
 }
 
 /// Captures every rule in force on the activity for `trigger` as a job, in the
-/// caller's transaction, due `delay_days` × 24 hours from now (R33).
+/// caller's transaction, due `delay_days` × 24 hours from now (R33). The
+/// rules are read unless the caller read them already in this transaction
+/// (`known`).
 async fn fire(
     tx: &mut Tx,
     ctx: &Ctx,
     record: &EnrollmentRecord,
     trigger: Trigger,
+    known: Option<&[PostRule]>,
 ) -> anyhow::Result<()> {
-    for rule in post_rules(tx, record.activity_id).await? {
+    let read;
+    let rules = match known {
+        Some(rules) => rules,
+        None => {
+            read = post_rules(tx, record.activity_id).await?;
+            &read
+        }
+    };
+    for rule in rules {
         if rule.when != trigger {
             continue;
         }
@@ -324,14 +338,19 @@ pub fn trigger_job(
 }
 
 /// What a pass sets off: the rule's next period (R19) and the completion of
-/// curricula and bundles holding the activity (R39, R40).
+/// curricula and bundles holding the activity (R39, R40), looked for unless
+/// the caller knows the activity is nobody's item (`may_be_item` false).
 async fn on_passed(
     tx: &mut Tx,
     ctx: &Ctx,
     record: &EnrollmentRecord,
     activity: &Activity,
+    may_be_item: bool,
 ) -> anyhow::Result<()> {
     next_period(tx, ctx, record, activity).await?;
+    if !may_be_item {
+        return Ok(());
+    }
     for parent in tx
         .open_parent_enrollments(record.user_id, record.activity_id)
         .await?

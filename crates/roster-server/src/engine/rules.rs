@@ -9,6 +9,18 @@ pub struct Activity {
     pub record: ActivityRecord,
     pub kind: ActivityKind,
     pub rule: Option<AutoRule>,
+    /// Its post-enrollment rules, when a caller creating many enrollments in
+    /// it read them once (`with_post_rules`); otherwise read at each trigger.
+    pub post_rules: Option<Vec<PostRule>>,
+}
+
+impl Activity {
+    /// The activity with its post-enrollment rules read now, for a caller
+    /// that enrolls many users in it within one transaction.
+    pub async fn with_post_rules(mut self, tx: &mut Tx) -> anyhow::Result<Activity> {
+        self.post_rules = Some(post_rules(tx, self.record.id).await?);
+        Ok(self)
+    }
 }
 
 pub fn activity_from(record: ActivityRecord) -> Activity {
@@ -17,7 +29,12 @@ pub fn activity_from(record: ActivityRecord) -> Activity {
         .auto_rule
         .as_deref()
         .and_then(|json| serde_json::from_str::<AutoRule>(json).ok());
-    Activity { record, kind, rule }
+    Activity {
+        record,
+        kind,
+        rule,
+        post_rules: None,
+    }
 }
 
 pub async fn load_activity(tx: &mut Tx, id: i64) -> anyhow::Result<Option<Activity>> {
