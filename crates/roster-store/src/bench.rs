@@ -336,7 +336,7 @@ impl Tx {
              WHERE source_kind = 'auto_enrollment' AND activity_id IN ({ids}) \
              ORDER BY activity_id, user_id, id) TO STDOUT"
         );
-        let connection: &mut sqlx::PgConnection = &mut ***transaction;
+        let connection: &mut sqlx::PgConnection = transaction;
         let mut stream = connection.copy_out_raw(&statement).await?;
         let mut text = Vec::new();
         while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {

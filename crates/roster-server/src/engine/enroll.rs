@@ -293,7 +293,7 @@ async fn fire(
             continue;
         }
         tx.enqueue(
-            &trigger_job(ctx, &rule, trigger, record.id, record.user_id),
+            &trigger_job(ctx, rule, trigger, record.id, record.user_id),
             ctx.micros(),
         )
         .await?;
