@@ -10,6 +10,19 @@ pub fn backoff_seconds(attempts: i32) -> i64 {
     (1i64 << exponent).min(3600)
 }
 
+/// Seconds to wait before trying again a job that failed its `attempts`-th
+/// attempt. A first attempt refused only because another transaction ran
+/// at the same time (`transient`: a deadlock) is tried again at once; any
+/// later failure waits its backoff, so that a job caught in lasting
+/// contention does not use up its attempts within seconds.
+pub fn retry_delay_seconds(attempts: i32, transient: bool) -> i64 {
+    if transient && attempts <= 1 {
+        0
+    } else {
+        backoff_seconds(attempts)
+    }
+}
+
 /// Whether a job that failed its `attempts`-th attempt should be tried again.
 pub fn should_retry(attempts: i32) -> bool {
     attempts < MAX_ATTEMPTS
@@ -25,6 +38,14 @@ mod tests {
         assert_eq!(backoff_seconds(2), 4);
         assert_eq!(backoff_seconds(5), 32);
         assert_eq!(backoff_seconds(40), 3600);
+    }
+
+    #[test]
+    fn a_first_transient_failure_is_retried_at_once_and_later_ones_back_off() {
+        assert_eq!(retry_delay_seconds(1, true), 0);
+        assert_eq!(retry_delay_seconds(1, false), 2);
+        assert_eq!(retry_delay_seconds(2, true), 4);
+        assert_eq!(retry_delay_seconds(3, true), backoff_seconds(3));
     }
 
     #[test]

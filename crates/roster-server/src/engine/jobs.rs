@@ -346,19 +346,15 @@ async fn record_failure(
     tracing::warn!(job_id = job.id, kind = %job.kind, error = %format!("{error:#}"), "job attempt failed");
     metrics::counter!("roster_jobs_failed_attempts_total").increment(1);
     let give_up = !roster_core::retry::should_retry(job.attempts as i32);
-    // A transaction another one deadlocked with is not the job's fault: it
-    // is due again at once (its attempt still counts), not after the backoff.
+    // A transaction another one deadlocked with is not the job's fault: its
+    // first such failure is due again at once (the attempt still counts).
     let transient = error.chain().any(|cause| {
         cause
             .downcast_ref::<roster_store::StoreError>()
             .is_some_and(roster_store::StoreError::is_transient)
     });
     let retry_at = state.clock.now().as_microsecond()
-        + if transient {
-            0
-        } else {
-            roster_core::retry::backoff_seconds(job.attempts as i32) * 1_000_000
-        };
+        + roster_core::retry::retry_delay_seconds(job.attempts as i32, transient) * 1_000_000;
     let mut tx = state.store.write().await?;
     if claim_committed {
         tx.fail_job(
