@@ -90,9 +90,9 @@ impl Store {
                     .execute(&pools.write)
                     .await?;
             }
-            Store::Postgres(pool) => {
-                sqlx::raw_sql("VACUUM ANALYZE").execute(pool).await?;
-                sqlx::raw_sql("CHECKPOINT").execute(pool).await?;
+            Store::Postgres(pools) => {
+                sqlx::raw_sql("VACUUM ANALYZE").execute(&pools.pool).await?;
+                sqlx::raw_sql("CHECKPOINT").execute(&pools.pool).await?;
             }
         }
         Ok(())

@@ -63,7 +63,29 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqlitePools),
-    Postgres(PgPool),
+    Postgres(PgPools),
+}
+
+/// PostgreSQL's connections: those of transactions and jobs, and the fewer
+/// that serve reads outside any transaction (`Store::reader`: tokens and
+/// learners' lists).
+#[derive(Clone, Debug)]
+pub struct PgPools {
+    pub pool: PgPool,
+    read: PgPool,
+}
+
+/// Connections that read at once, per process and backend: twice the
+/// cores (SQLite's reading connections; on PostgreSQL those of
+/// `Store::reader`). More reads at once than that only share the cores
+/// between more threads or backends, each finishing later; waiting in the
+/// pool's queue instead answers in the order asked. Measured with eight
+/// clients reading a 500-enrollment Plan on two cores: p99 16–17 ms with
+/// four, 18–21 ms with eight (SQLite); 17–22 ms with four, 20–29 ms with
+/// sixteen (PostgreSQL), and more answers a second with four on both.
+fn concurrent_reads() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get() as u32);
+    2 * cores
 }
 
 /// SQLite's connections: readers, and the one connection that writes. SQLite
@@ -333,7 +355,7 @@ impl Store {
                 .connect_with(options.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(concurrent_reads())
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(60))
                 .connect_with(options)
@@ -349,9 +371,15 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options.clone())
+                .await?;
+            let read = PgPoolOptions::new()
+                .max_connections(concurrent_reads())
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(60))
                 .connect_with(options)
                 .await?;
-            Ok(Store::Postgres(pool))
+            Ok(Store::Postgres(PgPools { pool, read }))
         } else {
             Err(StoreError::BadUrl(url.to_string()))
         }
@@ -368,7 +396,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Store::Sqlite(pools) => migrator(SQLITE_MIGRATIONS).run(&pools.write).await?,
-            Store::Postgres(pool) => migrator(POSTGRES_MIGRATIONS).run(pool).await?,
+            Store::Postgres(pools) => migrator(POSTGRES_MIGRATIONS).run(&pools.pool).await?,
         }
         Ok(())
     }
@@ -390,8 +418,8 @@ impl Store {
                     pending_audit: Vec::new(),
                 })
             }
-            Store::Postgres(pool) => {
-                Tx::Postgres(PgTx::new(Conn::Transaction(pool.begin().await?)))
+            Store::Postgres(pools) => {
+                Tx::Postgres(PgTx::new(Conn::Transaction(pools.pool.begin().await?)))
             }
         })
     }
@@ -404,8 +432,8 @@ impl Store {
                 _turn: None,
                 pending_audit: Vec::new(),
             }),
-            Store::Postgres(pool) => {
-                Tx::Postgres(PgTx::new(Conn::Transaction(pool.begin().await?)))
+            Store::Postgres(pools) => {
+                Tx::Postgres(PgTx::new(Conn::Transaction(pools.pool.begin().await?)))
             }
         })
     }
@@ -421,7 +449,9 @@ impl Store {
                 _turn: None,
                 pending_audit: Vec::new(),
             }),
-            Store::Postgres(pool) => Tx::Postgres(PgTx::new(Conn::Single(pool.acquire().await?))),
+            Store::Postgres(pools) => {
+                Tx::Postgres(PgTx::new(Conn::Single(pools.read.acquire().await?)))
+            }
         })
     }
 
@@ -429,7 +459,7 @@ impl Store {
     pub async fn ping(&self) -> bool {
         match self {
             Store::Sqlite(pools) => sqlx::query("SELECT 1").execute(&pools.read).await.is_ok(),
-            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Store::Postgres(pools) => sqlx::query("SELECT 1").execute(&pools.pool).await.is_ok(),
         }
     }
 
@@ -440,7 +470,10 @@ impl Store {
                 pools.write.close().await;
                 pools.checkpoints.stop().await;
             }
-            Store::Postgres(pool) => pool.close().await,
+            Store::Postgres(pools) => {
+                pools.read.close().await;
+                pools.pool.close().await;
+            }
         }
     }
 }

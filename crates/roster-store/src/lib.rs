@@ -16,7 +16,7 @@ mod sweep;
 mod users;
 
 pub use audit::AuditEntry;
-pub use db::{Backend, SqlitePools, SqliteTx, Store, StoreError, Tx, from_micros, micros};
+pub use db::{Backend, PgPools, SqlitePools, SqliteTx, Store, StoreError, Tx, from_micros, micros};
 pub use enrollments::{EnrollmentFilter, EnrollmentInsert, EnrollmentPatch};
 pub use jobs::{ClaimedJob, JobFilter, NewJob};
 pub use marks::{SweepMark, SweepSince, SweepUser, UserEnrollment, UserIds, UserRecords};

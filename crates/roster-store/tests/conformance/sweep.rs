@@ -733,8 +733,8 @@ async fn wipe(store: &Store) {
                 .await
                 .unwrap()
                 .rows_affected(),
-            Store::Postgres(pool) => sqlx::query(*statement)
-                .execute(pool)
+            Store::Postgres(pools) => sqlx::query(*statement)
+                .execute(&pools.pool)
                 .await
                 .unwrap()
                 .rows_affected(),
