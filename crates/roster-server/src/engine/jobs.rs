@@ -169,6 +169,8 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             // What the jobs finished here add to their sweeps, written once
             // just before the commit.
             let mut tally = SweepTally::default();
+            // Enrollments the jobs finished here created.
+            let mut created_here = 0;
             // Jobs whose passes run after the commit.
             let mut deferred: Vec<Deferred> = Vec::new();
             // Every job is planned first (reads only), so that the passes
@@ -261,6 +263,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                             .await
                             .map(|unchanged| {
                                 unchanged.map(|unchanged| {
+                                    created_here += counts.created as u64;
                                     tally.add(plan.sweep_id, &add_counts(counts, unchanged))
                                 })
                             })
@@ -299,6 +302,8 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                     if gave_back {
                         state.jobs_ready.notify_waiters();
                     }
+                    metrics::counter!("roster_sweep_enrollments_created_total")
+                        .increment(created_here);
                     for ran in &finished {
                         metrics::counter!("roster_jobs_done_total", "kind" => ran.job.kind.clone())
                             .increment(1);
@@ -817,17 +822,25 @@ async fn plan_sweep_activity(
     })
 }
 
-/// The deferred jobs of a batch: their passes range by range — on SQLite
-/// one transaction per range for all the jobs with a pass there, so that
-/// each page of the enrollments' user index is written once per range
-/// rather than once per activity and range; on PostgreSQL one per job and
-/// range — with every job's lease (ending at `lease_until` as claimed)
-/// renewed in one statement by the first transaction after a third of it
-/// has passed, so that a dead worker's jobs are taken over and a waiting
-/// one's are not; then the jobs are done, in one transaction. A job whose
-/// pass fails has its attempt recorded and leaves the batch; one whose lease
-/// was lost leaves it too; the range is then written again without it.
-/// Answers the jobs that ran.
+/// One transaction of `run_sweep_activities`: the passes of one job (or of
+/// every job, `None`) over some ranges of user ids.
+type Step = (Option<i64>, Vec<(i64, i64)>);
+
+/// The deferred jobs of a batch: their passes in steps of one transaction
+/// each — on SQLite a step covers every job's passes over consecutive ranges,
+/// ranges added while the step holds no more than `SWEEP_JOB_BATCH` passes
+/// (so a cold sweep writes one range of 64 activities per transaction, and a
+/// rollover of a few activities all its ranges in one: each commit writes
+/// the pages it touched to the log again); on PostgreSQL one step per job
+/// and range, as its transactions do not share pages' writes and a long one
+/// holds its rows' locks against the other workers — with every job's lease
+/// (ending at `lease_until` as claimed) renewed in one statement by the
+/// first transaction after a third of it has passed, so that a dead
+/// worker's jobs are taken over and a waiting one's are not. The jobs are
+/// done in the last step's transaction. A job whose pass fails has its
+/// attempt recorded and leaves the batch; one whose lease was lost leaves it
+/// too; the step is then written again without it. Answers the jobs that
+/// ran.
 async fn run_sweep_activities(
     state: &AppState,
     mut jobs: Vec<Deferred>,
@@ -838,19 +851,28 @@ async fn run_sweep_activities(
         // A batch whose jobs all finished in the claiming transaction.
         return Ok(ran);
     }
-    // Each step is one transaction: on SQLite a range for every job (one
-    // writer: the fewer commits, the fewer times each page is written); on
-    // PostgreSQL a range of one job, as its transactions do not share pages'
-    // writes and a long one holds its rows' locks against the other workers.
-    let mut steps: Vec<(Option<i64>, (i64, i64))> = match state.store.backend() {
+    let steps: Vec<Step> = match state.store.backend() {
         Backend::Sqlite => {
             let mut ranges: Vec<(i64, i64)> = jobs
                 .iter()
                 .flat_map(|deferred| deferred.plan.passes.iter().map(|pass| (pass.lo, pass.hi)))
                 .collect();
             ranges.sort_unstable();
-            ranges.dedup();
-            ranges.into_iter().map(|range| (None, range)).collect()
+            let mut steps: Vec<Step> = Vec::new();
+            let mut passes_in_step = 0;
+            for same in ranges.chunk_by(|a, b| a == b) {
+                match steps.last_mut() {
+                    Some((_, step)) if passes_in_step + same.len() <= SWEEP_JOB_BATCH as usize => {
+                        step.push(same[0]);
+                        passes_in_step += same.len();
+                    }
+                    _ => {
+                        steps.push((None, vec![same[0]]));
+                        passes_in_step = same.len();
+                    }
+                }
+            }
+            steps
         }
         Backend::Postgres => jobs
             .iter()
@@ -859,11 +881,12 @@ async fn run_sweep_activities(
                     .plan
                     .passes
                     .iter()
-                    .map(|pass| (Some(deferred.job.id), (pass.lo, pass.hi)))
+                    .map(|pass| (Some(deferred.job.id), vec![(pass.lo, pass.hi)]))
             })
             .collect(),
     };
-    for (only, range) in steps.drain(..) {
+    let last_step = steps.len() - 1;
+    for (index, (only, ranges)) in steps.into_iter().enumerate() {
         if only.is_some_and(|id| !jobs.iter().any(|deferred| deferred.job.id == id)) {
             // That job has left the batch.
             continue;
@@ -877,24 +900,25 @@ async fn run_sweep_activities(
             let mut failed = None;
             // The leases' new end, once this transaction commits.
             let mut pending_until = None;
-            for (at, deferred) in jobs.iter().enumerate() {
-                let plan = &deferred.plan;
-                let Some(pass) = plan
-                    .passes
-                    .iter()
-                    .find(|pass| (pass.lo, pass.hi) == range)
-                    .filter(|_| only.is_none_or(|id| id == deferred.job.id))
-                else {
-                    counts.push(SweepCounts::default());
-                    continue;
-                };
-                match sweep_pass(&mut tx, plan, pass, Some(stamp)).await {
-                    Ok(pass_counts) => counts.push(pass_counts),
-                    Err(error) => {
-                        failed = Some((at, Some(error)));
-                        break;
+            'jobs: for (at, deferred) in jobs.iter().enumerate() {
+                let mut job_counts = SweepCounts::default();
+                if only.is_none_or(|id| id == deferred.job.id) {
+                    for pass in deferred
+                        .plan
+                        .passes
+                        .iter()
+                        .filter(|pass| ranges.contains(&(pass.lo, pass.hi)))
+                    {
+                        match sweep_pass(&mut tx, &deferred.plan, pass, Some(stamp)).await {
+                            Ok(pass_counts) => job_counts = add_counts(job_counts, pass_counts),
+                            Err(error) => {
+                                failed = Some((at, Some(error)));
+                                break 'jobs;
+                            }
+                        }
                     }
                 }
+                counts.push(job_counts);
             }
             // The leases are renewed, all in one statement, once a third of
             // their time has passed: well before they run out, however many
@@ -915,6 +939,32 @@ async fn run_sweep_activities(
                     None => pending_until = Some(renewed_until),
                 }
             }
+            // Last: the sweep's row is shared by the workers.
+            let mut tally = SweepTally::default();
+            let finishing = index == last_step;
+            if failed.is_none() {
+                for (at, (deferred, pass_counts)) in jobs.iter().zip(&counts).enumerate() {
+                    let total = add_counts(deferred.counts, *pass_counts);
+                    tally.add_counts(deferred.plan.sweep_id, pass_counts);
+                    if finishing {
+                        match finish_sweep_activity(
+                            state,
+                            &mut tx,
+                            &deferred.job,
+                            &deferred.plan,
+                            total,
+                        )
+                        .await?
+                        {
+                            Some(unchanged) => tally.add(deferred.plan.sweep_id, &unchanged),
+                            None => {
+                                failed = Some((at, None));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
             if let Some((at, error)) = failed {
                 tx.rollback().await?;
                 let gone = jobs.remove(at);
@@ -933,22 +983,41 @@ async fn run_sweep_activities(
                 }
                 continue;
             }
-            // Last: the sweep's row is shared by the workers.
-            let mut tally = SweepTally::default();
+            if finishing {
+                tally.write(&mut tx, state).await?;
+            } else {
+                tally.write_counts(&mut tx).await?;
+            }
+            tx.commit().await?;
             for (deferred, pass_counts) in jobs.iter_mut().zip(&counts) {
                 deferred.counts = add_counts(deferred.counts, *pass_counts);
-                tally.add_counts(deferred.plan.sweep_id, pass_counts);
             }
-            tally.write_counts(&mut tx).await?;
-            tx.commit().await?;
             if let Some(renewed_until) = pending_until {
                 lease_until = renewed_until;
+            }
+            if finishing {
+                for deferred in jobs.drain(..) {
+                    metrics::counter!("roster_sweep_enrollments_created_total")
+                        .increment(deferred.counts.created as u64);
+                    metrics::counter!("roster_jobs_done_total", "kind" => deferred.job.kind.clone())
+                        .increment(1);
+                    ran.push(RanJob {
+                        job: deferred.job,
+                        started: deferred.started,
+                    });
+                }
             }
             break;
         }
     }
+    if jobs.is_empty() {
+        return Ok(ran);
+    }
+    // The last step was that of a job which had left the batch: the others
+    // are done in a transaction of their own.
     let mut tx = state.store.write().await?;
     let mut tally = SweepTally::default();
+    let mut done = Vec::new();
     for deferred in jobs {
         if let Some(unchanged) = finish_sweep_activity(
             state,
@@ -960,16 +1029,21 @@ async fn run_sweep_activities(
         .await?
         {
             tally.add(deferred.plan.sweep_id, &unchanged);
-            metrics::counter!("roster_jobs_done_total", "kind" => deferred.job.kind.clone())
-                .increment(1);
-            ran.push(RanJob {
-                job: deferred.job,
-                started: deferred.started,
-            });
+            metrics::counter!("roster_sweep_enrollments_created_total")
+                .increment(deferred.counts.created as u64);
+            done.push(deferred);
         }
     }
     tally.write(&mut tx, state).await?;
     tx.commit().await?;
+    for deferred in done {
+        metrics::counter!("roster_jobs_done_total", "kind" => deferred.job.kind.clone())
+            .increment(1);
+        ran.push(RanJob {
+            job: deferred.job,
+            started: deferred.started,
+        });
+    }
     Ok(ran)
 }
 
@@ -1226,7 +1300,6 @@ async fn finish_sweep_activity(
     {
         return Ok(None);
     }
-    metrics::counter!("roster_sweep_enrollments_created_total").increment(passes.created as u64);
     Ok(Some(SweepCounts {
         skipped: plan.unchanged_skipped,
         ..SweepCounts::default()
