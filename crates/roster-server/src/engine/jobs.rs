@@ -107,9 +107,12 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             );
             let mut ran = Vec::with_capacity(batch.len());
             let mut stopped = None;
+            // The batch's target activities with their post-enrollment
+            // rules, read once each: the jobs of a batch often share them.
+            let mut targets = HashMap::new();
             for job in batch {
                 let started = std::time::Instant::now();
-                match run_post_enrollment(state, &mut tx, &job).await {
+                match run_post_enrollment(state, &mut tx, &job, &mut targets).await {
                     Ok(true) => ran.push(RanJob { job, started }),
                     Ok(false) => {
                         stopped = Some((job, started, Ok(())));
@@ -404,17 +407,20 @@ struct Deferred {
 
 /// R36, R41, R21: for each target of the snapshot, create or say why not,
 /// in the transaction that claimed the job; false when the claim was lost.
+/// `targets` keeps the target activities (with their post-enrollment rules)
+/// read by the batch's jobs so far: a job writes neither.
 async fn run_post_enrollment(
     state: &AppState,
     tx: &mut Tx,
     job: &ClaimedJob,
+    targets: &mut HashMap<i64, Option<Activity>>,
 ) -> anyhow::Result<bool> {
     let payload: Value = serde_json::from_str(&job.payload)?;
     let user_id = payload["user_id"].as_i64().unwrap_or_default();
     let rule_id = payload["rule_id"].as_i64().unwrap_or_default();
     let from_enrollment_id = payload["from_enrollment_id"].as_i64().unwrap_or_default();
     let allow_consecutive = payload["allow_consecutive"].as_bool().unwrap_or(false);
-    let targets: Vec<i64> =
+    let target_ids: Vec<i64> =
         serde_json::from_value(payload["target_ids"].clone()).unwrap_or_default();
 
     let ctx = state.ctx(tx, None).await?;
@@ -424,8 +430,19 @@ async fn run_post_enrollment(
     let service_account = user.as_ref().is_some_and(|user| user.role == "integration");
     let today = ctx.today.to_string();
     let mut outcomes = Vec::new();
-    for target in targets {
-        let Some(activity) = load_activity(tx, target).await? else {
+    for target in target_ids {
+        let activity = match targets.get(&target) {
+            Some(known) => known.clone(),
+            None => {
+                let read = match load_activity(tx, target).await? {
+                    Some(activity) => Some(activity.with_post_rules(tx).await?),
+                    None => None,
+                };
+                targets.insert(target, read.clone());
+                read
+            }
+        };
+        let Some(activity) = activity else {
             outcomes.push(json!({"activity_id": target, "outcome": "target_missing"}));
             continue;
         };
