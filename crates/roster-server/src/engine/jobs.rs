@@ -902,7 +902,8 @@ async fn run_sweep_activities(
             })
             .collect(),
     };
-    let last_step = steps.len() - 1;
+    // (With no step at all, the jobs are done after the loop.)
+    let last_step = steps.len().saturating_sub(1);
     for (index, (only, ranges)) in steps.into_iter().enumerate() {
         if only.is_some_and(|id| !jobs.iter().any(|deferred| deferred.job.id == id)) {
             // That job has left the batch.
