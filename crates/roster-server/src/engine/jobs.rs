@@ -843,6 +843,29 @@ async fn plan_sweep_activity(
 /// every job, `None`) over some ranges of user ids.
 type Step = (Option<i64>, Vec<(i64, i64)>);
 
+/// SQLite's steps for passes over `ranges` (one entry per pass): each step
+/// every job's passes over consecutive ranges in id order, ranges added
+/// while the step holds no more than `most` passes; a range is never split,
+/// so one with more passes than `most` is a step of its own.
+fn shared_steps(mut ranges: Vec<(i64, i64)>, most: usize) -> Vec<Step> {
+    ranges.sort_unstable();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut passes_in_step = 0;
+    for same in ranges.chunk_by(|a, b| a == b) {
+        match steps.last_mut() {
+            Some((_, step)) if passes_in_step + same.len() <= most => {
+                step.push(same[0]);
+                passes_in_step += same.len();
+            }
+            _ => {
+                steps.push((None, vec![same[0]]));
+                passes_in_step = same.len();
+            }
+        }
+    }
+    steps
+}
+
 /// The deferred jobs of a batch: their passes in steps of one transaction
 /// each — on SQLite a step covers every job's passes over consecutive ranges,
 /// ranges added while the step holds no more than `SWEEP_JOB_BATCH` passes
@@ -870,26 +893,11 @@ async fn run_sweep_activities(
     }
     let steps: Vec<Step> = match state.store.backend() {
         Backend::Sqlite => {
-            let mut ranges: Vec<(i64, i64)> = jobs
+            let ranges: Vec<(i64, i64)> = jobs
                 .iter()
                 .flat_map(|deferred| deferred.plan.passes.iter().map(|pass| (pass.lo, pass.hi)))
                 .collect();
-            ranges.sort_unstable();
-            let mut steps: Vec<Step> = Vec::new();
-            let mut passes_in_step = 0;
-            for same in ranges.chunk_by(|a, b| a == b) {
-                match steps.last_mut() {
-                    Some((_, step)) if passes_in_step + same.len() <= SWEEP_JOB_BATCH as usize => {
-                        step.push(same[0]);
-                        passes_in_step += same.len();
-                    }
-                    _ => {
-                        steps.push((None, vec![same[0]]));
-                        passes_in_step = same.len();
-                    }
-                }
-            }
-            steps
+            shared_steps(ranges, SWEEP_JOB_BATCH as usize)
         }
         Backend::Postgres => jobs
             .iter()
@@ -1575,7 +1583,34 @@ pub async fn dry_run_counts(state: &AppState, actor: Option<i64>) -> anyhow::Res
 
 #[cfg(test)]
 mod tests {
-    use super::{BATCH_USERS, user_ranges};
+    use super::{BATCH_USERS, shared_steps, user_ranges};
+
+    #[test]
+    fn r14_sqlite_steps_share_ranges_up_to_the_passes_allowed_and_never_split_one() {
+        let a = (0, BATCH_USERS);
+        let b = (BATCH_USERS, 2 * BATCH_USERS);
+        let c = (2 * BATCH_USERS, i64::MAX);
+        // A rollover of three activities: all its ranges in one step.
+        let few: Vec<_> = [a, b, c].iter().flat_map(|range| [*range; 3]).collect();
+        assert_eq!(shared_steps(few, 64), vec![(None, vec![a, b, c])]);
+        // A cold sweep of 64 activities: one range per step, in id order.
+        let cold: Vec<_> = [c, a, b].iter().flat_map(|range| [*range; 64]).collect();
+        assert_eq!(
+            shared_steps(cold, 64),
+            vec![(None, vec![a]), (None, vec![b]), (None, vec![c])]
+        );
+        // 40 + 20 passes fit; the next 40 start a step; a range of more
+        // passes than allowed is a step of its own.
+        let mixed: Vec<_> = std::iter::repeat_n(a, 40)
+            .chain(std::iter::repeat_n(b, 20))
+            .chain(std::iter::repeat_n(c, 70))
+            .collect();
+        assert_eq!(
+            shared_steps(mixed, 64),
+            vec![(None, vec![a, b]), (None, vec![c])]
+        );
+        assert!(shared_steps(Vec::new(), 64).is_empty());
+    }
 
     #[test]
     fn r14_sweep_ranges_keep_their_boundaries_and_the_last_one_is_open() {
