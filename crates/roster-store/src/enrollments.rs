@@ -2,7 +2,7 @@
 //! of R55 and R60–R62.
 
 use crate::db::{Result, Tx, on_constraint};
-use crate::marks::stamped;
+use crate::marks::{UserIds, stamped};
 use crate::records::{EnrollmentRecord, EnrollmentRow};
 
 const RETURNING_COLUMNS: &str = "id, user_id, activity_id, type, status, due_on, required_by, reason, \
@@ -312,6 +312,40 @@ impl Tx {
         .bind(today)
         .fetch_one(c)
         .await?))
+    }
+
+    /// `target_facts` for many (user, activity) pairs in one statement: the
+    /// pairs are `users[i]`, `activities[i]`. One row per pair asked:
+    /// (user, activity, exempt, has open, ever passed).
+    pub async fn target_facts_of(
+        &mut self,
+        users: &UserIds,
+        activities: &UserIds,
+        today: &str,
+    ) -> Result<Vec<(i64, i64, bool, bool, bool)>> {
+        let pairs = match self.backend() {
+            crate::db::Backend::Postgres => "unnest($1::bigint[], $2::bigint[]) AS p(u, a)",
+            crate::db::Backend::Sqlite => {
+                "(SELECT pu.value AS u, pa.value AS a FROM json_each($1) pu \
+                 JOIN json_each($2) pa ON pa.key = pu.key) AS p"
+            }
+        };
+        let sql = format!(
+            "SELECT p.u, p.a, \
+             EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = p.u AND x.activity_id = p.a \
+                 AND (x.until IS NULL OR x.until >= $3)), \
+             EXISTS (SELECT 1 FROM enrollments e WHERE e.user_id = p.u AND e.activity_id = p.a \
+                 AND e.status = 'in_progress'), \
+             EXISTS (SELECT 1 FROM enrollments e WHERE e.user_id = p.u AND e.activity_id = p.a \
+                 AND e.status = 'passed') \
+             FROM {pairs}"
+        );
+        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(users)
+            .bind(activities)
+            .bind(today)
+            .fetch_all(c)
+            .await?))
     }
 
     pub async fn delete_enrollment(&mut self, id: i64) -> Result<()> {

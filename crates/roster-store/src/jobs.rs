@@ -192,6 +192,47 @@ impl Tx {
         Ok(changed == 1)
     }
 
+    /// `complete_job` for a batch in one statement: job `ids[i]` done with
+    /// `outcomes[i]`. Answers how many this owner still held; fewer than
+    /// asked means a lease was lost: the caller must roll back.
+    pub async fn complete_jobs(
+        &mut self,
+        ids: &UserIds,
+        outcomes: &[String],
+        owner: &str,
+        now: i64,
+    ) -> Result<u64> {
+        const SET: &str = "UPDATE jobs SET state = 'done', outcome = d.outcome, finished_at = $4, \
+             lease_owner = NULL, lease_expires_at = NULL FROM ";
+        const WHERE: &str =
+            " WHERE jobs.id = d.id AND jobs.lease_owner = $3 AND jobs.state = 'running'";
+        Ok(match self {
+            Tx::Sqlite(transaction) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{SET}(SELECT i.value AS id, o.value AS outcome FROM json_each($1) i \
+                 JOIN json_each($2) o ON o.key = i.key) AS d{WHERE}"
+            )))
+            .bind(ids)
+            .bind(serde_json::to_string(outcomes).map_err(|error| {
+                crate::db::StoreError::Corrupt(format!("job outcomes: {error}"))
+            })?)
+            .bind(owner)
+            .bind(now)
+            .execute(&mut ***transaction)
+            .await?
+            .rows_affected(),
+            Tx::Postgres(transaction) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{SET}unnest($1::bigint[], $2::text[]) AS d(id, outcome){WHERE}"
+            )))
+            .bind(ids)
+            .bind(outcomes)
+            .bind(owner)
+            .bind(now)
+            .execute(&mut ***transaction)
+            .await?
+            .rows_affected(),
+        })
+    }
+
     /// Gives back jobs `owner` claimed in this transaction and will not run:
     /// pending again, unleased, their attempt not counted.
     pub async fn release_jobs(&mut self, ids: &UserIds, owner: &str) -> Result<u64> {

@@ -1,6 +1,7 @@
 //! Users, groups, membership and API tokens.
 
 use crate::db::{Result, Tx, on_constraint};
+use crate::marks::UserIds;
 use crate::records::{GroupRecord, UserRecord};
 
 const USER_COLUMNS: &str = "id, username, email, display_name, active, hired_on, external_id, \
@@ -86,6 +87,27 @@ impl Tx {
         .fetch_optional(c)
         .await?),
         )
+    }
+
+    /// The users of `ids` that exist, in id order, in one statement, held
+    /// until the transaction ends: on PostgreSQL their rows are locked (in
+    /// id order, `FOR UPDATE`), so that two transactions acting for the same
+    /// learners — batches of post-enrollment jobs on two workers — run one
+    /// after the other, the second seeing what the first wrote; SQLite's
+    /// single writer does so already.
+    pub async fn lock_users(&mut self, ids: &UserIds) -> Result<Vec<UserRecord>> {
+        let lock = match self.backend() {
+            crate::db::Backend::Postgres => " FOR UPDATE",
+            crate::db::Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE TRUE{} ORDER BY id{lock}",
+            UserIds::clause("id", 1, self.backend())
+        );
+        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(ids)
+            .fetch_all(c)
+            .await?))
     }
 
     /// Which of `ids` are users, in one statement per thousand ids.

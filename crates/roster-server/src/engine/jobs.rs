@@ -107,20 +107,55 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             );
             let mut ran = Vec::with_capacity(batch.len());
             let mut stopped = None;
-            // The batch's target activities with their post-enrollment
-            // rules, read once each: the jobs of a batch often share them.
-            let mut targets = HashMap::new();
-            for job in batch {
+            // What the batch's jobs read once: their learners, their target
+            // activities with their post-enrollment rules, and the facts of
+            // each (learner, target) pair.
+            // Each payload is parsed once; one that does not parse fails
+            // its job when the job runs.
+            let payloads: Vec<_> = batch.iter().map(PostPayload::parse).collect();
+            let mut reads = PostReads::default();
+            let ctx = match reads.prefetch(state, &mut tx, &payloads).await {
+                Ok(ctx) => ctx,
+                Err(error) => {
+                    // Blamed on the first job, whose attempt is counted.
+                    tx.rollback().await?;
+                    let job = batch.swap_remove(0);
+                    record_failure(state, &job, error, false).await?;
+                    return Ok(vec![RanJob { job, started }]);
+                }
+            };
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for (job, payload) in batch.into_iter().zip(payloads) {
                 let started = std::time::Instant::now();
-                match run_post_enrollment(state, &mut tx, &job, &mut targets).await {
-                    Ok(true) => ran.push(RanJob { job, started }),
-                    Ok(false) => {
-                        stopped = Some((job, started, Ok(())));
-                        break;
+                match run_post_enrollment(&mut tx, &ctx, payload, &mut reads).await {
+                    Ok(outcome) => {
+                        outcomes.push(outcome);
+                        ran.push(RanJob { job, started });
                     }
                     Err(error) => {
                         stopped = Some((job, started, Err(error)));
                         break;
+                    }
+                }
+            }
+            // The batch's jobs are done in one statement. Fewer done than
+            // ran means a claim was lost (it cannot be, within its own
+            // transaction): the first job stands for the batch, which is
+            // rolled back.
+            if stopped.is_none() {
+                let ids = UserIds(ran.iter().map(|ran| ran.job.id).collect());
+                match tx
+                    .complete_jobs(&ids, &outcomes, &state.worker_id, ctx.micros())
+                    .await
+                {
+                    Ok(done) if done == ids.0.len() as u64 => {}
+                    Ok(_) => {
+                        let first = ran.swap_remove(0);
+                        stopped = Some((first.job, first.started, Ok(())));
+                    }
+                    Err(error) => {
+                        let first = ran.swap_remove(0);
+                        stopped = Some((first.job, first.started, Err(error.into())));
                     }
                 }
             }
@@ -405,44 +440,159 @@ struct Deferred {
     counts: SweepCounts,
 }
 
-/// R36, R41, R21: for each target of the snapshot, create or say why not,
-/// in the transaction that claimed the job; false when the claim was lost.
-/// `targets` keeps the target activities (with their post-enrollment rules)
-/// read by the batch's jobs so far: a job writes neither.
-async fn run_post_enrollment(
-    state: &AppState,
-    tx: &mut Tx,
-    job: &ClaimedJob,
-    targets: &mut HashMap<i64, Option<Activity>>,
-) -> anyhow::Result<bool> {
-    let payload: Value = serde_json::from_str(&job.payload)?;
-    let user_id = payload["user_id"].as_i64().unwrap_or_default();
-    let rule_id = payload["rule_id"].as_i64().unwrap_or_default();
-    let from_enrollment_id = payload["from_enrollment_id"].as_i64().unwrap_or_default();
-    let allow_consecutive = payload["allow_consecutive"].as_bool().unwrap_or(false);
-    let target_ids: Vec<i64> =
-        serde_json::from_value(payload["target_ids"].clone()).unwrap_or_default();
+/// The snapshot a post-enrollment job carries (R33).
+struct PostPayload {
+    user_id: i64,
+    rule_id: i64,
+    from_enrollment_id: i64,
+    allow_consecutive: bool,
+    target_ids: Vec<i64>,
+}
 
-    let ctx = state.ctx(tx, None).await?;
-    let user = tx.get_user(user_id).await?;
-    let user_active = user.as_ref().is_some_and(|user| user.active);
+impl PostPayload {
+    fn parse(job: &ClaimedJob) -> anyhow::Result<PostPayload> {
+        let payload: Value = serde_json::from_str(&job.payload)?;
+        Ok(PostPayload {
+            user_id: payload["user_id"].as_i64().unwrap_or_default(),
+            rule_id: payload["rule_id"].as_i64().unwrap_or_default(),
+            from_enrollment_id: payload["from_enrollment_id"].as_i64().unwrap_or_default(),
+            allow_consecutive: payload["allow_consecutive"].as_bool().unwrap_or(false),
+            target_ids: serde_json::from_value(payload["target_ids"].clone()).unwrap_or_default(),
+        })
+    }
+}
+
+/// What a batch of post-enrollment jobs reads once, in three statements
+/// before its first job runs, instead of per job and target: the learners
+/// (a job writes no user; locked, so that another worker's batch for the
+/// same learner waits for this one and then reads what it wrote), every
+/// target activity of the batch with its post-enrollment rules (a job
+/// writes neither; `None` when gone), and the facts of each (learner, target) pair (exempt, open enrollment, ever
+/// passed). A job writes only its own learner's enrollments, so the facts
+/// read hold for a learner until a job of the batch has created an
+/// enrollment for them (`written`); then that learner's facts are read
+/// again, at the time of use, as a job alone would read them.
+#[derive(Default)]
+struct PostReads {
+    users: HashMap<i64, roster_store::UserRecord>,
+    targets: HashMap<i64, Option<Activity>>,
+    facts: HashMap<(i64, i64), (bool, bool, bool)>,
+    written: std::collections::HashSet<i64>,
+}
+
+impl PostReads {
+    /// Reads what the batch's jobs need and answers the batch's context
+    /// (one time for all its jobs: they commit together). A payload that
+    /// did not parse is left out.
+    async fn prefetch(
+        &mut self,
+        state: &AppState,
+        tx: &mut Tx,
+        payloads: &[anyhow::Result<PostPayload>],
+    ) -> anyhow::Result<Ctx> {
+        let ctx = state.ctx(tx, None).await?;
+        let payloads: Vec<&PostPayload> = payloads.iter().flatten().collect();
+        let mut user_ids: Vec<i64> = payloads.iter().map(|p| p.user_id).collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        self.users = tx
+            .lock_users(&UserIds(user_ids))
+            .await?
+            .into_iter()
+            .map(|user| (user.id, user))
+            .collect();
+        let mut target_ids: Vec<i64> = payloads
+            .iter()
+            .flat_map(|p| p.target_ids.iter().copied())
+            .collect();
+        target_ids.sort_unstable();
+        target_ids.dedup();
+        if !target_ids.is_empty() {
+            let ids = UserIds(target_ids.clone());
+            let mut rules: HashMap<i64, Vec<PostRule>> = HashMap::new();
+            for rule in tx.post_rules_of(&ids).await? {
+                rules
+                    .entry(rule.activity_id)
+                    .or_default()
+                    .push(post_rule_from(&rule));
+            }
+            for id in &target_ids {
+                self.targets.insert(*id, None);
+            }
+            for record in tx.get_activities(&ids).await? {
+                let mut activity = activity_from(record);
+                activity.post_rules = Some(rules.remove(&activity.record.id).unwrap_or_default());
+                self.targets.insert(activity.record.id, Some(activity));
+            }
+        }
+        // Each pair asked once; a pair the read does not answer (it answers
+        // every one) is read again when used.
+        let (mut pair_users, mut pair_targets) = (Vec::new(), Vec::new());
+        let mut asked = std::collections::HashSet::new();
+        for payload in payloads {
+            for target in &payload.target_ids {
+                if asked.insert((payload.user_id, *target)) {
+                    pair_users.push(payload.user_id);
+                    pair_targets.push(*target);
+                }
+            }
+        }
+        if !pair_users.is_empty() {
+            for (user, target, exempt, open, passed) in tx
+                .target_facts_of(
+                    &UserIds(pair_users),
+                    &UserIds(pair_targets),
+                    &ctx.today.to_string(),
+                )
+                .await?
+            {
+                self.facts.insert((user, target), (exempt, open, passed));
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// The facts of (user, target) now: as read for the batch, unless a job
+    /// of the batch has written the learner's enrollments since.
+    async fn facts(
+        &self,
+        tx: &mut Tx,
+        user_id: i64,
+        target: i64,
+        today: &str,
+    ) -> anyhow::Result<(bool, bool, bool)> {
+        match self.facts.get(&(user_id, target)) {
+            Some(facts) if !self.written.contains(&user_id) => Ok(*facts),
+            _ => Ok(tx.target_facts(user_id, target, today).await?),
+        }
+    }
+}
+
+/// R36, R41, R21: for each target of the snapshot, create or say why not,
+/// in the transaction that claimed the job, and answer the job's outcome
+/// (the caller marks the batch's jobs done together).
+async fn run_post_enrollment(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    payload: anyhow::Result<PostPayload>,
+    reads: &mut PostReads,
+) -> anyhow::Result<String> {
+    let PostPayload {
+        user_id,
+        rule_id,
+        from_enrollment_id,
+        allow_consecutive,
+        target_ids,
+    } = payload?;
+    let user = reads.users.get(&user_id);
+    let user_active = user.is_some_and(|user| user.active);
     // R10: no rule ever enrolls a service account.
-    let service_account = user.as_ref().is_some_and(|user| user.role == "integration");
+    let service_account = user.is_some_and(|user| user.role == "integration");
     let today = ctx.today.to_string();
     let mut outcomes = Vec::new();
     for target in target_ids {
-        let activity = match targets.get(&target) {
-            Some(known) => known.clone(),
-            None => {
-                let read = match load_activity(tx, target).await? {
-                    Some(activity) => Some(activity.with_post_rules(tx).await?),
-                    None => None,
-                };
-                targets.insert(target, read.clone());
-                read
-            }
-        };
-        let Some(activity) = activity else {
+        // Every target of the batch's payloads was read for the batch.
+        let Some(activity) = reads.targets.get(&target).and_then(Option::as_ref) else {
             outcomes.push(json!({"activity_id": target, "outcome": "target_missing"}));
             continue;
         };
@@ -450,7 +600,7 @@ async fn run_post_enrollment(
             outcomes.push(json!({"activity_id": target, "outcome": "service_account"}));
             continue;
         }
-        let (exempt, has_open, ever_passed) = tx.target_facts(user_id, target, &today).await?;
+        let (exempt, has_open, ever_passed) = reads.facts(tx, user_id, target, &today).await?;
         let facts = TargetFacts {
             user_active,
             exempt,
@@ -465,13 +615,14 @@ async fn run_post_enrollment(
                 };
                 match create_in(
                     tx,
-                    &ctx,
+                    ctx,
                     NewEnrollment::by_rule(user_id, target, source),
-                    Some(&activity),
+                    Some(activity),
                 )
                 .await?
                 {
                     Created::Created(record) => {
+                        reads.written.insert(user_id);
                         json!({"activity_id": target, "outcome": "created", "enrollment_id": record.id})
                     }
                     Created::AlreadyEnrolled | Created::PeriodHeld => {
@@ -483,14 +634,7 @@ async fn run_post_enrollment(
         };
         outcomes.push(outcome);
     }
-    Ok(tx
-        .complete_job(
-            job.id,
-            &state.worker_id,
-            &Value::Array(outcomes).to_string(),
-            ctx.micros(),
-        )
-        .await?)
+    Ok(Value::Array(outcomes).to_string())
 }
 
 /// What one sweep job is to do: the activity and its rule, the day, and the

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::{assert_field_error, assert_problem, id};
 use crate::support::{
     app_at, course, field, jobs, jobs_of_rule, member, of, of_user, only, post_rule,
-    post_rule_reply, set_status, when,
+    post_rule_reply, set_status, settle, when,
 };
 
 /// Whether any enrollment listed under the given keys is in the activity.
@@ -637,5 +637,50 @@ async fn r41_a_job_whose_learner_became_inactive_creates_nothing_and_says_user_i
     assert_eq!(
         job["outcome"],
         json!([{"activity_id": target, "outcome": "user_inactive"}])
+    );
+}
+
+/// R36 with R39: two jobs for one learner make one enrollment, whether
+/// they run in one batch (a later job sees what an earlier one of its batch
+/// wrote) or on the server's two workers at once (the second batch waits
+/// for the first's learner and then reads what it wrote). Two rules fire
+/// into a curriculum whose every course the learner has passed: the first
+/// enrollment passes at once (R39), so the other job finds it passed and
+/// creates nothing.
+#[tokio::test]
+async fn r36_r39_two_jobs_for_one_learner_into_one_target_create_one_enrollment() {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let learner = member(&app, "batched", &[], json!({})).await;
+    let item = course(&app, "Only course").await;
+    let path = id(&app
+        .create_activity_with(json!({"title": "Path", "kind": "curriculum", "item_ids": [item]}))
+        .await);
+    let source = course(&app, "Source").await;
+    let first = post_rule(&app, source, when("completed", 0, &[path], false)).await;
+    let second = post_rule(&app, source, when("completed", 0, &[path], false)).await;
+    app.enroll_one(item, learner, json!({"status": "passed"}))
+        .await;
+    app.enroll_one(source, learner, json!({"status": "passed"}))
+        .await;
+
+    app.run_due_jobs().await;
+    settle(&app).await;
+
+    let created = only(&app, learner, path).await;
+    assert_eq!(created["status"], "passed", "{created}");
+    let mut outcomes = Vec::new();
+    for rule in [&first, &second] {
+        let done = jobs_of_rule(&app, id(rule)).await;
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0]["state"], "done", "{done:?}");
+        outcomes.push(done[0]["outcome"].clone());
+    }
+    let created_outcome =
+        json!([{"activity_id": path, "outcome": "created", "enrollment_id": id(&created)}]);
+    let passed_outcome = json!([{"activity_id": path, "outcome": "already_completed"}]);
+    assert!(
+        outcomes == [created_outcome.clone(), passed_outcome.clone()]
+            || outcomes == [passed_outcome, created_outcome],
+        "{outcomes:?}"
     );
 }

@@ -3,7 +3,7 @@
 
 use roster_store::{
     ActivityRecord, EnrollmentFilter, EnrollmentInsert, EnrollmentPatch, EnrollmentRecord,
-    EnrollmentRow, Store, TaskRecord, UserInsert,
+    EnrollmentRow, ExemptionRecord, Store, TaskRecord, UserIds, UserInsert,
 };
 
 use crate::support::{HOUR, NOW, activity, enrollment, is_conflict, user};
@@ -724,5 +724,87 @@ pub async fn r52_tasks_list_by_completion_date_then_creation(store: Store) {
     );
     tx.delete_attachment(attachment_id).await.unwrap();
     assert!(tx.attachments_of(id).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+}
+
+/// R21, R36: the facts of many (user, activity) pairs in one statement are
+/// those `target_facts` gives pair by pair; and a batch's users in one read.
+pub async fn r21_r36_target_facts_of_many_pairs_agree_with_one_pair_at_a_time(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let alice = tx.insert_user(&user("alice"), NOW).await.unwrap();
+    let bob = tx.insert_user(&user("bob"), NOW).await.unwrap();
+    let course = tx.insert_activity(&activity("Course"), NOW).await.unwrap();
+    let other = tx.insert_activity(&activity("Other"), NOW).await.unwrap();
+    tx.insert_enrollment(&enrollment(alice, course))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.insert_enrollment(&closed("passed", enrollment(bob, course)))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.insert_enrollment(&enrollment(bob, course))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.insert_exemption(&ExemptionRecord {
+        id: 0,
+        user_id: alice,
+        activity_id: other,
+        reason: "done elsewhere".into(),
+        until: Some("2027-03-31".into()),
+        created_by: None,
+        created_at: NOW,
+    })
+    .await
+    .unwrap();
+    let pairs = [
+        (alice, course),
+        (alice, other),
+        (bob, course),
+        (bob, other),
+        (alice + bob + 100, course),
+    ];
+    for day in ["2027-03-31", "2027-04-01"] {
+        let mut got = tx
+            .target_facts_of(
+                &UserIds(pairs.iter().map(|(u, _)| *u).collect()),
+                &UserIds(pairs.iter().map(|(_, a)| *a).collect()),
+                day,
+            )
+            .await
+            .unwrap();
+        got.sort_unstable();
+        let mut expected = Vec::new();
+        for (u, a) in pairs {
+            let (exempt, open, passed) = tx.target_facts(u, a, day).await.unwrap();
+            expected.push((u, a, exempt, open, passed));
+        }
+        expected.sort_unstable();
+        assert_eq!(got, expected, "on {day}");
+    }
+    // The exemption holds through its last day, then not.
+    let on_last_day = tx
+        .target_facts_of(&UserIds(vec![alice]), &UserIds(vec![other]), "2027-03-31")
+        .await
+        .unwrap();
+    assert_eq!(on_last_day, vec![(alice, other, true, false, false)]);
+    let bob_course = tx
+        .target_facts_of(&UserIds(vec![bob]), &UserIds(vec![course]), "2027-03-31")
+        .await
+        .unwrap();
+    assert_eq!(bob_course, vec![(bob, course, false, true, true)]);
+
+    let users = tx
+        .lock_users(&UserIds(vec![bob, alice + bob + 100, alice]))
+        .await
+        .unwrap();
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| (u.id, u.username.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(alice, "alice"), (bob, "bob")]
+    );
     tx.commit().await.unwrap();
 }

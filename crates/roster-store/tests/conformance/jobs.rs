@@ -198,6 +198,59 @@ pub async fn complete_job_by_another_owner_is_refused(store: Store) {
     assert_eq!(state_of(&store, id).await.0, "done");
 }
 
+/// A batch's jobs are done in one statement, each with its own outcome,
+/// and only while their owner holds them.
+pub async fn complete_jobs_marks_a_batch_done_each_with_its_outcome(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let first = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    let second = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
+    let pending = tx
+        .enqueue(&job("a", NOW + HOUR), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim(&mut tx, "owner", NOW, REAL).await, Some(first));
+    assert_eq!(claim(&mut tx, "owner", NOW, REAL).await, Some(second));
+    let outcomes = [r#"[{"n":1}]"#.to_string(), r#"[{"n":"two"}]"#.to_string()];
+    // Another owner completes none of them.
+    let ids = UserIds(vec![first, second]);
+    assert_eq!(
+        tx.complete_jobs(&ids, &outcomes, "intruder", NOW)
+            .await
+            .unwrap(),
+        0
+    );
+    // A job that is not running is not done: the count says so.
+    let with_pending = UserIds(vec![pending, second]);
+    assert_eq!(
+        tx.complete_jobs(&with_pending, &outcomes, "owner", NOW)
+            .await
+            .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(state_of(&store, pending).await.0, "pending");
+
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(
+        tx.complete_jobs(&UserIds(vec![first]), &outcomes[..1], "owner", NOW + 5)
+            .await
+            .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    let done = tx.get_job(first).await.unwrap().unwrap();
+    assert_eq!(done.state, "done");
+    assert_eq!(done.outcome.as_deref(), Some(r#"[{"n":1}]"#));
+    assert_eq!(done.finished_at, Some(NOW + 5));
+    // The second got the outcome paired with it in its own call.
+    let done = tx.get_job(second).await.unwrap().unwrap();
+    assert_eq!(done.state, "done");
+    assert_eq!(done.outcome.as_deref(), Some(r#"[{"n":"two"}]"#));
+    tx.rollback().await.unwrap();
+}
+
 pub async fn fail_job_retries_at_the_new_time_then_gives_up(store: Store) {
     let mut tx = store.write().await.unwrap();
     let id = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
