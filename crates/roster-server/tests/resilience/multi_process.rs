@@ -163,12 +163,15 @@ async fn a_sweep_started_on_one_process_is_shared_by_both() {
     if skip_unless(Backend::Postgres) {
         return;
     }
-    // A worker keeps up to 16 sweep jobs with whole ranges to write at once
-    // (`JOB_BATCH`, on PostgreSQL) and writes them range by range: three
-    // batches' worth, so that neither process can take the whole sweep in
-    // its first batches.
+    // A claimant keeps up to 16 sweep jobs with whole ranges to write at once
+    // (`JOB_BATCH`, on PostgreSQL) and writes them range by range. The
+    // process that starts the sweep has three claimants at once (its two
+    // workers and the `run-due` request below), so it can hold 48 jobs in
+    // its first batches, and more if the other request is slow: six
+    // batches' worth leaves the other process a part whichever `run-due`
+    // request arrives first.
     const USERS: usize = 400;
-    const ACTIVITIES: usize = 48;
+    const ACTIVITIES: usize = 96;
     let began = Instant::now();
     let db = Database::create(Backend::Postgres).await;
     let setup = db.start(ClockMode::Manual).await;
