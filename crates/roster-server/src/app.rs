@@ -70,6 +70,7 @@ async fn build_state(
         metrics: metrics_handle(),
         lease_seconds,
         settings_cache: Default::default(),
+        activity_cache: Default::default(),
     })))
 }
 

@@ -903,6 +903,7 @@ async fn bench_state(store: Store) -> anyhow::Result<AppState> {
         metrics: None,
         lease_seconds: crate::engine::jobs::LEASE_SECONDS,
         settings_cache: Default::default(),
+        activity_cache: Default::default(),
     })))
 }
 

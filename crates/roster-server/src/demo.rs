@@ -350,6 +350,7 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
         }
     }
     tx.commit().await?;
+    state.activity_cache.clear();
     crate::engine::jobs::run_due(state).await?;
 
     let mut tx = state.store.read().await?;

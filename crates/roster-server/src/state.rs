@@ -1,6 +1,7 @@
 //! The application's shared state and the per-request context the engine
 //! works in.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use roster_store::{Store, Tx};
+use roster_store::{ActivityBrief, Store, Tx};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -30,6 +31,8 @@ pub struct App {
     pub lease_seconds: i64,
     /// The settings as last read, for a second.
     pub settings_cache: SettingsCache,
+    /// What learners' lists show of every activity, as last read, for a second.
+    pub activity_cache: ActivityCache,
 }
 
 /// How long settings read from the database are used without reading them
@@ -69,6 +72,86 @@ impl SettingsCache {
     }
 
     /// Forgets the settings: call after committing a change to them.
+    pub fn clear(&self) {
+        let mut guard = self.lock();
+        guard.0 += 1;
+        guard.1 = None;
+    }
+}
+
+/// How long the activities' titles, kinds and active flags read for the
+/// learners' lists are used without reading them again. As with the
+/// settings, a change made through this process is seen at once (it clears
+/// the cache when it commits), one made through another process within this;
+/// an activity the cache does not know yet is read at once whichever process
+/// created it.
+pub const ACTIVITIES_TTL: Duration = Duration::from_secs(1);
+
+/// Every activity by id.
+pub type Activities = Arc<HashMap<i64, ActivityBrief>>;
+
+/// The activities a learner's History, Plan and home rows name, kept for
+/// `ACTIVITIES_TTL`, so that reading a learner's enrollments needs no join
+/// with every activity (on PostgreSQL a hash of the whole table per request,
+/// about half of the database's work for a learner with 500 enrollments).
+#[derive(Default)]
+pub struct ActivityCache {
+    /// (generation, activities and when they were read); `clear` moves the
+    /// generation so that a read begun before it is not kept.
+    inner: Mutex<(u64, Option<(Activities, Instant)>)>,
+    /// Held while reading them, so that requests arriving meanwhile wait
+    /// for that read instead of each making its own.
+    loading: tokio::sync::Mutex<()>,
+}
+
+impl ActivityCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<(Activities, Instant)>)> {
+        self.inner.lock().unwrap_or_else(|error| error.into_inner())
+    }
+
+    /// The kept activities if read less than `ACTIVITIES_TTL` ago and
+    /// holding every one of `ids`, else the generation to keep a read under.
+    fn fresh(&self, ids: &[i64]) -> Result<Activities, u64> {
+        let guard = self.lock();
+        match &guard.1 {
+            Some((activities, read_at))
+                if read_at.elapsed() < ACTIVITIES_TTL
+                    && ids.iter().all(|id| activities.contains_key(id)) =>
+            {
+                Ok(activities.clone())
+            }
+            _ => Err(guard.0),
+        }
+    }
+
+    /// Every activity, holding each of `ids` unless one does not exist:
+    /// the kept ones when fresh and complete, else read again.
+    pub async fn covering(&self, tx: &mut Tx, ids: &[i64]) -> anyhow::Result<Activities> {
+        if let Ok(activities) = self.fresh(ids) {
+            return Ok(activities);
+        }
+        let _loading = self.loading.lock().await;
+        // Another request may have read them while this one waited.
+        let generation = match self.fresh(ids) {
+            Ok(activities) => return Ok(activities),
+            Err(generation) => generation,
+        };
+        let read_at = Instant::now();
+        let activities: Activities = Arc::new(
+            tx.activity_briefs()
+                .await?
+                .into_iter()
+                .map(|activity| (activity.id, activity))
+                .collect(),
+        );
+        let mut guard = self.lock();
+        if guard.0 == generation {
+            guard.1 = Some((activities.clone(), read_at));
+        }
+        Ok(activities)
+    }
+
+    /// Forgets the activities: call after committing a change to one.
     pub fn clear(&self) {
         let mut guard = self.lock();
         guard.0 += 1;

@@ -2,7 +2,7 @@
 
 use crate::db::{Result, Tx, on_constraint};
 use crate::marks::UserIds;
-use crate::records::{ActivityRecord, PostRuleRecord};
+use crate::records::{ActivityBrief, ActivityRecord, PostRuleRecord};
 
 const ACTIVITY_COLUMNS: &str =
     "id, title, kind, active, in_catalog, allow_failure, enrollment_token, auto_rule, created_at";
@@ -39,6 +39,16 @@ impl Tx {
         .execute(c)
         .await?.rows_affected());
         Ok(())
+    }
+
+    /// Every activity's id, title, kind and active flag, by id: what a
+    /// learner's lists show of it, kept by the server between requests.
+    pub async fn activity_briefs(&mut self) -> Result<Vec<ActivityBrief>> {
+        Ok(on_tx!(self, c => sqlx::query_as(
+            "SELECT id, title, kind, active FROM activities ORDER BY id",
+        )
+        .fetch_all(c)
+        .await?))
     }
 
     pub async fn get_activity(&mut self, id: i64) -> Result<Option<ActivityRecord>> {

@@ -10,15 +10,26 @@ const RETURNING_COLUMNS: &str = "id, user_id, activity_id, type, status, due_on,
 const ENROLLMENT_COLUMNS: &str = "e.id, e.user_id, e.activity_id, e.type, e.status, e.due_on, \
      e.required_by, e.reason, e.enrolled_at, e.completed_at, e.source_kind, e.source, e.period";
 
-/// The fields of an enrollment list row as the database writes them into
-/// a JSON array (`list_enrollments`); the same on both backends.
-const ROW_JSON_FIELDS: &str = "'id', id, 'user_id', user_id, 'activity_id', activity_id, 'type', type, \
-     'status', status, 'due_on', due_on, 'required_by', required_by, 'reason', reason, \
-     'enrolled_at', enrolled_at, 'completed_at', completed_at, 'source_kind', source_kind, \
-     'source', source, 'period', period, 'activity_title', activity_title, \
-     'activity_kind', activity_kind, 'activity_active', activity_active, 'username', username";
+/// The fields of an enrollment as the database writes them into a JSON
+/// array (`list_enrollments`); the same on both backends.
+macro_rules! record_json_fields {
+    () => {
+        "'id', id, 'user_id', user_id, 'activity_id', activity_id, 'type', type, \
+         'status', status, 'due_on', due_on, 'required_by', required_by, 'reason', reason, \
+         'enrolled_at', enrolled_at, 'completed_at', completed_at, 'source_kind', source_kind, \
+         'source', source, 'period', period"
+    };
+}
+const RECORD_JSON_FIELDS: &str = record_json_fields!();
+/// The same with the activity's title, kind and active flag and the username.
+const ROW_JSON_FIELDS: &str = concat!(
+    record_json_fields!(),
+    ", 'activity_title', activity_title, 'activity_kind', activity_kind, \
+     'activity_active', activity_active, 'username', username"
+);
 
-/// One element of that array.
+/// One element of that array (without the activity's and user's fields
+/// when the list reads enrollments alone: then empty).
 #[derive(serde::Deserialize)]
 struct RowJson {
     id: i64,
@@ -35,11 +46,14 @@ struct RowJson {
     source_kind: String,
     source: String,
     period: Option<String>,
+    #[serde(default)]
     activity_title: String,
+    #[serde(default)]
     activity_kind: String,
     /// SQLite writes its booleans as 0 and 1.
-    #[serde(deserialize_with = "bool_or_int")]
+    #[serde(default, deserialize_with = "bool_or_int")]
     activity_active: bool,
+    #[serde(default)]
     username: String,
 }
 
@@ -143,10 +157,35 @@ pub struct EnrollmentFilter {
     pub limit: i64,
 }
 
-/// A list row read by position, in the order of the list's columns
-/// (`ENROLLMENT_COLUMNS`, then the activity's title, kind and active flag and
-/// the username): finding each column by its name cost more than the rest of
-/// decoding a learner's list.
+/// An enrollment read by position, in the order of `ENROLLMENT_COLUMNS`:
+/// finding each column by its name cost more than the rest of decoding a
+/// learner's list.
+fn enrollment_record_at<'r, R>(row: &'r R) -> std::result::Result<EnrollmentRecord, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(EnrollmentRecord {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        activity_id: row.try_get(2)?,
+        enrollment_type: row.try_get(3)?,
+        status: row.try_get(4)?,
+        due_on: row.try_get(5)?,
+        required_by: row.try_get(6)?,
+        reason: row.try_get(7)?,
+        enrolled_at: row.try_get(8)?,
+        completed_at: row.try_get(9)?,
+        source_kind: row.try_get(10)?,
+        source: row.try_get(11)?,
+        period: row.try_get(12)?,
+    })
+}
+
+/// A list row read by position: the enrollment, then the activity's title,
+/// kind and active flag and the username.
 fn enrollment_row_at<'r, R>(row: &'r R) -> std::result::Result<EnrollmentRow, sqlx::Error>
 where
     R: sqlx::Row,
@@ -156,21 +195,7 @@ where
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(EnrollmentRow {
-        enrollment: EnrollmentRecord {
-            id: row.try_get(0)?,
-            user_id: row.try_get(1)?,
-            activity_id: row.try_get(2)?,
-            enrollment_type: row.try_get(3)?,
-            status: row.try_get(4)?,
-            due_on: row.try_get(5)?,
-            required_by: row.try_get(6)?,
-            reason: row.try_get(7)?,
-            enrolled_at: row.try_get(8)?,
-            completed_at: row.try_get(9)?,
-            source_kind: row.try_get(10)?,
-            source: row.try_get(11)?,
-            period: row.try_get(12)?,
-        },
+        enrollment: enrollment_record_at(row)?,
         activity_title: row.try_get(13)?,
         activity_kind: row.try_get(14)?,
         activity_active: row.try_get(15)?,
@@ -437,8 +462,40 @@ impl Tx {
         &mut self,
         filter: &EnrollmentFilter,
     ) -> Result<Vec<EnrollmentRow>> {
+        self.list_enrollments_with(filter, true).await
+    }
+
+    /// The same list without the activity's and user's fields: the
+    /// enrollments alone. The database joins only what a filter needs (the
+    /// activity for `title_q` or `activity_active`, the user for
+    /// `user_active`), so that a learner's list costs no hash of every
+    /// activity when its caller knows the activities already.
+    pub async fn list_enrollment_records(
+        &mut self,
+        filter: &EnrollmentFilter,
+    ) -> Result<Vec<EnrollmentRecord>> {
+        Ok(self
+            .list_enrollments_with(filter, false)
+            .await?
+            .into_iter()
+            .map(|row| row.enrollment)
+            .collect())
+    }
+
+    /// `list_enrollments` with (`joined`) or without the activity's and the
+    /// user's fields; without them, the rows' fields are empty.
+    async fn list_enrollments_with(
+        &mut self,
+        filter: &EnrollmentFilter,
+        joined: bool,
+    ) -> Result<Vec<EnrollmentRow>> {
         let as_json =
             matches!(self, Tx::Sqlite(_)) && (filter.user_id.is_some() || filter.limit <= 1000);
+        let fields = if joined {
+            ROW_JSON_FIELDS
+        } else {
+            RECORD_JSON_FIELDS
+        };
         let pattern = filter
             .title_q
             .as_ref()
@@ -449,17 +506,28 @@ impl Tx {
         // The array's order is put right here after parsing: ordering inside
         // the aggregate would sort the rows a second time.
         let (json_open, json_close) = on_tx_sql!(self,
-            (format!("SELECT json_group_array(json_object({ROW_JSON_FIELDS})) FROM ("), ")"),
-            (format!("SELECT COALESCE(json_agg(json_build_object({ROW_JSON_FIELDS})), '[]')::text FROM ("), ") r"),
+            (format!("SELECT json_group_array(json_object({fields})) FROM ("), ")"),
+            (format!("SELECT COALESCE(json_agg(json_build_object({fields})), '[]')::text FROM ("), ") r"),
             sql, _c => sql);
         Ok(on_tx!(self, c => {
             let mut query = sqlx::QueryBuilder::new(if as_json { json_open.as_str() } else { "" });
-            query.push(format!(
-                "SELECT {ENROLLMENT_COLUMNS}, a.title AS activity_title, a.kind AS activity_kind, \
-                 a.active AS activity_active, u.username \
-                 FROM enrollments e JOIN activities a ON a.id = e.activity_id JOIN users u ON u.id = e.user_id \
-                 WHERE TRUE"
-            ));
+            if joined {
+                query.push(format!(
+                    "SELECT {ENROLLMENT_COLUMNS}, a.title AS activity_title, a.kind AS activity_kind, \
+                     a.active AS activity_active, u.username \
+                     FROM enrollments e JOIN activities a ON a.id = e.activity_id \
+                     JOIN users u ON u.id = e.user_id WHERE TRUE"
+                ));
+            } else {
+                query.push(format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e"));
+                if pattern.is_some() || filter.activity_active.is_some() {
+                    query.push(" JOIN activities a ON a.id = e.activity_id");
+                }
+                if filter.user_active.is_some() {
+                    query.push(" JOIN users u ON u.id = e.user_id");
+                }
+                query.push(" WHERE TRUE");
+            }
             if let Some(user_id) = filter.user_id {
                 query.push(" AND e.user_id = ").push_bind(user_id);
             }
@@ -539,13 +607,29 @@ impl Tx {
                     rows.sort_unstable_by_key(|row| row.id);
                 }
                 rows.into_iter().map(EnrollmentRow::from).collect()
-            } else {
+            } else if joined {
                 query
                     .build()
                     .fetch_all(c)
                     .await?
                     .iter()
                     .map(enrollment_row_at)
+                    .collect::<std::result::Result<_, _>>()?
+            } else {
+                query
+                    .build()
+                    .fetch_all(c)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        enrollment_record_at(row).map(|enrollment| EnrollmentRow {
+                            enrollment,
+                            activity_title: String::new(),
+                            activity_kind: String::new(),
+                            activity_active: false,
+                            username: String::new(),
+                        })
+                    })
                     .collect::<std::result::Result<_, _>>()?
             }
         }))

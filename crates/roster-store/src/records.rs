@@ -66,6 +66,15 @@ pub struct EnrollmentRecord {
     pub period: Option<String>,
 }
 
+/// What a learner's lists show of an activity (`Tx::activity_briefs`).
+#[derive(Clone, Debug, FromRow, PartialEq)]
+pub struct ActivityBrief {
+    pub id: i64,
+    pub title: String,
+    pub kind: String,
+    pub active: bool,
+}
+
 /// An enrollment with its activity's title, kind and active flag, for lists.
 #[derive(Clone, Debug, FromRow, PartialEq)]
 pub struct EnrollmentRow {

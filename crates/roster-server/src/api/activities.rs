@@ -141,6 +141,7 @@ pub async fn create_activity(
     )
     .await?;
     tx.commit().await?;
+    state.activity_cache.clear();
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -279,6 +280,7 @@ pub async fn patch_activity(
     )
     .await?;
     tx.commit().await?;
+    state.activity_cache.clear();
     state.jobs_ready.notify_waiters();
     Ok(Json(view))
 }

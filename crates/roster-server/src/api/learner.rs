@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use icalendar::{Calendar, Component, EventLike};
 use jiff::ToSpan;
 use roster_core::{EnrollmentType, Source, Status};
-use roster_store::{ActivityRecord, EnrollmentFilter, EnrollmentRow};
+use roster_store::{
+    ActivityBrief, ActivityRecord, EnrollmentFilter, EnrollmentRecord, EnrollmentRow,
+};
 use serde_json::{Value, json};
 
 use crate::api::{
@@ -19,7 +21,7 @@ use crate::auth::Actor;
 use crate::body::{JsonBody, QueryParams};
 use crate::engine::enroll::{Created, NewEnrollment, create};
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{Activities, AppState};
 
 pub async fn catalog(
     State(state): State<AppState>,
@@ -202,15 +204,12 @@ pub async fn history(
         },
         ..EnrollmentFilter::default()
     };
-    let rows = tx.list_enrollments(&filter).await?;
+    let own = own(&state, &mut tx, &actor, &filter).await?;
     tx.rollback().await?;
     if csv {
-        return Ok(enrollments_csv(&rows, &filter.today, "history.csv")?);
+        return Ok(enrollments_csv(&own.rows(), &filter.today, "history.csv")?);
     }
-    let items = rows
-        .iter()
-        .map(|row| EnrollmentView::of_row(row, &filter.today))
-        .collect();
+    let items = own.views(&filter.today).collect();
     Ok(json_response(&Page::new(
         items,
         limit,
@@ -218,36 +217,106 @@ pub async fn history(
     )))
 }
 
-/// The learner's open enrollments in active activities (R37, R61, R62).
-async fn open_visible(
+/// The caller's enrollments and what the lists show of their activities.
+struct Own {
+    records: Vec<EnrollmentRecord>,
+    activities: Activities,
+    username: String,
+}
+
+impl Own {
+    /// Each enrollment with its activity (there is one for every
+    /// enrollment: `own` checked it).
+    fn iter(&self) -> impl Iterator<Item = (&EnrollmentRecord, &ActivityBrief)> {
+        self.records.iter().filter_map(|record| {
+            self.activities
+                .get(&record.activity_id)
+                .map(|activity| (record, activity))
+        })
+    }
+
+    fn views<'a>(&'a self, today: &'a str) -> impl Iterator<Item = EnrollmentView<'a>> + 'a {
+        self.iter().map(move |(record, activity)| {
+            EnrollmentView::of_own(record, activity, &self.username, today)
+        })
+    }
+
+    /// The list as rows, for the CSV export.
+    fn rows(&self) -> Vec<EnrollmentRow> {
+        self.iter()
+            .map(|(record, activity)| EnrollmentRow {
+                enrollment: record.clone(),
+                activity_title: activity.title.clone(),
+                activity_kind: activity.kind.clone(),
+                activity_active: activity.active,
+                username: self.username.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The caller's enrollments as `filter` selects them: the enrollments read
+/// alone, their activities' titles, kinds and active flags taken from
+/// `ActivityCache`. An unpaginated list is filtered on the activity's active
+/// flag here; a page, where the database must filter before it counts, joins
+/// the activities for it (as it does to search their titles).
+async fn own(
     state: &AppState,
+    tx: &mut roster_store::Tx,
     actor: &Actor,
-) -> ApiResult<(Vec<EnrollmentRow>, jiff::civil::Date)> {
+    filter: &EnrollmentFilter,
+) -> ApiResult<Own> {
+    let here = filter.activity_active.filter(|_| filter.limit == i64::MAX);
+    let mut records = if here.is_some() {
+        tx.list_enrollment_records(&EnrollmentFilter {
+            activity_active: None,
+            ..filter.clone()
+        })
+        .await?
+    } else {
+        tx.list_enrollment_records(filter).await?
+    };
+    let mut ids: Vec<i64> = records.iter().map(|record| record.activity_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let activities = state.activity_cache.covering(tx, &ids).await?;
+    if let Some(missing) = ids.iter().find(|id| !activities.contains_key(id)) {
+        // An enrollment's activity is never deleted (foreign key).
+        return Err(anyhow::anyhow!("enrollment of missing activity {missing}").into());
+    }
+    if let Some(active) = here {
+        records.retain(|record| activities[&record.activity_id].active == active);
+    }
+    Ok(Own {
+        records,
+        activities,
+        username: actor.user.username.clone(),
+    })
+}
+
+/// The learner's open enrollments in active activities (R37, R61, R62),
+/// soonest due first, undated last, ties by enrollment id.
+async fn open_visible(state: &AppState, actor: &Actor) -> ApiResult<(Own, jiff::civil::Date)> {
     let mut tx = state.store.reader().await?;
     let ctx = state.ctx(&mut tx, None).await?;
-    let mut rows = tx
-        .list_enrollments(&EnrollmentFilter {
-            user_id: Some(actor.id()),
-            status: Some("in_progress".into()),
-            activity_active: Some(true),
-            today: ctx.today.to_string(),
-            limit: i64::MAX,
-            ..EnrollmentFilter::default()
-        })
-        .await?;
+    let filter = EnrollmentFilter {
+        user_id: Some(actor.id()),
+        status: Some("in_progress".into()),
+        activity_active: Some(true),
+        today: ctx.today.to_string(),
+        limit: i64::MAX,
+        ..EnrollmentFilter::default()
+    };
+    let mut own = own(state, &mut tx, actor, &filter).await?;
     tx.rollback().await?;
-    // Soonest due first, undated last; ties by enrollment id.
-    rows.sort_by(|a, b| {
-        let key = |row: &EnrollmentRow| {
-            (
-                row.enrollment.due_on.is_none(),
-                row.enrollment.due_on.clone(),
-                row.enrollment.id,
-            )
-        };
-        key(a).cmp(&key(b))
+    own.records.sort_unstable_by(|a, b| {
+        (a.due_on.is_none(), a.due_on.as_deref(), a.id).cmp(&(
+            b.due_on.is_none(),
+            b.due_on.as_deref(),
+            b.id,
+        ))
     });
-    Ok((rows, ctx.today))
+    Ok((own, ctx.today))
 }
 
 /// R61's groups of the learner's open enrollments.
@@ -262,20 +331,20 @@ struct PlanView<'a> {
 }
 
 pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
-    let (rows, today) = open_visible(&state, &actor).await?;
+    let (own, today) = open_visible(&state, &actor).await?;
     let soon = today.checked_add(7.days()).unwrap_or(today).to_string();
     let month = today.checked_add(30.days()).unwrap_or(today).to_string();
     let today_text = today.to_string();
     let mut groups: [Vec<EnrollmentView>; 5] = Default::default();
-    for row in &rows {
-        let index = match row.enrollment.due_on.as_deref() {
+    for view in own.views(&today_text) {
+        let index = match view.due_on {
             None => 4,
             Some(due) if due < today_text.as_str() => 0,
             Some(due) if due <= soon.as_str() => 1,
             Some(due) if due <= month.as_str() => 2,
             Some(_) => 3,
         };
-        groups[index].push(EnrollmentView::of_row(row, &today_text));
+        groups[index].push(view);
     }
     let [overdue, due_soon, due_this_month, later, no_due_date] = groups;
     Ok(json_response(&PlanView {
@@ -289,22 +358,22 @@ pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Resp
 }
 
 pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
-    let (rows, _) = open_visible(&state, &actor).await?;
+    let (own, _) = open_visible(&state, &actor).await?;
     let mut calendar = Calendar::new();
     calendar.name("Roster plan");
-    for row in &rows {
-        let Some(due) = row.enrollment.due_on.as_deref() else {
+    for (record, activity) in own.iter() {
+        let Some(due) = record.due_on.as_deref() else {
             continue;
         };
         let Ok(date) = chrono::NaiveDate::parse_from_str(due, "%Y-%m-%d") else {
             continue;
         };
         let event = icalendar::Event::new()
-            .uid(&format!("enrollment-{}@roster", row.enrollment.id))
-            .summary(&format!("Due: {}", row.activity_title))
+            .uid(&format!("enrollment-{}@roster", record.id))
+            .summary(&format!("Due: {}", activity.title))
             .description(&format!(
                 "{} enrollment in {}",
-                row.enrollment.enrollment_type, row.activity_title
+                record.enrollment_type, activity.title
             ))
             .all_day(date)
             .done();
@@ -331,12 +400,11 @@ struct HomeView<'a> {
 }
 
 pub async fn home(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
-    let (rows, today) = open_visible(&state, &actor).await?;
+    let (own, today) = open_visible(&state, &actor).await?;
     let today_text = today.to_string();
     let row_of = |kind: &str| -> Vec<EnrollmentView> {
-        rows.iter()
-            .filter(|row| row.enrollment.enrollment_type == kind)
-            .map(|row| EnrollmentView::of_row(row, &today_text))
+        own.views(&today_text)
+            .filter(|view| view.enrollment_type == kind)
             .collect()
     };
     Ok(json_response(&HomeView {

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use jiff::Timestamp;
-use roster_store::{EnrollmentRecord, EnrollmentRow, Tx, UserRecord};
+use roster_store::{ActivityBrief, EnrollmentRecord, EnrollmentRow, Tx, UserRecord};
 use serde_json::{Value, json};
 
 use crate::engine::rules::{activity_from, post_rule_from};
@@ -164,6 +164,18 @@ pub fn timestamp_text(micros: i64) -> String {
         .to_string()
 }
 
+/// A timestamp (microseconds) written as `timestamp_text` writes it,
+/// straight into the serializer: lists of hundreds of enrollments allocate
+/// no text per date.
+pub struct TimestampText(pub i64);
+
+impl serde::Serialize for TimestampText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer
+            .collect_str(&Timestamp::from_microsecond(self.0).unwrap_or(Timestamp::UNIX_EPOCH))
+    }
+}
+
 /// `{"items":[…],"next_cursor":…}`; the cursor is the last item's id when
 /// the page is full.
 pub fn page(items: Vec<Value>, limit: i64) -> Value {
@@ -245,8 +257,8 @@ pub struct EnrollmentView<'a> {
     pub due_on: Option<&'a str>,
     pub required_by: Option<&'a str>,
     pub reason: Option<&'a str>,
-    pub enrolled_at: String,
-    pub completed_at: Option<String>,
+    pub enrolled_at: TimestampText,
+    pub completed_at: Option<TimestampText>,
     pub source: Option<&'a serde_json::value::RawValue>,
     pub period: Option<&'a str>,
     pub overdue: bool,
@@ -270,8 +282,8 @@ impl<'a> EnrollmentView<'a> {
             due_on: record.due_on.as_deref(),
             required_by: record.required_by.as_deref(),
             reason: record.reason.as_deref(),
-            enrolled_at: timestamp_text(record.enrolled_at),
-            completed_at: record.completed_at.map(timestamp_text),
+            enrolled_at: TimestampText(record.enrolled_at),
+            completed_at: record.completed_at.map(TimestampText),
             source: serde_json::from_str(&record.source).ok(),
             period: record.period.as_deref(),
             overdue: record.status == "in_progress"
@@ -279,6 +291,22 @@ impl<'a> EnrollmentView<'a> {
             activity_title: None,
             activity_kind: None,
             username: None,
+        }
+    }
+
+    /// With the activity's title and kind as the learner's lists show
+    /// them, and the learner's username.
+    pub fn of_own(
+        record: &'a EnrollmentRecord,
+        activity: &'a ActivityBrief,
+        username: &'a str,
+        today: &str,
+    ) -> Self {
+        EnrollmentView {
+            activity_title: Some(&activity.title),
+            activity_kind: Some(&activity.kind),
+            username: Some(username),
+            ..EnrollmentView::of(record, today)
         }
     }
 

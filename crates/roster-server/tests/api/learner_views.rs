@@ -259,6 +259,71 @@ async fn r37_plan_hides_enrollments_in_inactive_activities_until_active_again() 
     assert_eq!(activity_ids(&plan["due_soon"]), vec![visible, paused]);
 }
 
+/// The learner's lists name each activity as it is now: a rename or a
+/// deactivation shows in the next request, and an activity created after
+/// the lists were first read is named too.
+#[tokio::test]
+async fn r60_r61_r62_learner_lists_show_an_activity_as_it_is_now() {
+    let app = spawn_app().await;
+    let (user_id, token) = app.create_learner("reader").await;
+    app.set_clock("2030-01-10T09:00:00Z").await;
+    let first = enroll_in_new(
+        &app,
+        user_id,
+        "First title",
+        json!({"due_on": "2030-01-12"}),
+    )
+    .await;
+    let (_, plan) = app.get("/me/plan", &token).await;
+    assert_eq!(
+        plan["due_soon"][0]["activity_title"], "First title",
+        "{plan}"
+    );
+
+    let (status, body) = app
+        .patch(
+            &format!("/activities/{first}"),
+            &app.admin,
+            json!({"title": "Second title"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let later = enroll_in_new(
+        &app,
+        user_id,
+        "Later course",
+        json!({"due_on": "2030-01-13"}),
+    )
+    .await;
+
+    let (_, plan) = app.get("/me/plan", &token).await;
+    let titles = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["activity_title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(titles(&plan["due_soon"]), ["Second title", "Later course"]);
+    let (_, home) = app.get("/me/home", &token).await;
+    assert_eq!(
+        titles(&home["recommended"]),
+        ["Second title", "Later course"]
+    );
+    let (_, history) = app.get("/me/history", &token).await;
+    assert_eq!(titles(&history["items"]), ["Later course", "Second title"]);
+    let (_, found) = app.get("/me/history?q=second", &token).await;
+    assert_eq!(history_activities(&found), vec![first]);
+    let (_, found) = app.get("/me/history?q=first", &token).await;
+    assert_eq!(history_activities(&found), Vec::<i64>::new());
+
+    deactivate(&app, later).await;
+    let (_, plan) = app.get("/me/plan", &token).await;
+    assert_eq!(activity_ids(&plan["due_soon"]), vec![first]);
+    let (_, history) = app.get("/me/history", &token).await;
+    assert_eq!(history_activities(&history), vec![later, first]);
+}
+
 #[tokio::test]
 async fn r37_history_still_shows_enrollments_in_inactive_activities() {
     let app = spawn_app().await;

@@ -378,9 +378,28 @@ pub async fn r55_enrollment_lists_filter_by_every_field(store: Store) {
         limit: 100,
         ..EnrollmentFilter::default()
     };
+    // What the learners' lists show of each activity, by id.
+    let briefs = tx.activity_briefs().await.unwrap();
+    let brief_of = |id: i64| briefs.iter().find(|brief| brief.id == id).unwrap();
+    assert!(briefs.windows(2).all(|pair| pair[0].id < pair[1].id));
+    assert_eq!(brief_of(s.fire).title, "Fire Safety");
+    assert_eq!(brief_of(s.fire).kind, "online_course");
+    assert!(brief_of(s.fire).active);
+    assert!(!brief_of(s.aid).active);
     let mut check = async |filter: EnrollmentFilter, expect: Vec<i64>| {
         let rows = tx.list_enrollments(&filter).await.unwrap();
         assert_eq!(ids(&rows), expect, "{filter:?}");
+        // The enrollments alone (the learners' lists): the same records,
+        // bounded or not (SQLite reads the two through different paths).
+        let enrollments: Vec<_> = rows.iter().map(|row| row.enrollment.clone()).collect();
+        for limit in [filter.limit, i64::MAX] {
+            let alone = EnrollmentFilter {
+                limit,
+                ..filter.clone()
+            };
+            let records = tx.list_enrollment_records(&alone).await.unwrap();
+            assert_eq!(records, enrollments, "{alone:?}");
+        }
         rows
     };
     let rows = check(all.clone(), vec![s.e1, s.e2, s.e3, s.e4, s.e5]).await;
