@@ -62,27 +62,54 @@ impl Tx {
         )
     }
 
-    /// The activity, and whether it is an item of any curriculum or bundle
-    /// (one statement: a completion needs both, and most activities are
-    /// nobody's item, so their parents need not be looked for).
-    pub async fn get_activity_as_item(
+    /// The activity, whether it is an item of a curriculum or bundle, and
+    /// its post-enrollment rules (in id order), in one statement: what a
+    /// completion needs of its activity.
+    pub async fn get_activity_for_completion(
         &mut self,
         id: i64,
-    ) -> Result<Option<(ActivityRecord, bool)>> {
+    ) -> Result<Option<(ActivityRecord, bool, Vec<PostRuleRecord>)>> {
         #[derive(sqlx::FromRow)]
         struct Row {
             #[sqlx(flatten)]
             record: ActivityRecord,
             is_item: bool,
+            rule_id: Option<i64>,
+            trigger_on: Option<String>,
+            delay_days: Option<i64>,
+            target_ids: Option<String>,
+            allow_consecutive: Option<bool>,
         }
-        let row: Option<Row> = on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACTIVITY_COLUMNS}, EXISTS (SELECT 1 FROM activity_items i WHERE i.item_id = $1) AS is_item \
-             FROM activities WHERE id = $1"
+        let columns = ACTIVITY_COLUMNS
+            .split(", ")
+            .map(|column| format!("a.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows: Vec<Row> = on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {columns}, EXISTS (SELECT 1 FROM activity_items i WHERE i.item_id = $1) AS is_item, \
+             p.id AS rule_id, p.trigger_on, p.delay_days, p.target_ids, p.allow_consecutive \
+             FROM activities a LEFT JOIN post_rules p ON p.activity_id = a.id WHERE a.id = $1 ORDER BY p.id"
         )))
         .bind(id)
-        .fetch_optional(c)
+        .fetch_all(c)
         .await?);
-        Ok(row.map(|row| (row.record, row.is_item)))
+        let mut rows = rows.into_iter();
+        let Some(first) = rows.next() else {
+            return Ok(None);
+        };
+        let rule_of = |row: &Row| -> Option<PostRuleRecord> {
+            Some(PostRuleRecord {
+                id: row.rule_id?,
+                activity_id: id,
+                trigger_on: row.trigger_on.clone()?,
+                delay_days: row.delay_days?,
+                target_ids: row.target_ids.clone()?,
+                allow_consecutive: row.allow_consecutive?,
+            })
+        };
+        let mut rules: Vec<PostRuleRecord> = rule_of(&first).into_iter().collect();
+        rules.extend(rows.filter_map(|row| rule_of(&row)));
+        Ok(Some((first.record, first.is_item, rules)))
     }
 
     /// The activities of `ids` that exist, in id order (one statement for a

@@ -15,6 +15,7 @@ use sqlx::{PgPool, Postgres, SqlSafeStr, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::PendingAudit;
+use crate::jobs::NewJob;
 
 /// Runs `$body` with `$c` bound to the transaction's connection, whichever
 /// backend it is on. The body is compiled once per backend, so the same SQL
@@ -186,6 +187,7 @@ pub enum Tx {
 pub struct PgTx {
     transaction: Conn<Postgres>,
     pending_audit: Vec<PendingAudit>,
+    pending_jobs: Vec<(NewJob, i64)>,
 }
 
 impl PgTx {
@@ -193,6 +195,7 @@ impl PgTx {
         PgTx {
             transaction,
             pending_audit: Vec::new(),
+            pending_jobs: Vec::new(),
         }
     }
 }
@@ -260,6 +263,7 @@ pub struct SqliteTx {
     transaction: Conn<Sqlite>,
     _turn: Option<OwnedSemaphorePermit>,
     pending_audit: Vec<PendingAudit>,
+    pending_jobs: Vec<(NewJob, i64)>,
 }
 
 impl std::ops::Deref for SqliteTx {
@@ -416,6 +420,7 @@ impl Store {
                     ),
                     _turn: Some(turn),
                     pending_audit: Vec::new(),
+                    pending_jobs: Vec::new(),
                 })
             }
             Store::Postgres(pools) => {
@@ -431,6 +436,7 @@ impl Store {
                 transaction: Conn::Transaction(pools.read.begin().await?),
                 _turn: None,
                 pending_audit: Vec::new(),
+                pending_jobs: Vec::new(),
             }),
             Store::Postgres(pools) => {
                 Tx::Postgres(PgTx::new(Conn::Transaction(pools.pool.begin().await?)))
@@ -448,6 +454,7 @@ impl Store {
                 transaction: Conn::Single(pools.read.acquire().await?),
                 _turn: None,
                 pending_audit: Vec::new(),
+                pending_jobs: Vec::new(),
             }),
             Store::Postgres(pools) => {
                 Tx::Postgres(PgTx::new(Conn::Single(pools.read.acquire().await?)))
@@ -479,9 +486,10 @@ impl Store {
 }
 
 impl Tx {
-    /// Writes the audit entries held back so far, then commits.
+    /// Writes the audit entries and jobs held back so far, then commits.
     pub async fn commit(mut self) -> Result<()> {
         self.flush_audit().await?;
+        self.flush_jobs().await?;
         match self {
             Tx::Sqlite(transaction) => transaction.transaction.commit().await?,
             Tx::Postgres(transaction) => transaction.transaction.commit().await?,
@@ -495,6 +503,15 @@ impl Tx {
             Tx::Postgres(transaction) => transaction.transaction.rollback().await?,
         }
         Ok(())
+    }
+
+    /// The jobs enqueued to be written when the transaction commits, each
+    /// with its creation time.
+    pub(crate) fn pending_jobs(&mut self) -> &mut Vec<(NewJob, i64)> {
+        match self {
+            Tx::Sqlite(transaction) => &mut transaction.pending_jobs,
+            Tx::Postgres(transaction) => &mut transaction.pending_jobs,
+        }
     }
 
     /// The audit entries written when the transaction commits.

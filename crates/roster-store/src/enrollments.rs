@@ -244,6 +244,63 @@ impl Tx {
         Ok(inserted)
     }
 
+    /// `insert_enrollment` for many at once, in multi-row inserts (one
+    /// statement per 500): the ones created, in no particular order; one
+    /// that R2's open enrollment or its period's uniqueness refuses is left
+    /// out, as `insert_enrollment` answers `None` for it.
+    pub async fn insert_enrollments(
+        &mut self,
+        new: &[EnrollmentInsert],
+    ) -> Result<Vec<EnrollmentRecord>> {
+        let mut created = Vec::with_capacity(new.len());
+        let insert = "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
+             enrolled_at, completed_at, source_kind, source, period, updated_at) ";
+        let returning = format!(" ON CONFLICT DO NOTHING RETURNING {RETURNING_COLUMNS}");
+        // On PostgreSQL the users are stamped in the same statement, as one
+        // insert does: the statement goes inside `stamped`'s CTE.
+        let wrapped = stamped("\u{0}");
+        let (head, tail) = wrapped.split_once('\u{0}').unwrap_or((&wrapped, ""));
+        for chunk in new.chunks(500) {
+            let rows: Vec<EnrollmentRecord> = on_tx_sql!(
+                self,
+                (insert.to_string(), returning.clone()),
+                (format!("{head}{insert}"), format!("{returning}{tail}")),
+                sql,
+                c => {
+                    let (open, close) = sql;
+                    let mut query = sqlx::QueryBuilder::new(open);
+                    query.push_values(chunk, |mut row, new| {
+                        row.push_bind(new.user_id)
+                            .push_bind(new.activity_id)
+                            .push_bind(new.enrollment_type.as_str())
+                            .push_bind(new.status.as_str())
+                            .push_bind(new.due_on.as_deref())
+                            .push_bind(new.required_by.as_deref())
+                            .push_bind(new.reason.as_deref())
+                            .push_bind(new.enrolled_at)
+                            .push_bind(new.completed_at)
+                            .push_bind(new.source_kind.as_str())
+                            .push_bind(new.source.as_str())
+                            .push_bind(new.period.as_deref())
+                            .push_bind(new.enrolled_at);
+                    });
+                    query.push(close);
+                    query
+                        .build_query_as()
+                        .fetch_all(c)
+                        .await
+                        .map_err(on_constraint)?
+                }
+            );
+            created.extend(rows);
+        }
+        if matches!(self, Tx::Sqlite(_)) && !created.is_empty() {
+            let users = UserIds(created.iter().map(|record| record.user_id).collect());
+            self.stamp_users_of(&users).await?;
+        }
+        Ok(created)
+    }
+
     pub async fn get_enrollment(&mut self, id: i64) -> Result<Option<EnrollmentRecord>> {
         Ok(
             on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -314,6 +371,80 @@ impl Tx {
             && matches!(self, Tx::Sqlite(_))
         {
             self.stamp_user(record.user_id).await?;
+        }
+        Ok(updated)
+    }
+
+    /// `update_enrollment` for many enrollments at once, each with its own
+    /// patch, in multi-row statements (one per 500): the enrollments as
+    /// updated, in no particular order; an id that does not exist is left
+    /// out. The ids must be distinct.
+    pub async fn update_enrollments(
+        &mut self,
+        patches: &[(i64, EnrollmentPatch)],
+        now: i64,
+    ) -> Result<Vec<EnrollmentRecord>> {
+        // A table of the new values (`column1` the id, then the fields in
+        // the order of the `SET`), named so on both databases.
+        let update = "UPDATE enrollments SET type = vals.column2, status = vals.column3, \
+             due_on = vals.column4, required_by = vals.column5, reason = vals.column6, \
+             completed_at = vals.column7, period = vals.column8, updated_at = vals.column9 FROM (VALUES ";
+        let returning = format!(
+            ") AS vals WHERE enrollments.id = vals.column1 RETURNING {}",
+            RETURNING_COLUMNS
+                .split(", ")
+                .map(|column| format!("enrollments.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let wrapped = stamped("\u{0}");
+        let (head, tail) = wrapped.split_once('\u{0}').unwrap_or((&wrapped, ""));
+        let mut updated = Vec::with_capacity(patches.len());
+        for chunk in patches.chunks(500) {
+            let rows: Vec<EnrollmentRecord> = on_tx_sql!(
+                self,
+                (update.to_string(), returning.clone()),
+                (format!("{head}{update}"), format!("{returning}{tail}")),
+                sql,
+                c => {
+                    let (open, close) = sql;
+                    let mut query = sqlx::QueryBuilder::new(open);
+                    let mut values = query.separated(", ");
+                    for (id, patch) in chunk {
+                        values
+                            .push("(")
+                            .push_bind_unseparated(*id)
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(patch.enrollment_type.as_str())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(patch.status.as_str())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(patch.due_on.as_deref())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(patch.required_by.as_deref())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(patch.reason.as_deref())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(patch.completed_at)
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(patch.period.as_deref())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(now)
+                            .push_unseparated(")");
+                    }
+                    query.push(close);
+                    query
+                        .build_query_as()
+                        .fetch_all(c)
+                        .await
+                        .map_err(on_constraint)?
+                }
+            );
+            updated.extend(rows);
+        }
+        if matches!(self, Tx::Sqlite(_)) && !updated.is_empty() {
+            let users = UserIds(updated.iter().map(|record| record.user_id).collect());
+            self.stamp_users_of(&users).await?;
         }
         Ok(updated)
     }

@@ -6,6 +6,10 @@ use crate::db::{Result, Tx};
 use crate::marks::UserIds;
 use crate::records::JobRecord;
 
+/// Rows per multi-row insert of jobs (nine parameters each: within
+/// SQLite's and PostgreSQL's limits on bound parameters).
+const JOBS_CHUNK: usize = 1_000;
+
 const JOB_COLUMNS: &str = "id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
      attempts, last_error, outcome, created_at, finished_at";
 
@@ -45,6 +49,7 @@ impl Tx {
     /// Enqueues the job; a job with the same `dedupe_key` already there wins
     /// and `None` is returned.
     pub async fn enqueue(&mut self, job: &NewJob, now: i64) -> Result<Option<i64>> {
+        self.flush_jobs().await?;
         Ok(on_tx!(self, c => sqlx::query_scalar(
             "INSERT INTO jobs (kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, created_at) \
              VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id"
@@ -65,13 +70,42 @@ impl Tx {
     /// job whose `dedupe_key` is already there is skipped. Answers how many
     /// were written.
     pub async fn enqueue_many(&mut self, jobs: &[NewJob], now: i64) -> Result<u64> {
+        self.flush_jobs().await?;
+        let jobs: Vec<(&NewJob, i64)> = jobs.iter().map(|job| (job, now)).collect();
+        self.insert_jobs(&jobs).await
+    }
+
+    /// Enqueues the jobs when the transaction commits (or before it next
+    /// reads or changes jobs), all the jobs it enqueued so in one multi-row
+    /// insert: a batch of post-enrollment jobs sets off `enrolled` rules for
+    /// many enrollments. Dropped with the transaction if it rolls back.
+    pub async fn enqueue_at_commit(&mut self, jobs: Vec<NewJob>, now: i64) -> Result<()> {
+        let pending = self.pending_jobs();
+        pending.extend(jobs.into_iter().map(|job| (job, now)));
+        if pending.len() >= JOBS_CHUNK {
+            self.flush_jobs().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the jobs `enqueue_at_commit` held back.
+    pub(crate) async fn flush_jobs(&mut self) -> Result<()> {
+        let pending = std::mem::take(self.pending_jobs());
+        if !pending.is_empty() {
+            let jobs: Vec<(&NewJob, i64)> = pending.iter().map(|(job, now)| (job, *now)).collect();
+            self.insert_jobs(&jobs).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_jobs(&mut self, jobs: &[(&NewJob, i64)]) -> Result<u64> {
         let mut written = 0;
-        for chunk in jobs.chunks(1_000) {
+        for chunk in jobs.chunks(JOBS_CHUNK) {
             written += on_tx!(self, c => {
                 let mut query = sqlx::QueryBuilder::new(
                     "INSERT INTO jobs (kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, created_at) ",
                 );
-                query.push_values(chunk, |mut row, job| {
+                query.push_values(chunk, |mut row, (job, now)| {
                     row.push_bind(&job.kind)
                         .push("'pending'")
                         .push_bind(job.run_at)
@@ -80,7 +114,7 @@ impl Tx {
                         .push_bind(job.rule_id)
                         .push_bind(job.sweep_id)
                         .push_bind(job.user_id)
-                        .push_bind(now);
+                        .push_bind(*now);
                 });
                 query.push(" ON CONFLICT DO NOTHING");
                 query.build().execute(c).await?.rows_affected()
@@ -100,6 +134,7 @@ impl Tx {
         lease_until: i64,
         kind: Option<&str>,
     ) -> Result<Option<ClaimedJob>> {
+        self.flush_jobs().await?;
         // The earliest job of each kind of candidate (due and pending, or
         // running with an expired lease) is found by its own ordered index
         // scan, then the earlier of the two is taken. One query with an OR
@@ -144,6 +179,7 @@ impl Tx {
         kind: &str,
         limit: i64,
     ) -> Result<Vec<ClaimedJob>> {
+        self.flush_jobs().await?;
         // The limit is written into the text (callers use one or two
         // values): bound, PostgreSQL could not cost a generic plan and
         // planned the statement anew at every claim.
@@ -178,6 +214,7 @@ impl Tx {
         outcome: &str,
         now: i64,
     ) -> Result<bool> {
+        self.flush_jobs().await?;
         let changed = on_tx!(self, c => sqlx::query(
             "UPDATE jobs SET state = 'done', outcome = $3, finished_at = $4, lease_owner = NULL, \
              lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2 AND state = 'running'"
@@ -202,6 +239,7 @@ impl Tx {
         owner: &str,
         now: i64,
     ) -> Result<u64> {
+        self.flush_jobs().await?;
         const SET: &str = "UPDATE jobs SET state = 'done', outcome = d.outcome, finished_at = $4, \
              lease_owner = NULL, lease_expires_at = NULL FROM ";
         const WHERE: &str =
@@ -236,6 +274,7 @@ impl Tx {
     /// Gives back jobs `owner` claimed in this transaction and will not run:
     /// pending again, unleased, their attempt not counted.
     pub async fn release_jobs(&mut self, ids: &UserIds, owner: &str) -> Result<u64> {
+        self.flush_jobs().await?;
         let sql = format!(
             "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
              attempts = attempts - 1 WHERE lease_owner = $1 AND state = 'running'{}",
@@ -258,6 +297,7 @@ impl Tx {
         owner: &str,
         lease_until: i64,
     ) -> Result<Vec<i64>> {
+        self.flush_jobs().await?;
         let sql = format!(
             "UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1 AND state = 'running'{} \
              RETURNING id",
@@ -284,6 +324,7 @@ impl Tx {
         give_up: bool,
         now: i64,
     ) -> Result<()> {
+        self.flush_jobs().await?;
         on_tx!(self, c => sqlx::query(
             "UPDATE jobs SET state = CASE WHEN $5 THEN 'failed' ELSE 'pending' END, run_at = CASE WHEN $5 THEN run_at ELSE $4 END, \
              last_error = $3, lease_owner = NULL, lease_expires_at = NULL, \
@@ -313,6 +354,7 @@ impl Tx {
         now: i64,
         real_now: i64,
     ) -> Result<()> {
+        self.flush_jobs().await?;
         on_tx!(self, c => sqlx::query(
             "UPDATE jobs SET attempts = attempts + 1, state = CASE WHEN $4 THEN 'failed' ELSE 'pending' END, \
              run_at = CASE WHEN $4 THEN run_at ELSE $3 END, last_error = $2, lease_owner = NULL, \
@@ -332,6 +374,7 @@ impl Tx {
 
     /// Cancels a pending job; false when it is not pending.
     pub async fn cancel_job(&mut self, id: i64, now: i64) -> Result<bool> {
+        self.flush_jobs().await?;
         let changed = on_tx!(self, c => sqlx::query(
             "UPDATE jobs SET state = 'cancelled', finished_at = $2 WHERE id = $1 AND state = 'pending'"
         )
@@ -344,6 +387,7 @@ impl Tx {
     }
 
     pub async fn get_job(&mut self, id: i64) -> Result<Option<JobRecord>> {
+        self.flush_jobs().await?;
         Ok(
             on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
@@ -355,6 +399,7 @@ impl Tx {
     }
 
     pub async fn list_jobs(&mut self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
+        self.flush_jobs().await?;
         Ok(
             on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE id > $1 AND ($2 IS NULL OR state = $2) \
@@ -372,6 +417,7 @@ impl Tx {
 
     /// The earliest `run_at` of a pending job due by `until`, if any.
     pub async fn next_job_time(&mut self, until: i64) -> Result<Option<i64>> {
+        self.flush_jobs().await?;
         Ok(on_tx!(self, c => sqlx::query_scalar(
             "SELECT MIN(run_at) FROM jobs WHERE state = 'pending' AND run_at <= $1"
         )
@@ -382,6 +428,7 @@ impl Tx {
 
     /// How many jobs are pending and due, or running, at business time `now`.
     pub async fn count_due_jobs(&mut self, now: i64) -> Result<i64> {
+        self.flush_jobs().await?;
         Ok(on_tx!(self, c => sqlx::query_scalar(
             "SELECT COUNT(*) FROM jobs WHERE (state = 'pending' AND run_at <= $1) OR state = 'running'"
         )
@@ -392,6 +439,7 @@ impl Tx {
 
     /// Pending post-enrollment jobs of a user (for explain, R20).
     pub async fn pending_jobs_of_user(&mut self, user_id: i64) -> Result<Vec<JobRecord>> {
+        self.flush_jobs().await?;
         Ok(
             on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = $1 AND state IN ('pending', 'running') ORDER BY run_at, id"
@@ -404,6 +452,7 @@ impl Tx {
 
     /// Pending jobs with `run_at` in [from, to), for the forecast (R17).
     pub async fn pending_jobs_between(&mut self, from: i64, to: i64) -> Result<Vec<JobRecord>> {
+        self.flush_jobs().await?;
         Ok(
             on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'pending' AND run_at >= $1 AND run_at < $2 ORDER BY run_at, id"

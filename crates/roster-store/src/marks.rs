@@ -186,6 +186,19 @@ impl Tx {
         Ok(())
     }
 
+    /// Stamps the users of `ids`.
+    pub(crate) async fn stamp_users_of(&mut self, ids: &UserIds) -> Result<()> {
+        let condition = format!("TRUE{}", UserIds::clause("id", 1, self.backend()));
+        on_tx_sql!(
+            self,
+            format!("UPDATE users SET sweep_stamp = {SQLITE_STAMP} WHERE {condition}"),
+            format!("UPDATE users SET sweep_stamp = {POSTGRES_STAMP} WHERE {condition}"),
+            sql,
+            c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids).execute(c).await?.rows_affected()
+        );
+        Ok(())
+    }
+
     /// Stamps one user: something a rule reads about them changed.
     pub async fn stamp_user(&mut self, user_id: i64) -> Result<()> {
         self.stamp_users("id = $1", user_id).await

@@ -38,6 +38,7 @@ both! {
     enrollments::r39_passed_all_items_needs_a_pass_in_every_item,
     enrollments::r52_tasks_list_by_completion_date_then_creation,
     enrollments::r21_r36_target_facts_of_many_pairs_agree_with_one_pair_at_a_time,
+    enrollments::r50_r51_many_enrollments_inserted_and_updated_at_once,
     jobs::enqueueing_the_same_dedupe_key_twice_keeps_the_first_job,
     jobs::claim_job_takes_due_jobs_by_run_at_then_id,
     jobs::claim_job_kind_narrows_the_choice,

@@ -19,7 +19,9 @@ use crate::api::{
 };
 use crate::auth::{Actor, new_token};
 use crate::body::{JsonBody, QueryParams, path_id};
-use crate::engine::enroll::{Change, Created, NewEnrollment, change, create_in, enrollment_json};
+use crate::engine::enroll::{
+    Change, Created, NewEnrollment, change, change_fields_of_many, create_many_in, enrollment_json,
+};
 use crate::engine::explain;
 use crate::engine::rules::load_activity;
 use crate::error::{ApiError, ApiResult};
@@ -74,34 +76,46 @@ pub async fn enroll_users(
         None => Some(default_by),
         Some(value) => value,
     };
-    let mut results = Vec::with_capacity(user_ids.len());
+    // The users' enrollments are inserted together, then each one's effects
+    // run; the answer keeps the request's order (a repeated user once).
     let mut seen = std::collections::HashSet::new();
+    let mut news = Vec::with_capacity(user_ids.len());
+    for &user_id in &user_ids {
+        if existing.contains(&user_id) && seen.insert(user_id) {
+            news.push(NewEnrollment {
+                user_id,
+                activity_id,
+                enrollment_type,
+                status,
+                due_on,
+                required_by: required_by.clone(),
+                reason: reason.clone(),
+                source: Source::Manual { by: actor.id() },
+                period: None,
+            });
+        }
+    }
+    let mut outcomes = create_many_in(&mut tx, &ctx, &news, &activity)
+        .await?
+        .into_iter();
+    let today = ctx.today.to_string();
+    let mut results = Vec::with_capacity(user_ids.len());
+    let mut answered = std::collections::HashSet::new();
     for user_id in user_ids {
-        if !seen.insert(user_id) {
+        if !answered.insert(user_id) {
             continue;
         }
         if !existing.contains(&user_id) {
             results.push(json!({"user_id": user_id, "outcome": "user_not_found"}));
             continue;
         }
-        let new = NewEnrollment {
-            user_id,
-            activity_id,
-            enrollment_type,
-            status,
-            due_on,
-            required_by: required_by.clone(),
-            reason: reason.clone(),
-            source: Source::Manual { by: actor.id() },
-            period: None,
-        };
-        match create_in(&mut tx, &ctx, new, Some(&activity)).await? {
-            Created::Created(record) => results.push(json!({
+        match outcomes.next() {
+            Some(Created::Created(record)) => results.push(json!({
                 "user_id": user_id,
                 "outcome": "created",
-                "enrollment": enrollment_view(&record, &ctx.today.to_string()),
+                "enrollment": enrollment_view(&record, &today),
             })),
-            Created::AlreadyEnrolled | Created::PeriodHeld => {
+            Some(Created::AlreadyEnrolled | Created::PeriodHeld) | None => {
                 results.push(json!({"user_id": user_id, "outcome": "already_enrolled"}))
             }
         }
@@ -353,6 +367,25 @@ pub async fn bulk_update(
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
     let mut results = Vec::with_capacity(ids.len());
+    let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len() == ids.len();
+    if change_request.status.is_none() && distinct {
+        // Fields only: nothing is set off, and no enrollment's change
+        // depends on another's. Read together, updated together.
+        let today = ctx.today.to_string();
+        let mut found = tx.get_enrollments(&ids).await?;
+        let befores = ids.iter().filter_map(|id| found.remove(id)).collect();
+        let afters = change_fields_of_many(&mut tx, &ctx, befores, &change_request)
+            .await
+            .map_err(map_engine_error)?;
+        for id in ids {
+            results.push(match afters.get(&id) {
+                Some(after) => json!({"id": id, "outcome": "updated", "enrollment": enrollment_view(after, &today)}),
+                None => json!({"id": id, "outcome": "not_found"}),
+            });
+        }
+        tx.commit().await?;
+        return Ok(Json(json!({"results": results})));
+    }
     // Read once for the whole request, unless a change may reach other
     // enrollments (a pass or a failure completes curricula and bundles,
     // R39, and opens next periods, R19): then each is read when its turn

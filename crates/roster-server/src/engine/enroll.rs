@@ -14,7 +14,7 @@ use roster_core::{
 use roster_store::{AuditEntry, EnrollmentInsert, EnrollmentPatch, EnrollmentRecord, NewJob, Tx};
 use serde_json::json;
 
-use crate::engine::rules::{Activity, activity_from, load_activity, post_rules};
+use crate::engine::rules::{Activity, activity_from, load_activity, post_rule_from, post_rules};
 use crate::engine::sweep::activity_sweep;
 use crate::state::Ctx;
 
@@ -109,21 +109,7 @@ pub fn create_in<'a>(
     activity: Option<&'a Activity>,
 ) -> BoxFuture<'a, anyhow::Result<Created>> {
     Box::pin(async move {
-        let insert = EnrollmentInsert {
-            user_id: new.user_id,
-            activity_id: new.activity_id,
-            enrollment_type: new.enrollment_type.as_str().into(),
-            status: new.status.as_str().into(),
-            due_on: new.due_on.map(|date| date.to_string()),
-            required_by: new.required_by.clone(),
-            reason: new.reason.clone(),
-            enrolled_at: ctx.micros(),
-            completed_at: new.status.is_complete().then(|| ctx.micros()),
-            source_kind: new.source.kind().into(),
-            source: serde_json::to_string(&new.source)?,
-            period: new.period.clone(),
-        };
-        let Some(record) = tx.insert_enrollment(&insert).await? else {
+        let Some(record) = tx.insert_enrollment(&insert_of(ctx, &new)?).await? else {
             return Ok(
                 match tx.open_enrollment(new.user_id, new.activity_id).await? {
                     Some(_) => Created::AlreadyEnrolled,
@@ -131,29 +117,88 @@ pub fn create_in<'a>(
                 },
             );
         };
-        tx.audit(
-            AuditEntry {
-                actor_id: ctx.actor,
-                action: "enrollment.create",
-                entity: "enrollment",
-                entity_id: Some(record.id),
-                before: None,
-                after: Some(enrollment_json(&record).to_string()),
-            },
-            ctx.micros(),
-        )
-        .await?;
-        let Some(activity) = activity else {
-            return Ok(Created::Created(record));
-        };
-        after_create(tx, ctx, &record, activity).await?;
-        if !activity.kind.has_items() {
-            return Ok(Created::Created(record));
-        }
-        // Effects may have completed it (a curriculum already passed, R39).
-        let record = tx.get_enrollment(record.id).await?.unwrap_or(record);
-        Ok(Created::Created(record))
+        inserted(tx, ctx, record, activity).await
     })
+}
+
+/// `create_in` for many learners' enrollments in one loaded activity, as a
+/// bulk enrollment makes them: inserted in multi-row statements, then each
+/// created one's audit entry and effects, in the order given. Answers each
+/// one's outcome in that order; one that R2 or its period's uniqueness
+/// refuses is `AlreadyEnrolled`. The learners must be distinct.
+pub async fn create_many_in(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    news: &[NewEnrollment],
+    activity: &Activity,
+) -> anyhow::Result<Vec<Created>> {
+    let inserts = news
+        .iter()
+        .map(|new| insert_of(ctx, new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut by_user: std::collections::HashMap<i64, EnrollmentRecord> = tx
+        .insert_enrollments(&inserts)
+        .await?
+        .into_iter()
+        .map(|record| (record.user_id, record))
+        .collect();
+    let mut outcomes = Vec::with_capacity(news.len());
+    for new in news {
+        outcomes.push(match by_user.remove(&new.user_id) {
+            Some(record) => inserted(tx, ctx, record, Some(activity)).await?,
+            None => Created::AlreadyEnrolled,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// The row a new enrollment is inserted as.
+fn insert_of(ctx: &Ctx, new: &NewEnrollment) -> anyhow::Result<EnrollmentInsert> {
+    Ok(EnrollmentInsert {
+        user_id: new.user_id,
+        activity_id: new.activity_id,
+        enrollment_type: new.enrollment_type.as_str().into(),
+        status: new.status.as_str().into(),
+        due_on: new.due_on.map(|date| date.to_string()),
+        required_by: new.required_by.clone(),
+        reason: new.reason.clone(),
+        enrolled_at: ctx.micros(),
+        completed_at: new.status.is_complete().then(|| ctx.micros()),
+        source_kind: new.source.kind().into(),
+        source: serde_json::to_string(&new.source)?,
+        period: new.period.clone(),
+    })
+}
+
+/// An inserted enrollment's audit entry and effects.
+async fn inserted(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    record: EnrollmentRecord,
+    activity: Option<&Activity>,
+) -> anyhow::Result<Created> {
+    tx.audit(
+        AuditEntry {
+            actor_id: ctx.actor,
+            action: "enrollment.create",
+            entity: "enrollment",
+            entity_id: Some(record.id),
+            before: None,
+            after: Some(enrollment_json(&record).to_string()),
+        },
+        ctx.micros(),
+    )
+    .await?;
+    let Some(activity) = activity else {
+        return Ok(Created::Created(record));
+    };
+    after_create(tx, ctx, &record, activity).await?;
+    if !activity.kind.has_items() {
+        return Ok(Created::Created(record));
+    }
+    // Effects may have completed it (a curriculum already passed, R39).
+    let record = tx.get_enrollment(record.id).await?.unwrap_or(record);
+    Ok(Created::Created(record))
 }
 
 /// The effects of a new enrollment (R32, R39, R40), whichever path made it.
@@ -211,55 +256,30 @@ pub fn change<'a>(
     Box::pin(async move {
         let old_status: Status = before.status.parse().unwrap_or(Status::InProgress);
         let new_status = change.status.unwrap_or(old_status);
-        let completed_at = if !new_status.is_complete() {
-            None
-        } else if new_status != old_status {
-            Some(ctx.micros())
-        } else {
-            before.completed_at
-        };
-        let patch = EnrollmentPatch {
-            enrollment_type: change
-                .enrollment_type
-                .map(|value| value.as_str().to_string())
-                .unwrap_or_else(|| before.enrollment_type.clone()),
-            status: new_status.as_str().into(),
-            due_on: match change.due_on {
-                Some(due) => due.map(|date| date.to_string()),
-                None => before.due_on.clone(),
-            },
-            required_by: change
-                .required_by
-                .unwrap_or_else(|| before.required_by.clone()),
-            reason: change.reason.unwrap_or_else(|| before.reason.clone()),
-            completed_at,
-            period: before.period.clone(),
-        };
+        let patch = patch_of(ctx, &before, &change);
         let after = tx
             .update_enrollment(before.id, &patch, ctx.micros())
             .await?
             .ok_or_else(|| anyhow::anyhow!("enrollment {} vanished", before.id))?;
-        tx.audit(
-            AuditEntry {
-                actor_id: ctx.actor,
-                action: "enrollment.update",
-                entity: "enrollment",
-                entity_id: Some(before.id),
-                before: Some(enrollment_json(&before).to_string()),
-                after: Some(enrollment_json(&after).to_string()),
-            },
-            ctx.micros(),
-        )
-        .await?;
+        audit_update(tx, ctx, &before, &after).await?;
         if new_status != old_status {
             match new_status {
                 Status::Passed => {
-                    fire(tx, ctx, &after, Trigger::Completed, None).await?;
-                    if let Some((record, is_item)) =
-                        tx.get_activity_as_item(after.activity_id).await?
-                    {
-                        on_passed(tx, ctx, &after, &activity_from(record), is_item).await?;
-                    }
+                    // The activity, whether it is an item, and its post
+                    // rules in one read; the rules serve the trigger and
+                    // the next period's enrollment (R19) alike.
+                    let Some((record, is_item, rules)) =
+                        tx.get_activity_for_completion(after.activity_id).await?
+                    else {
+                        return Ok(after);
+                    };
+                    let activity = Activity {
+                        post_rules: Some(rules.iter().map(post_rule_from).collect()),
+                        ..activity_from(record)
+                    };
+                    let rules = activity.post_rules.as_deref();
+                    fire(tx, ctx, &after, Trigger::Completed, rules).await?;
+                    on_passed(tx, ctx, &after, &activity, is_item).await?;
                 }
                 Status::Failed => fire(tx, ctx, &after, Trigger::Failed, None).await?,
                 _ => {}
@@ -267,6 +287,90 @@ pub fn change<'a>(
         }
         Ok(after)
     })
+}
+
+/// `change` for many enrollments at once when it sets no status, and so
+/// sets nothing off: one multi-row update and each one's audit entry.
+/// Answers the enrollments as changed, by id; an id not found is missing.
+/// The enrollments must be distinct.
+pub async fn change_fields_of_many(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    befores: Vec<EnrollmentRecord>,
+    change: &Change,
+) -> anyhow::Result<std::collections::HashMap<i64, EnrollmentRecord>> {
+    anyhow::ensure!(change.status.is_none(), "a status change runs one by one");
+    let patches: Vec<(i64, EnrollmentPatch)> = befores
+        .iter()
+        .map(|before| (before.id, patch_of(ctx, before, change)))
+        .collect();
+    let afters: std::collections::HashMap<i64, EnrollmentRecord> = tx
+        .update_enrollments(&patches, ctx.micros())
+        .await?
+        .into_iter()
+        .map(|after| (after.id, after))
+        .collect();
+    for before in &befores {
+        if let Some(after) = afters.get(&before.id) {
+            audit_update(tx, ctx, before, after).await?;
+        }
+    }
+    Ok(afters)
+}
+
+/// The enrollment's fields after `change`.
+fn patch_of(ctx: &Ctx, before: &EnrollmentRecord, change: &Change) -> EnrollmentPatch {
+    let old_status: Status = before.status.parse().unwrap_or(Status::InProgress);
+    let new_status = change.status.unwrap_or(old_status);
+    let completed_at = if !new_status.is_complete() {
+        None
+    } else if new_status != old_status {
+        Some(ctx.micros())
+    } else {
+        before.completed_at
+    };
+    EnrollmentPatch {
+        enrollment_type: change
+            .enrollment_type
+            .map(|value| value.as_str().to_string())
+            .unwrap_or_else(|| before.enrollment_type.clone()),
+        status: new_status.as_str().into(),
+        due_on: match change.due_on {
+            Some(due) => due.map(|date| date.to_string()),
+            None => before.due_on.clone(),
+        },
+        required_by: change
+            .required_by
+            .clone()
+            .unwrap_or_else(|| before.required_by.clone()),
+        reason: change
+            .reason
+            .clone()
+            .unwrap_or_else(|| before.reason.clone()),
+        completed_at,
+        period: before.period.clone(),
+    }
+}
+
+async fn audit_update(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    before: &EnrollmentRecord,
+    after: &EnrollmentRecord,
+) -> anyhow::Result<()> {
+    tx.audit(
+        AuditEntry {
+            actor_id: ctx.actor,
+            action: "enrollment.update",
+            entity: "enrollment",
+            entity_id: Some(before.id),
+            before: Some(enrollment_json(before).to_string()),
+            after: Some(enrollment_json(after).to_string()),
+        },
+        ctx.micros(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Captures every rule in force on the activity for `trigger` as a job, in the
@@ -288,15 +392,15 @@ async fn fire(
             &read
         }
     };
-    for rule in rules {
-        if rule.when != trigger {
-            continue;
-        }
-        tx.enqueue(
-            &trigger_job(ctx, rule, trigger, record.id, record.user_id),
-            ctx.micros(),
-        )
-        .await?;
+    let jobs: Vec<NewJob> = rules
+        .iter()
+        .filter(|rule| rule.when == trigger)
+        .map(|rule| trigger_job(ctx, rule, trigger, record.id, record.user_id))
+        .collect();
+    // Written when the transaction commits, with every other job it set
+    // off: one statement for all of them.
+    if !jobs.is_empty() {
+        tx.enqueue_at_commit(jobs, ctx.micros()).await?;
     }
     Ok(())
 }
@@ -401,7 +505,12 @@ async fn next_period(
     let mut new = NewEnrollment::by_rule(record.user_id, activity.record.id, source);
     new.due_on = due;
     new.period = Some(next);
-    create(tx, ctx, new).await?;
+    if activity.post_rules.is_some() {
+        // The caller read the activity with its rules in this transaction.
+        create_in(tx, ctx, new, Some(activity)).await?;
+    } else {
+        create(tx, ctx, new).await?;
+    }
     Ok(())
 }
 

@@ -936,3 +936,129 @@ async fn r55_overdue_follows_today_in_the_organisation_timezone() {
 
     assert_eq!(fetched["overdue"], true, "{fetched}");
 }
+
+/// A bulk enrollment and a bulk update of more enrollments than one
+/// statement writes (500) answer every one in the request's order: created,
+/// already enrolled (R2), a user named twice once, an unknown user; then
+/// the update changes each, an id given twice is read again, and the audit
+/// log holds every change.
+#[tokio::test]
+async fn r50_r51_bulk_enrollment_and_update_of_many_answer_each_in_order() {
+    let app = spawn_app().await;
+    let activity_id = app.create_activity("Many at once", "online_course").await;
+    let mut users = Vec::new();
+    for n in 0..520 {
+        users.push(app.create_user(&format!("many{n:03}"), &[]).await);
+    }
+    let enrolled = id(&app.enroll_one(activity_id, users[7], json!({})).await);
+    let mut request = users.clone();
+    request.insert(3, users[1]);
+    request.push(909090);
+
+    let results = app
+        .enroll(
+            activity_id,
+            &request,
+            json!({"type": "required", "due_on": "2031-01-31"}),
+        )
+        .await;
+
+    let answered: Vec<(i64, &str)> = results
+        .iter()
+        .map(|result| {
+            (
+                result["user_id"].as_i64().unwrap(),
+                result["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(i64, &str)> = users
+        .iter()
+        .map(|&user_id| {
+            (
+                user_id,
+                if user_id == users[7] {
+                    "already_enrolled"
+                } else {
+                    "created"
+                },
+            )
+        })
+        .collect();
+    expected.push((909090, "user_not_found"));
+    assert_eq!(answered, expected);
+    for result in results
+        .iter()
+        .filter(|result| result["outcome"] == "created")
+    {
+        assert_eq!(result["enrollment"]["user_id"], result["user_id"]);
+        assert_eq!(result["enrollment"]["type"], "required");
+        assert_eq!(result["enrollment"]["due_on"], "2031-01-31");
+    }
+    let created: Vec<i64> = results
+        .iter()
+        .filter(|result| result["outcome"] == "created")
+        .map(|result| id(&result["enrollment"]))
+        .collect();
+    assert_eq!(created.len(), 519);
+
+    let mut ids = created.clone();
+    ids.push(enrolled);
+    ids.push(777777777);
+    let (status, answer) = app
+        .post(
+            "/enrollments/bulk-update",
+            &app.admin,
+            json!({"ids": ids, "due_on": "2032-02-29", "type": "recommended"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let mut expected: Vec<(i64, &str)> = created.iter().map(|&id| (id, "updated")).collect();
+    expected.push((enrolled, "updated"));
+    expected.push((777777777, "not_found"));
+    assert_eq!(outcomes(&answer), expected);
+    for result in answer["results"].as_array().unwrap().iter().take(520) {
+        assert_eq!(result["enrollment"]["due_on"], "2032-02-29", "{result}");
+        assert_eq!(result["enrollment"]["type"], "recommended");
+        // A field the update leaves out stays as it was.
+        assert_eq!(
+            result["enrollment"]["required_by"], "Administrator",
+            "{result}"
+        );
+    }
+    let (_, one) = app
+        .get(&format!("/enrollments/{}", created[300]), &app.admin)
+        .await;
+    assert_eq!(one["due_on"], "2032-02-29");
+    assert_eq!(one["type"], "recommended");
+
+    // An id given twice: the second change reads what the first left.
+    let (status, answer) = app
+        .post(
+            "/enrollments/bulk-update",
+            &app.admin,
+            json!({"ids": [enrolled, enrolled], "type": "required"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        outcomes(&answer),
+        vec![(enrolled, "updated"), (enrolled, "updated")]
+    );
+
+    let (_, audit) = app
+        .get(
+            &format!("/audit?entity=enrollment&id={}", created[519 - 1]),
+            &app.admin,
+        )
+        .await;
+    let actions: Vec<String> = items(&audit)
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        ["enrollment.create", "enrollment.update"],
+        "{audit}"
+    );
+}

@@ -827,3 +827,97 @@ pub async fn r21_r36_target_facts_of_many_pairs_agree_with_one_pair_at_a_time(st
     );
     tx.commit().await.unwrap();
 }
+
+/// Bulk enrollment and bulk update (R50, R51) write many rows per
+/// statement: the same rows, refusals (R2) and sweep stamps as one at a time.
+pub async fn r50_r51_many_enrollments_inserted_and_updated_at_once(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let course = tx.insert_activity(&activity("Course"), NOW).await.unwrap();
+    let mut users = Vec::new();
+    // More than one statement's worth (500 rows each).
+    for n in 0..600 {
+        users.push(tx.insert_user(&user(&format!("u{n}")), NOW).await.unwrap());
+    }
+    let open = tx
+        .insert_enrollment(&enrollment(users[0], course))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    // A stamp later than every one so far (see the sweep's marks test).
+    let mut tx = store.write().await.unwrap();
+    let now = tx.sweep_stamp_now().await.unwrap();
+    let stamp = tx
+        .sweep_stamped_users(i64::MIN, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, stamp)| stamp + 1)
+        .fold(now, i64::max);
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    let news: Vec<EnrollmentInsert> = users
+        .iter()
+        .map(|&user_id| EnrollmentInsert {
+            due_on: Some("2027-05-01".into()),
+            ..enrollment(user_id, course)
+        })
+        .collect();
+    let created = tx.insert_enrollments(&news).await.unwrap();
+    // R2: the learner already enrolled is left out, the others created.
+    let mut created_users: Vec<i64> = created.iter().map(|record| record.user_id).collect();
+    created_users.sort_unstable();
+    assert_eq!(created_users, users[1..].to_vec());
+    for record in &created {
+        let read = tx.get_enrollment(record.id).await.unwrap();
+        assert_eq!(read.as_ref(), Some(record));
+        assert_eq!(record.due_on.as_deref(), Some("2027-05-01"));
+        assert_eq!(record.status, "in_progress");
+    }
+
+    let mut patches: Vec<(i64, EnrollmentPatch)> = created
+        .iter()
+        .map(|record| {
+            (
+                record.id,
+                EnrollmentPatch {
+                    enrollment_type: "required".into(),
+                    due_on: None,
+                    reason: Some(format!("reason {}", record.id)),
+                    ..patch_of(record)
+                },
+            )
+        })
+        .collect();
+    // An id that does not exist is left out.
+    patches.push((open.id + 1_000_000, patch_of(&open)));
+    let updated = tx.update_enrollments(&patches, NOW + HOUR).await.unwrap();
+    assert_eq!(updated.len(), created.len());
+    for record in &updated {
+        let read = tx.get_enrollment(record.id).await.unwrap();
+        assert_eq!(read.as_ref(), Some(record));
+        assert_eq!(record.enrollment_type, "required");
+        assert_eq!(record.due_on, None);
+        assert_eq!(record.reason, Some(format!("reason {}", record.id)));
+        assert_eq!(record.status, "in_progress");
+    }
+    let untouched = tx.get_enrollment(open.id).await.unwrap().unwrap();
+    assert_eq!(untouched, open);
+    tx.commit().await.unwrap();
+
+    // Every learner written is stamped for the next incremental sweep.
+    let mut tx = store.write().await.unwrap();
+    let stamped: Vec<i64> = tx
+        .sweep_stamped_users(stamp, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    for user_id in &users[1..] {
+        assert!(stamped.contains(user_id), "user {user_id} not stamped");
+    }
+    assert!(!stamped.contains(&users[0]));
+    tx.commit().await.unwrap();
+}
