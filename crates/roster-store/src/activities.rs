@@ -7,6 +7,10 @@ use crate::records::{ActivityBrief, ActivityRecord, PostRuleRecord};
 const ACTIVITY_COLUMNS: &str =
     "id, title, kind, active, in_catalog, allow_failure, enrollment_token, auto_rule, created_at";
 
+/// `ACTIVITY_COLUMNS` of the activity named `a` in a join.
+const ACTIVITY_COLUMNS_OF_A: &str = "a.id, a.title, a.kind, a.active, a.in_catalog, a.allow_failure, \
+     a.enrollment_token, a.auto_rule, a.created_at";
+
 impl Tx {
     pub async fn insert_activity(&mut self, activity: &ActivityRecord, now: i64) -> Result<i64> {
         Ok(on_tx!(self, c => sqlx::query_scalar(
@@ -80,13 +84,8 @@ impl Tx {
             target_ids: Option<String>,
             allow_consecutive: Option<bool>,
         }
-        let columns = ACTIVITY_COLUMNS
-            .split(", ")
-            .map(|column| format!("a.{column}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let rows: Vec<Row> = on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {columns}, EXISTS (SELECT 1 FROM activity_items i WHERE i.item_id = $1) AS is_item, \
+            "SELECT {ACTIVITY_COLUMNS_OF_A}, EXISTS (SELECT 1 FROM activity_items i WHERE i.item_id = $1) AS is_item, \
              p.id AS rule_id, p.trigger_on, p.delay_days, p.target_ids, p.allow_consecutive \
              FROM activities a LEFT JOIN post_rules p ON p.activity_id = a.id WHERE a.id = $1 ORDER BY p.id"
         )))

@@ -2,11 +2,16 @@
 //! of R55 and R60–R62.
 
 use crate::db::{Result, Tx, on_constraint};
-use crate::marks::{UserIds, stamped};
+use crate::marks::{UserIds, stamped, stamped_parts};
 use crate::records::{EnrollmentRecord, EnrollmentRow};
 
 const RETURNING_COLUMNS: &str = "id, user_id, activity_id, type, status, due_on, required_by, reason, \
      enrolled_at, completed_at, source_kind, source, period";
+/// `RETURNING_COLUMNS` of an `UPDATE … FROM` another table.
+const RETURNING_COLUMNS_QUALIFIED: &str = "enrollments.id, enrollments.user_id, \
+     enrollments.activity_id, enrollments.type, enrollments.status, enrollments.due_on, \
+     enrollments.required_by, enrollments.reason, enrollments.enrolled_at, \
+     enrollments.completed_at, enrollments.source_kind, enrollments.source, enrollments.period";
 const ENROLLMENT_COLUMNS: &str = "e.id, e.user_id, e.activity_id, e.type, e.status, e.due_on, \
      e.required_by, e.reason, e.enrolled_at, e.completed_at, e.source_kind, e.source, e.period";
 
@@ -258,8 +263,7 @@ impl Tx {
         let returning = format!(" ON CONFLICT DO NOTHING RETURNING {RETURNING_COLUMNS}");
         // On PostgreSQL the users are stamped in the same statement, as one
         // insert does: the statement goes inside `stamped`'s CTE.
-        let wrapped = stamped("\u{0}");
-        let (head, tail) = wrapped.split_once('\u{0}').unwrap_or((&wrapped, ""));
+        let (head, tail) = stamped_parts();
         for chunk in new.chunks(500) {
             let rows: Vec<EnrollmentRecord> = on_tx_sql!(
                 self,
@@ -294,10 +298,7 @@ impl Tx {
             );
             created.extend(rows);
         }
-        if matches!(self, Tx::Sqlite(_)) && !created.is_empty() {
-            let users = UserIds(created.iter().map(|record| record.user_id).collect());
-            self.stamp_users_of(&users).await?;
-        }
+        self.stamp_written(&created).await?;
         Ok(created)
     }
 
@@ -388,17 +389,11 @@ impl Tx {
         // the order of the `SET`), named so on both databases.
         let update = "UPDATE enrollments SET type = vals.column2, status = vals.column3, \
              due_on = vals.column4, required_by = vals.column5, reason = vals.column6, \
-             completed_at = vals.column7, period = vals.column8, updated_at = vals.column9 FROM (VALUES ";
+             completed_at = vals.column7, period = vals.column8, updated_at = vals.column9 FROM (";
         let returning = format!(
-            ") AS vals WHERE enrollments.id = vals.column1 RETURNING {}",
-            RETURNING_COLUMNS
-                .split(", ")
-                .map(|column| format!("enrollments.{column}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            ") AS vals WHERE enrollments.id = vals.column1 RETURNING {RETURNING_COLUMNS_QUALIFIED}"
         );
-        let wrapped = stamped("\u{0}");
-        let (head, tail) = wrapped.split_once('\u{0}').unwrap_or((&wrapped, ""));
+        let (head, tail) = stamped_parts();
         let mut updated = Vec::with_capacity(patches.len());
         for chunk in patches.chunks(500) {
             let rows: Vec<EnrollmentRecord> = on_tx_sql!(
@@ -409,29 +404,17 @@ impl Tx {
                 c => {
                     let (open, close) = sql;
                     let mut query = sqlx::QueryBuilder::new(open);
-                    let mut values = query.separated(", ");
-                    for (id, patch) in chunk {
-                        values
-                            .push("(")
-                            .push_bind_unseparated(*id)
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(patch.enrollment_type.as_str())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(patch.status.as_str())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(patch.due_on.as_deref())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(patch.required_by.as_deref())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(patch.reason.as_deref())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(patch.completed_at)
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(patch.period.as_deref())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(now)
-                            .push_unseparated(")");
-                    }
+                    query.push_values(chunk, |mut row, (id, patch)| {
+                        row.push_bind(*id)
+                            .push_bind(patch.enrollment_type.as_str())
+                            .push_bind(patch.status.as_str())
+                            .push_bind(patch.due_on.as_deref())
+                            .push_bind(patch.required_by.as_deref())
+                            .push_bind(patch.reason.as_deref())
+                            .push_bind(patch.completed_at)
+                            .push_bind(patch.period.as_deref())
+                            .push_bind(now);
+                    });
                     query.push(close);
                     query
                         .build_query_as()
@@ -442,10 +425,7 @@ impl Tx {
             );
             updated.extend(rows);
         }
-        if matches!(self, Tx::Sqlite(_)) && !updated.is_empty() {
-            let users = UserIds(updated.iter().map(|record| record.user_id).collect());
-            self.stamp_users_of(&users).await?;
-        }
+        self.stamp_written(&updated).await?;
         Ok(updated)
     }
 

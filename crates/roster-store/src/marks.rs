@@ -19,6 +19,7 @@ use sqlx::sqlite::SqliteTypeInfo;
 use sqlx::{Postgres, Sqlite};
 
 use crate::db::{Backend, Result, Tx};
+use crate::records::EnrollmentRecord;
 
 const SQLITE_STAMP: &str = "(SELECT value FROM sweep_clock WHERE id = 1)";
 const POSTGRES_STAMP: &str = "pg_current_xact_id()::text::bigint";
@@ -164,11 +165,19 @@ pub(crate) use bind_since;
 /// `user_id` among them) with the stamp of the user it wrote in the same
 /// statement, one round trip instead of two.
 pub(crate) fn stamped(statement: &str) -> String {
-    format!(
-        "WITH written AS ({statement}), \
-         stamp AS (UPDATE users SET sweep_stamp = {POSTGRES_STAMP} \
-           WHERE id IN (SELECT user_id FROM written)) \
-         SELECT * FROM written"
+    let (head, tail) = stamped_parts();
+    format!("{head}{statement}{tail}")
+}
+
+/// What `stamped` writes before and after the statement, for a statement
+/// built in pieces (a multi-row write).
+pub(crate) fn stamped_parts() -> (&'static str, String) {
+    (
+        "WITH written AS (",
+        format!(
+            "), stamp AS (UPDATE users SET sweep_stamp = {POSTGRES_STAMP} \
+             WHERE id IN (SELECT user_id FROM written)) SELECT * FROM written"
+        ),
     )
 }
 
@@ -183,6 +192,16 @@ impl Tx {
             sql,
             c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).execute(c).await?.rows_affected()
         );
+        Ok(())
+    }
+
+    /// SQLite: stamps the users of the enrollments a multi-row write wrote
+    /// (on PostgreSQL `stamped` did in the same statement).
+    pub(crate) async fn stamp_written(&mut self, written: &[EnrollmentRecord]) -> Result<()> {
+        if matches!(self, Tx::Sqlite(_)) && !written.is_empty() {
+            let users = UserIds(written.iter().map(|record| record.user_id).collect());
+            self.stamp_users_of(&users).await?;
+        }
         Ok(())
     }
 
