@@ -17,18 +17,37 @@ pub struct AuditEntry<'a> {
 /// An audit entry held back until its transaction commits.
 #[derive(Clone, Debug)]
 pub(crate) struct PendingAudit {
-    at: i64,
-    actor_id: Option<i64>,
-    action: String,
-    entity: String,
-    entity_id: Option<i64>,
-    before: Option<String>,
-    after: Option<String>,
+    pub(crate) at: i64,
+    pub(crate) actor_id: Option<i64>,
+    pub(crate) action: String,
+    pub(crate) entity: String,
+    pub(crate) entity_id: Option<i64>,
+    pub(crate) before: Option<String>,
+    pub(crate) after: Option<String>,
 }
+
+/// The head of a multi-row insert of audit entries.
+pub(crate) const INSERT_AUDIT: &str =
+    "INSERT INTO audit (at, actor_id, action, entity, entity_id, before, after) ";
+
+/// Binds one `PendingAudit` as a row of `INSERT_AUDIT`'s values.
+macro_rules! push_audit_row {
+    ($row:expr, $entry:expr) => {{
+        let entry = $entry;
+        $row.push_bind(entry.at)
+            .push_bind(entry.actor_id)
+            .push_bind(entry.action.as_str())
+            .push_bind(entry.entity.as_str())
+            .push_bind(entry.entity_id)
+            .push_bind(entry.before.as_deref())
+            .push_bind(entry.after.as_deref());
+    }};
+}
+pub(crate) use push_audit_row;
 
 /// Entries per multi-row insert (7 binds each, well under both backends'
 /// limits on parameters).
-const AUDIT_CHUNK: usize = 500;
+pub(crate) const AUDIT_CHUNK: usize = 500;
 
 impl Tx {
     /// Records an entry. It is written with the transaction's other entries
@@ -67,18 +86,8 @@ impl Tx {
         let pending = std::mem::take(self.pending_audit());
         for chunk in pending.chunks(AUDIT_CHUNK) {
             on_tx!(self, c => {
-                let mut builder = sqlx::QueryBuilder::new(
-                    "INSERT INTO audit (at, actor_id, action, entity, entity_id, before, after) ",
-                );
-                builder.push_values(chunk, |mut row, entry| {
-                    row.push_bind(entry.at)
-                        .push_bind(entry.actor_id)
-                        .push_bind(entry.action.as_str())
-                        .push_bind(entry.entity.as_str())
-                        .push_bind(entry.entity_id)
-                        .push_bind(entry.before.as_deref())
-                        .push_bind(entry.after.as_deref());
-                });
+                let mut builder = sqlx::QueryBuilder::new(INSERT_AUDIT);
+                builder.push_values(chunk, |mut row, entry| push_audit_row!(row, entry));
                 builder.build().execute(c).await?.rows_affected()
             });
         }

@@ -186,8 +186,8 @@ pub enum Tx {
 /// it will write when it commits.
 pub struct PgTx {
     transaction: Conn<Postgres>,
-    pending_audit: Vec<PendingAudit>,
-    pending_jobs: Vec<(NewJob, i64)>,
+    pub(crate) pending_audit: Vec<PendingAudit>,
+    pub(crate) pending_jobs: Vec<(NewJob, i64)>,
 }
 
 impl PgTx {
@@ -488,8 +488,7 @@ impl Store {
 impl Tx {
     /// Writes the audit entries and jobs held back so far, then commits.
     pub async fn commit(mut self) -> Result<()> {
-        self.flush_audit().await?;
-        self.flush_jobs().await?;
+        self.flush_at_commit().await?;
         match self {
             Tx::Sqlite(transaction) => transaction.transaction.commit().await?,
             Tx::Postgres(transaction) => transaction.transaction.commit().await?,

@@ -19,7 +19,9 @@ pub use audit::AuditEntry;
 pub use db::{Backend, PgPools, SqlitePools, SqliteTx, Store, StoreError, Tx, from_micros, micros};
 pub use enrollments::{EnrollmentFilter, EnrollmentInsert, EnrollmentPatch};
 pub use jobs::{ClaimedJob, JobFilter, NewJob};
-pub use marks::{SweepMark, SweepSince, SweepUser, UserEnrollment, UserIds, UserRecords};
+pub use marks::{
+    MarksWrite, SweepMark, SweepSince, SweepUser, UserEnrollment, UserIds, UserRecords,
+};
 pub use records::*;
 pub use sweep::{
     ActivitySweep, AdoptCandidate, AutoEnrollment, Changed, Matching, Narrowed, SweepCounts,

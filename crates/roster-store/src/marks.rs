@@ -18,11 +18,26 @@ use sqlx::postgres::PgTypeInfo;
 use sqlx::sqlite::SqliteTypeInfo;
 use sqlx::{Postgres, Sqlite};
 
+use std::collections::HashMap;
+
 use crate::db::{Backend, Result, Tx};
 use crate::records::EnrollmentRecord;
 
 const SQLITE_STAMP: &str = "(SELECT value FROM sweep_clock WHERE id = 1)";
 const POSTGRES_STAMP: &str = "pg_current_xact_id()::text::bigint";
+
+/// The marks of one activity's ranges, as a pass writes them
+/// (`Tx::put_sweep_marks_many`).
+#[derive(Clone, Copy, Debug)]
+pub struct MarksWrite<'a> {
+    pub activity_id: i64,
+    /// User `lo..hi` each.
+    pub ranges: &'a [(i64, i64)],
+    /// The rule and period swept.
+    pub fingerprint: &'a str,
+    pub stamp: i64,
+    pub day: &'a str,
+}
 
 /// What the last sweep of one (activity, user range) saw.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -271,33 +286,88 @@ impl Tx {
         stamp: i64,
         day: &str,
     ) -> Result<i64> {
-        if ranges.is_empty() {
-            return Ok(0);
-        }
-        // Integers only, so written into the text: one statement for every
-        // range (SQLite and PostgreSQL both name the columns column1, 2).
-        let rows: Vec<String> = ranges
-            .iter()
-            .map(|(lo, hi)| format!("(CAST({lo} AS BIGINT), CAST({hi} AS BIGINT))"))
-            .collect();
-        let sql = format!(
-            "INSERT INTO sweep_marks (activity_id, user_lo, user_hi, fingerprint, stamp, day, skipped) \
-             SELECT $1, r.column1, r.column2, $2, $3, $4, (SELECT COUNT(*) FROM sweep_skips s \
-               WHERE s.activity_id = $1 AND s.user_id >= r.column1 AND s.user_id < r.column2) \
-             FROM (VALUES {}) AS r WHERE TRUE \
-             ON CONFLICT (activity_id, user_lo, user_hi) \
-             DO UPDATE SET fingerprint = excluded.fingerprint, stamp = excluded.stamp, day = excluded.day, \
-             skipped = excluded.skipped RETURNING skipped",
-            rows.join(", ")
-        );
-        let skipped: Vec<i64> = on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(activity_id)
-        .bind(fingerprint)
-        .bind(stamp)
-        .bind(day)
-        .fetch_all(c)
-        .await?);
+        let skipped = self
+            .put_sweep_marks_many(&[MarksWrite {
+                activity_id,
+                ranges,
+                fingerprint,
+                stamp,
+                day,
+            }])
+            .await?;
         Ok(skipped.iter().sum())
+    }
+
+    /// `put_sweep_marks` for several activities' marks at once (the passes
+    /// of a batch of sweep jobs): one statement, or one per 500 ranges and
+    /// whenever a range comes again in `writes`. Answers the skips of each
+    /// write's ranges, in order.
+    pub async fn put_sweep_marks_many(&mut self, writes: &[MarksWrite<'_>]) -> Result<Vec<i64>> {
+        const INSERT: &str = "INSERT INTO sweep_marks (activity_id, user_lo, user_hi, fingerprint, stamp, day, skipped) \
+             SELECT r.column1, r.column2, r.column3, r.column4, r.column5, r.column6, \
+             (SELECT COUNT(*) FROM sweep_skips s WHERE s.activity_id = r.column1 \
+               AND s.user_id >= r.column2 AND s.user_id < r.column3) FROM (";
+        const CONFLICT: &str = ") AS r WHERE TRUE ON CONFLICT (activity_id, user_lo, user_hi) \
+             DO UPDATE SET fingerprint = excluded.fingerprint, stamp = excluded.stamp, day = excluded.day, \
+             skipped = excluded.skipped RETURNING activity_id, user_lo, skipped";
+        // (write, range) in order, cut where a statement would hold a range
+        // twice (an upsert may not change a row twice) or grow too long.
+        let mut statements: Vec<Vec<(usize, i64, i64)>> = vec![Vec::new()];
+        let mut seen = std::collections::HashSet::new();
+        for (index, write) in writes.iter().enumerate() {
+            for &(lo, hi) in write.ranges {
+                let key = (write.activity_id, lo, hi);
+                let current = statements.last().map_or(0, Vec::len);
+                if current >= 500 || !seen.insert(key) {
+                    statements.push(Vec::new());
+                    seen.clear();
+                    seen.insert(key);
+                }
+                if let Some(last) = statements.last_mut() {
+                    last.push((index, lo, hi));
+                }
+            }
+        }
+        let mut skipped = vec![0; writes.len()];
+        for rows in statements.iter().filter(|rows| !rows.is_empty()) {
+            let counted: Vec<(i64, i64, i64)> = on_tx!(self, c => {
+                let mut query = sqlx::QueryBuilder::new(INSERT);
+                query.push_values(rows, |mut row, &(index, lo, hi)| {
+                    let write = &writes[index];
+                    row.push("CAST(")
+                        .push_bind_unseparated(write.activity_id)
+                        .push_unseparated(" AS BIGINT)")
+                        .push("CAST(")
+                        .push_bind_unseparated(lo)
+                        .push_unseparated(" AS BIGINT)")
+                        .push("CAST(")
+                        .push_bind_unseparated(hi)
+                        .push_unseparated(" AS BIGINT)")
+                        .push("CAST(")
+                        .push_bind_unseparated(write.fingerprint)
+                        .push_unseparated(" AS TEXT)")
+                        .push("CAST(")
+                        .push_bind_unseparated(write.stamp)
+                        .push_unseparated(" AS BIGINT)")
+                        .push("CAST(")
+                        .push_bind_unseparated(write.day)
+                        .push_unseparated(" AS TEXT)");
+                });
+                query.push(CONFLICT);
+                query.build_query_as().fetch_all(c).await?
+            });
+            let by_range: HashMap<(i64, i64), i64> = counted
+                .into_iter()
+                .map(|(activity_id, lo, count)| ((activity_id, lo), count))
+                .collect();
+            for &(index, lo, _) in rows {
+                skipped[index] += by_range
+                    .get(&(writes[index].activity_id, lo))
+                    .copied()
+                    .unwrap_or(0);
+            }
+        }
+        Ok(skipped)
     }
 
     /// Forgets every mark and recorded skip: the next sweep is a full one.

@@ -53,6 +53,7 @@ both! {
     jobs::two_workers_claiming_at_once_get_different_jobs,
     jobs::racing_workers_claim_every_job_exactly_once,
     jobs::leases_are_renewed_together_and_claims_given_back,
+    jobs::audit_and_jobs_held_for_the_commit_are_written_together,
     misc::settings_are_put_read_and_overwritten,
     misc::r21_exemption_holds_through_its_until_date_inclusive,
     misc::audit_entries_are_written_in_bulk_and_listed_by_entity,
@@ -63,6 +64,7 @@ both! {
     sweep::r10_r11_r15_r16_r21_one_time_sweep_on_a_small_company,
     sweep::r12_r14_annual_rollover_closes_earlier_periods_and_opens_the_new_one,
     sweep::r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges_skips,
+    sweep::r14_marks_of_many_activities_are_written_at_once,
     sweep::r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_statement,
 }
 

@@ -10,8 +10,8 @@ use roster_core::decide::{TargetFacts, decide_target};
 use roster_core::{AutoRule, PostRule};
 use roster_core::{Source, TargetOutcome};
 use roster_store::{
-    Backend, Changed, ClaimedJob, Narrowed, StoreError, SweepCounts, SweepMark, SweepSince,
-    SweepUser, Tx, UserIds,
+    Backend, Changed, ClaimedJob, MarksWrite, Narrowed, StoreError, SweepCounts, SweepMark,
+    SweepSince, SweepUser, Tx, UserIds,
 };
 use serde_json::{Value, json};
 
@@ -209,6 +209,8 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
             let mut tally = SweepTally::default();
             // Enrollments the jobs finished here created.
             let mut created_here = 0;
+            // The jobs finished here, written at the end (`finish_here`).
+            let mut here: Vec<FinishedHere> = Vec::new();
             // Jobs whose passes run after the commit.
             let mut deferred: Vec<Deferred> = Vec::new();
             // Every job is planned first (reads only), so that the passes
@@ -266,19 +268,20 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                 let planned = if plan.inline() {
                     // One pass over the users changed since a mark is small
                     // (fewer than `BATCH_USERS`): it runs here, in the
-                    // claiming transaction, and the job is finished with it.
-                    sweep_pass(&mut tx, &plan, &plan.passes[0], None)
+                    // claiming transaction, and the job is finished with the
+                    // batch's others (`finish_here`).
+                    sweep_pass_unmarked(&mut tx, &plan, &plan.passes[0], None)
                         .await
-                        .map(|counts| {
+                        .map(|(counts, stamp)| {
                             stale |= counts.created > 0
                                 && plan
                                     .activity
                                     .as_ref()
                                     .is_some_and(|activity| activity.kind.has_items());
-                            (plan, counts)
+                            (counts, Some(stamp))
                         })
                 } else if plan.passes.is_empty() {
-                    Ok((plan, SweepCounts::default()))
+                    Ok((SweepCounts::default(), None))
                 } else if deferred.len() >= defer_at_most {
                     // Given back, for the other workers.
                     released.push(current.id);
@@ -295,29 +298,40 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
                     });
                     continue;
                 };
-                let finished_here = match planned {
-                    Ok((plan, counts)) => {
-                        finish_sweep_activity(state, &mut tx, &current, &plan, counts)
-                            .await
-                            .map(|unchanged| {
-                                unchanged.map(|unchanged| {
-                                    created_here += counts.created as u64;
-                                    tally.add(plan.sweep_id, &add_counts(counts, unchanged))
-                                })
-                            })
-                    }
-                    Err(error) => Err(error),
-                };
-                match finished_here {
-                    Ok(Some(())) => finished.push(RanJob {
+                match planned {
+                    Ok((counts, stamp)) => here.push(FinishedHere {
                         job: current,
                         started: current_started,
+                        plan,
+                        counts,
+                        stamp,
                     }),
-                    // The lease was lost (it cannot be, within its own
-                    // transaction) or the job failed.
-                    Ok(None) => break SweepNext::Rollback(current, current_started, Ok(())),
                     Err(error) => break SweepNext::Rollback(current, current_started, Err(error)),
                 }
+            };
+            // The jobs finished here: their marks and their completion
+            // written for all of them at once.
+            let next = match next {
+                SweepNext::Commit if !here.is_empty() => {
+                    match finish_here(state, &mut tx, &here, &mut tally).await {
+                        Ok(true) => {
+                            created_here = here.iter().map(|done| done.counts.created as u64).sum();
+                            finished.extend(here.drain(..).map(|done| RanJob {
+                                job: done.job,
+                                started: done.started,
+                            }));
+                            SweepNext::Commit
+                        }
+                        // A lease lost (it cannot be, within its own
+                        // transaction) or a failed write: the first job
+                        // stands for the batch.
+                        outcome => {
+                            let first = here.swap_remove(0);
+                            SweepNext::Rollback(first.job, first.started, outcome.map(|_| ()))
+                        }
+                    }
+                }
+                next => next,
             };
             if matches!(next, SweepNext::Commit) {
                 gave_back = !released.is_empty();
@@ -1408,25 +1422,10 @@ async fn sweep_pass(
     pass: &Pass,
     stamp: Option<i64>,
 ) -> anyhow::Result<SweepCounts> {
-    let Some(activity) = &plan.activity else {
+    if plan.activity.is_none() {
         return Ok(SweepCounts::default());
-    };
-    let (lo, hi) = (pass.lo, pass.hi);
-    let stamp = match pass.stamp.or(stamp) {
-        Some(stamp) => stamp,
-        None => tx.sweep_stamp_now().await?,
-    };
-    let mut counts = sweep_range_since(
-        tx,
-        &plan.ctx,
-        activity,
-        lo,
-        hi,
-        pass.users.clone(),
-        pass.narrowed.clone(),
-    )
-    .await?
-    .counts;
+    }
+    let (mut counts, stamp) = sweep_pass_unmarked(tx, plan, pass, stamp).await?;
     // The ranges marked are the pass's users `lo..hi`, cut by range: their
     // skips are the pass's.
     counts.skipped = tx
@@ -1441,6 +1440,126 @@ async fn sweep_pass(
     Ok(counts)
 }
 
+/// `sweep_pass` without its marks: answers the pass's counts (skips not
+/// counted) and the stamp its marks are to have.
+async fn sweep_pass_unmarked(
+    tx: &mut Tx,
+    plan: &SweepPlan,
+    pass: &Pass,
+    stamp: Option<i64>,
+) -> anyhow::Result<(SweepCounts, i64)> {
+    let stamp = match pass.stamp.or(stamp) {
+        Some(stamp) => stamp,
+        None => tx.sweep_stamp_now().await?,
+    };
+    let Some(activity) = &plan.activity else {
+        return Ok((SweepCounts::default(), stamp));
+    };
+    let counts = sweep_range_since(
+        tx,
+        &plan.ctx,
+        activity,
+        pass.lo,
+        pass.hi,
+        pass.users.clone(),
+        pass.narrowed.clone(),
+    )
+    .await?
+    .counts;
+    Ok((counts, stamp))
+}
+
+/// A sweep job finished in the transaction that claimed it: its plan, what
+/// its pass did (skips not yet counted), and the stamp of the pass's marks
+/// (`None`: no pass, no marks).
+struct FinishedHere {
+    job: ClaimedJob,
+    started: std::time::Instant,
+    plan: SweepPlan,
+    counts: SweepCounts,
+    stamp: Option<i64>,
+}
+
+/// Writes what the jobs finished in their claiming transaction leave: the
+/// marks of all their passes in one statement (which counts each range's
+/// skips), then every job done, with its outcome, in another; adds each
+/// job's counts to `tally`. Answers `false` when a lease was lost (it cannot
+/// be, within the claiming transaction): the caller rolls back.
+async fn finish_here(
+    state: &AppState,
+    tx: &mut Tx,
+    here: &[FinishedHere],
+    tally: &mut SweepTally,
+) -> anyhow::Result<bool> {
+    let days: Vec<String> = here
+        .iter()
+        .map(|done| done.plan.ctx.today.to_string())
+        .collect();
+    let marked: Vec<(usize, MarksWrite)> = here
+        .iter()
+        .zip(&days)
+        .enumerate()
+        .filter_map(|(index, (done, day))| {
+            let stamp = done.stamp?;
+            let pass = done.plan.passes.first()?;
+            Some((
+                index,
+                MarksWrite {
+                    activity_id: done.plan.activity_id,
+                    ranges: &pass.marked,
+                    fingerprint: &done.plan.fingerprint,
+                    stamp,
+                    day,
+                },
+            ))
+        })
+        .collect();
+    let writes: Vec<MarksWrite> = marked.iter().map(|(_, write)| *write).collect();
+    let skipped = tx.put_sweep_marks_many(&writes).await?;
+    let mut counts: Vec<SweepCounts> = here.iter().map(|done| done.counts).collect();
+    for ((index, _), skipped) in marked.iter().zip(skipped) {
+        counts[*index].skipped = skipped;
+    }
+    let ids = UserIds(here.iter().map(|done| done.job.id).collect());
+    let outcomes: Vec<String> = here
+        .iter()
+        .zip(&counts)
+        .map(|(done, counts)| sweep_outcome(&done.plan, *counts))
+        .collect();
+    let done = tx
+        .complete_jobs(
+            &ids,
+            &outcomes,
+            &state.worker_id,
+            state.clock.now().as_microsecond(),
+        )
+        .await?;
+    if done != ids.0.len() as u64 {
+        return Ok(false);
+    }
+    for (done, counts) in here.iter().zip(&counts) {
+        let unchanged = SweepCounts {
+            skipped: done.plan.unchanged_skipped,
+            ..SweepCounts::default()
+        };
+        tally.add(done.plan.sweep_id, &add_counts(*counts, unchanged));
+    }
+    Ok(true)
+}
+
+/// A sweep job's outcome: the counts of its passes plus the skips of the
+/// ranges left alone.
+fn sweep_outcome(plan: &SweepPlan, passes: SweepCounts) -> String {
+    json!({
+        "activity_id": plan.activity_id,
+        "created": passes.created,
+        "adopted": passes.adopted,
+        "closed": passes.closed,
+        "skipped": passes.skipped + plan.unchanged_skipped,
+    })
+    .to_string()
+}
+
 /// Marks a sweep job done, its outcome the counts of its passes plus the
 /// skips of the ranges left alone; answers those skips, still to add to the
 /// sweep's counts (with the job itself, `finish_sweep_jobs`), or `None` when
@@ -1452,18 +1571,11 @@ async fn finish_sweep_activity(
     plan: &SweepPlan,
     passes: SweepCounts,
 ) -> anyhow::Result<Option<SweepCounts>> {
-    let outcome = json!({
-        "activity_id": plan.activity_id,
-        "created": passes.created,
-        "adopted": passes.adopted,
-        "closed": passes.closed,
-        "skipped": passes.skipped + plan.unchanged_skipped,
-    });
     if !tx
         .complete_job(
             job.id,
             &state.worker_id,
-            &outcome.to_string(),
+            &sweep_outcome(plan, passes),
             state.clock.now().as_microsecond(),
         )
         .await?

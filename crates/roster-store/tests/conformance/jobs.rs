@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use roster_store::{Backend, JobFilter, NewJob, Store, Tx, UserIds};
+use roster_store::{AuditEntry, Backend, JobFilter, NewJob, Store, Tx, UserIds};
 
 use crate::support::{HOUR, NOW};
 
@@ -682,4 +682,101 @@ pub async fn leases_are_renewed_together_and_claims_given_back(store: Store) {
         .map(|claimed| claimed.id);
     assert_eq!(taken, Some(ids[2]), "only the job given back is free");
     tx.commit().await.unwrap();
+}
+
+/// What a transaction holds back for its commit — audit entries and jobs
+/// (`Tx::enqueue_at_commit`) — is all written when it commits, whether one
+/// statement writes both (PostgreSQL, when each fits one insert) or one
+/// each; a job whose dedupe key exists is left out as `enqueue` does, and a
+/// rolled-back transaction writes neither.
+pub async fn audit_and_jobs_held_for_the_commit_are_written_together(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    tx.enqueue(
+        &NewJob {
+            dedupe_key: Some("post:1:1".into()),
+            ..job("post_enrollment", NOW)
+        },
+        NOW,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    for (entries, jobs) in [(1, 1), (3, 2), (600, 1), (2, 1001), (0, 4), (5, 0)] {
+        let mut tx = store.write().await.unwrap();
+        let entity = format!("commit-{entries}-{jobs}");
+        let audit: Vec<AuditEntry> = (0..entries)
+            .map(|n| AuditEntry {
+                actor_id: None,
+                action: "enrollment.update",
+                entity: &entity,
+                entity_id: Some(n),
+                before: None,
+                after: Some(format!("after {n}")),
+            })
+            .collect();
+        tx.audit_many(&audit, NOW).await.unwrap();
+        let mut new: Vec<NewJob> = (0..jobs)
+            .map(|n| NewJob {
+                payload: format!(r#"{{"n":{n}}}"#),
+                dedupe_key: Some(format!("{entity}:{n}")),
+                ..job(&entity, NOW + n)
+            })
+            .collect();
+        // A job already enqueued under its key stays as it was.
+        if let Some(first) = new.first_mut() {
+            first.dedupe_key = Some("post:1:1".into());
+        }
+        tx.enqueue_at_commit(new, NOW).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = store.read().await.unwrap();
+        let written = tx.list_audit(Some(&entity), None, 0, 1000).await.unwrap();
+        assert_eq!(written.len() as i64, entries, "{entity}: audit entries");
+        let filter = JobFilter {
+            state: None,
+            kind: Some(entity.clone()),
+            rule_id: None,
+            after_id: 0,
+            limit: 2000,
+        };
+        let listed = tx.list_jobs(&filter).await.unwrap();
+        assert_eq!(listed.len() as i64, (jobs - 1).max(0), "{entity}: jobs");
+        assert!(listed.iter().all(|job| job.state == "pending"));
+    }
+
+    // Rolled back: nothing held back is written.
+    let mut tx = store.write().await.unwrap();
+    tx.audit_many(
+        &[AuditEntry {
+            actor_id: None,
+            action: "enrollment.update",
+            entity: "rolled-back",
+            entity_id: Some(1),
+            before: None,
+            after: None,
+        }],
+        NOW,
+    )
+    .await
+    .unwrap();
+    tx.enqueue_at_commit(vec![job("rolled-back", NOW)], NOW)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    assert!(
+        tx.list_audit(Some("rolled-back"), None, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let filter = JobFilter {
+        state: None,
+        kind: Some("rolled-back".into()),
+        rule_id: None,
+        after_id: 0,
+        limit: 10,
+    };
+    assert!(tx.list_jobs(&filter).await.unwrap().is_empty());
 }

@@ -16,7 +16,7 @@ use roster_core::{
 };
 use roster_store::{
     ActivityRecord, ActivitySweep, AutoEnrollment, EnrollmentFilter, EnrollmentInsert,
-    EnrollmentRecord, ExemptionRecord, Store, SweepKind, Tx, UserIds, UserInsert,
+    EnrollmentRecord, ExemptionRecord, MarksWrite, Store, SweepKind, Tx, UserIds, UserInsert,
 };
 
 use crate::support::{HOUR, NOW, Rng, activity};
@@ -1259,4 +1259,117 @@ pub async fn r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_stat
         vec![]
     );
     tx.commit().await.unwrap();
+}
+
+/// A batch of sweep jobs writes the marks of all its passes at once
+/// (`Tx::put_sweep_marks_many`): each write answers the skips of its own
+/// ranges, a range written twice takes the later write, and more ranges
+/// than one statement holds are all written.
+pub async fn r14_marks_of_many_activities_are_written_at_once(store: Store) {
+    let today = date(2027, 3, 10);
+    let mut tx = store.write().await.unwrap();
+    let first = tx.insert_activity(&activity("Ethics"), NOW).await.unwrap();
+    let second = tx.insert_activity(&activity("Safety"), NOW).await.unwrap();
+    let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
+    let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
+    let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
+    // Skips: Ivy in the first activity, Ann and Ben in the second.
+    exempt_until(&mut tx, ivy, first, "2027-12-31").await;
+    exempt_until(&mut tx, ann, second, "2027-12-31").await;
+    exempt_until(&mut tx, ben, second, "2027-12-31").await;
+    let rule = AutoRule {
+        scope: Scope::Company,
+        group_ids: vec![],
+        hired_after: None,
+        recurrence: Recurrence::OneTime { due: None },
+        initial_due_days: None,
+    };
+    for course in [first, second] {
+        let mut ran = Ran::default();
+        run_sweep(
+            &mut tx,
+            &sweep_for(course, &rule, today, 0, i64::MAX),
+            &mut ran,
+        )
+        .await;
+    }
+    let stamp = tx.sweep_stamp_now().await.unwrap();
+    let split = [(0, ivy), (ivy, i64::MAX)];
+    let whole = [(0, i64::MAX)];
+    // 600 narrow ranges of a third activity: more than one statement holds.
+    let third = tx.insert_activity(&activity("Privacy"), NOW).await.unwrap();
+    let narrow: Vec<(i64, i64)> = (0..600).map(|lo| (lo * 10, lo * 10 + 10)).collect();
+    let writes = [
+        MarksWrite {
+            activity_id: first,
+            ranges: &split,
+            fingerprint: "first-a",
+            stamp,
+            day: "2027-03-10",
+        },
+        MarksWrite {
+            activity_id: second,
+            ranges: &whole,
+            fingerprint: "second",
+            stamp,
+            day: "2027-03-10",
+        },
+        MarksWrite {
+            activity_id: third,
+            ranges: &narrow,
+            fingerprint: "third",
+            stamp,
+            day: "2027-03-10",
+        },
+        // The first activity's first range again: the later write stands.
+        MarksWrite {
+            activity_id: first,
+            ranges: &split[..1],
+            fingerprint: "first-b",
+            stamp: stamp + 1,
+            day: "2027-03-11",
+        },
+    ];
+    let skipped = tx.put_sweep_marks_many(&writes).await.unwrap();
+    assert_eq!(skipped, vec![1, 2, 0, 0], "each write's own ranges' skips");
+    let marks = tx.sweep_marks(first).await.unwrap();
+    let seen: Vec<(i64, i64, &str, i64, &str, i64)> = marks
+        .iter()
+        .map(|m| {
+            (
+                m.user_lo,
+                m.user_hi,
+                m.fingerprint.as_str(),
+                m.stamp,
+                m.day.as_str(),
+                m.skipped,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (0, ivy, "first-b", stamp + 1, "2027-03-11", 0),
+            (ivy, i64::MAX, "first-a", stamp, "2027-03-10", 1)
+        ]
+    );
+    let marks = tx.sweep_marks(second).await.unwrap();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(
+        (marks[0].fingerprint.as_str(), marks[0].skipped),
+        ("second", 2)
+    );
+    let marks = tx.sweep_marks(third).await.unwrap();
+    assert_eq!(marks.len(), 600);
+    assert!(
+        marks
+            .iter()
+            .all(|m| m.fingerprint == "third" && m.skipped == 0)
+    );
+    // Nothing to write, nothing written.
+    assert_eq!(
+        tx.put_sweep_marks_many(&[]).await.unwrap(),
+        Vec::<i64>::new()
+    );
+    tx.rollback().await.unwrap();
 }
