@@ -335,6 +335,11 @@ impl Tx {
             return Ok(Vec::new());
         }
         let evaluated = sweep.evaluated();
+        // The range is stated on the enrollments too: the planners do not
+        // carry it over from the users through the join, and without it the
+        // look-up read every enrollment of the activity once per range
+        // (PostgreSQL: 9,899 index entries instead of 4,895 for a range of
+        // 5,000 users out of 10,000; twenty times as many out of 100,000).
         // Besides unheld enrollments, an annual rule moves an open enrollment of
         // a running period under its former date (period end not yet passed)
         // to the current period; a due date equal to the old period end is
@@ -353,7 +358,8 @@ impl Tx {
              CASE WHEN e.period IS NOT NULL AND e.due_on = e.period THEN NULL ELSE e.due_on END AS due_on, \
              NOT {HAD_PERIOD} AS first \
              FROM enrollments e JOIN users u ON u.id = e.user_id \
-             WHERE e.activity_id = $1 AND e.status = 'in_progress' AND {movable} \
+             WHERE e.activity_id = $1 AND e.user_id >= $2 AND e.user_id < $3 \
+             AND e.status = 'in_progress' AND {movable} \
              AND {}{} AND {NOT_EXEMPT} AND {} ORDER BY e.user_id",
             sweep.matching(),
             restrict(&evaluated, "u.id", 8, self.backend()),
