@@ -70,20 +70,12 @@ impl Tx {
     /// and `None` is returned.
     pub async fn enqueue(&mut self, job: &NewJob, now: i64) -> Result<Option<i64>> {
         self.flush_jobs().await?;
-        Ok(on_tx!(self, c => sqlx::query_scalar(
-            "INSERT INTO jobs (kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, created_at) \
-             VALUES ($1, 'pending', $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id"
-        )
-        .bind(&job.kind)
-        .bind(job.run_at)
-        .bind(&job.dedupe_key)
-        .bind(&job.payload)
-        .bind(job.rule_id)
-        .bind(job.sweep_id)
-        .bind(job.user_id)
-        .bind(now)
-        .fetch_optional(c)
-        .await?))
+        Ok(on_tx!(self, c => {
+            let mut query = sqlx::QueryBuilder::new(INSERT_JOBS);
+            query.push_values([(job, now)], |mut row, (job, now)| push_job_row!(row, job, &now));
+            query.push(" ON CONFLICT DO NOTHING RETURNING id");
+            query.build_query_scalar().fetch_optional(c).await?
+        }))
     }
 
     /// Enqueues the jobs in multi-row inserts, in order; as with `enqueue`, a

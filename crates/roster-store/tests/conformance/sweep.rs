@@ -764,6 +764,17 @@ pub async fn r10_r16_r21_sweep_sql_matches_the_core_plan_once_twice_and_in_batch
 
 /// Writes a user with the given role, active flag and hire date.
 /// Exempts the user from the activity through `until` (R21).
+/// A one-time rule for the whole company, with no due date.
+fn company_once() -> AutoRule {
+    AutoRule {
+        scope: Scope::Company,
+        group_ids: vec![],
+        hired_after: None,
+        recurrence: Recurrence::OneTime { due: None },
+        initial_due_days: None,
+    }
+}
+
 async fn exempt_until(tx: &mut Tx, user_id: i64, activity_id: i64, until: &str) {
     let exemption = ExemptionRecord {
         id: 0,
@@ -1029,13 +1040,7 @@ pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges
     let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
     let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
     exempt_until(&mut tx, ivy, course, "2027-03-10").await;
-    let rule = AutoRule {
-        scope: Scope::Company,
-        group_ids: vec![],
-        hired_after: None,
-        recurrence: Recurrence::OneTime { due: None },
-        initial_due_days: None,
-    };
+    let rule = company_once();
     let mut ran = Ran::default();
     run_sweep(
         &mut tx,
@@ -1277,13 +1282,7 @@ pub async fn r14_marks_of_many_activities_are_written_at_once(store: Store) {
     exempt_until(&mut tx, ivy, first, "2027-12-31").await;
     exempt_until(&mut tx, ann, second, "2027-12-31").await;
     exempt_until(&mut tx, ben, second, "2027-12-31").await;
-    let rule = AutoRule {
-        scope: Scope::Company,
-        group_ids: vec![],
-        hired_after: None,
-        recurrence: Recurrence::OneTime { due: None },
-        initial_due_days: None,
-    };
+    let rule = company_once();
     for course in [first, second] {
         let mut ran = Ran::default();
         run_sweep(
