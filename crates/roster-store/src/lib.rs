@@ -24,7 +24,7 @@ pub use marks::{
 };
 pub use records::*;
 pub use sweep::{
-    ActivitySweep, AdoptCandidate, AutoEnrollment, Changed, Matching, Narrowed, SweepCounts,
-    SweepKind, Touched,
+    ActivitySweep, AdoptCandidate, AutoEnrollment, Changed, Matching, Narrowed, RangeHolds,
+    SweepCounts, SweepKind, Touched,
 };
 pub use users::{UserFilter, UserInsert};

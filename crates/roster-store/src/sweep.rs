@@ -40,6 +40,20 @@ pub struct ActivitySweep {
     /// What the caller knows beforehand of the users `since` names, when it
     /// names them (`Changed::Users`).
     pub narrowed: Option<Narrowed>,
+    /// What the whole range holds of the activity, read once before a pass
+    /// over every user of it (`Tx::sweep_range_holds`): a range with no
+    /// enrollment has nothing to close or adopt, and one with neither an
+    /// enrollment nor an exemption nobody to probe or skip. `None`: not
+    /// read (each statement that can use it reads it, or assumes both).
+    pub holds: Option<RangeHolds>,
+}
+
+/// Whether a range of users holds any enrollment, any exemption in an
+/// activity (`Tx::sweep_range_holds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RangeHolds {
+    pub enrolled: bool,
+    pub exempted: bool,
 }
 
 /// What is known of an incremental sweep's users before its statements run
@@ -231,6 +245,27 @@ impl ActivitySweep {
             SweepKind::EveryMonths => UNSATISFIED_CYCLE,
         }
     }
+
+    /// Whether the range may hold enrollments of the activity: unless
+    /// `holds` was read and says it holds none.
+    fn may_hold_enrollments(&self) -> bool {
+        self.holds.is_none_or(|holds| holds.enrolled)
+    }
+
+    /// Whether the statements of this pass may run a plan prepared earlier
+    /// on the connection. A pass over a whole range on PostgreSQL is planned
+    /// for the table as it is, each time (an unnamed statement; once per
+    /// range, a few tenths of a millisecond): a plan cached while the
+    /// activity's enrollments were few — after a mass deletion left their
+    /// indexes large and the table small — scanned the table for each range
+    /// when it had grown to hundreds of thousands of rows, and stayed as long
+    /// as the statistics did (a cold sweep after the bench's reset at 30,000
+    /// users: 60 s instead of 24). An incremental pass's statements name a
+    /// few users and probe them by index; they keep their plans. SQLite
+    /// plans every statement as it prepares it.
+    fn keeps_plan(&self, tx: &Tx) -> bool {
+        self.since.is_some() || matches!(tx, Tx::Sqlite(_))
+    }
 }
 
 /// The statement for the backend of `tx`. On PostgreSQL each `/*probe*/`
@@ -288,7 +323,7 @@ impl Tx {
     /// an annual period of the activity that ended before today, in the user
     /// range.
     pub async fn sweep_close_earlier(&mut self, sweep: &ActivitySweep) -> Result<Vec<Touched>> {
-        if sweep.kind != SweepKind::Annual {
+        if sweep.kind != SweepKind::Annual || !sweep.may_hold_enrollments() {
             return Ok(Vec::new());
         }
         if let (
@@ -309,8 +344,10 @@ impl Tx {
                      AND c.user_id = enrollments.user_id AND c.period = $8))){} RETURNING id, user_id",
             restrict(&sweep.since, "enrollments.user_id", 9, self.backend())
         );
+        let keep = sweep.keeps_plan(self);
         Ok(
             on_tx!(self, c => bind_changed!(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .persistent(keep)
         .bind(sweep.activity_id)
         .bind(sweep.user_lo)
         .bind(sweep.user_hi)
@@ -331,7 +368,7 @@ impl Tx {
         &mut self,
         sweep: &ActivitySweep,
     ) -> Result<Vec<AdoptCandidate>> {
-        if !sweep.may(|m| m.adopt) {
+        if !sweep.may(|m| m.adopt) || !sweep.may_hold_enrollments() {
             return Ok(Vec::new());
         }
         let evaluated = sweep.evaluated();
@@ -366,8 +403,9 @@ impl Tx {
             sweep.unsatisfied()
         );
         let sql = probing(self, sql);
+        let keep = sweep.keeps_plan(self);
         Ok(
-            on_tx!(self, c => bind_changed!(bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), sweep), &evaluated, &sweep.today)
+            on_tx!(self, c => bind_changed!(bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(keep), sweep), &evaluated, &sweep.today)
             .fetch_all(c)
             .await?),
         )
@@ -397,6 +435,25 @@ impl Tx {
         Ok(changed == 1)
     }
 
+    /// Whether users `user_lo..user_hi` hold any enrollment (open or not)
+    /// and any exemption in the sweep's activity.
+    pub async fn sweep_range_holds(&mut self, sweep: &ActivitySweep) -> Result<RangeHolds> {
+        let keep = sweep.keeps_plan(self);
+        let (enrolled, exempted) = on_tx!(self, c => sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM enrollments e WHERE e.activity_id = $1 \
+               AND e.user_id >= $2 AND e.user_id < $3), \
+             EXISTS (SELECT 1 FROM exemptions x WHERE x.activity_id = $1 \
+               AND x.user_id >= $2 AND x.user_id < $3)"
+        )
+        .persistent(keep)
+        .bind(sweep.activity_id)
+        .bind(sweep.user_lo)
+        .bind(sweep.user_hi)
+        .fetch_one(c)
+        .await?);
+        Ok(RangeHolds { enrolled, exempted })
+    }
+
     /// Creates the period's enrollment for every matching user whose need is
     /// not met and who has no open enrollment in the activity (R14), in one
     /// statement, in user order. Returns what it created. Whether the rule
@@ -419,20 +476,14 @@ impl Tx {
         // per-user probes: nobody there is exempt, has their need met or
         // holds an open enrollment. (Each probe left out keeps its
         // parameters in use.)
-        let (enrolled, exempted) = if sweep.since.is_none() {
-            on_tx!(self, c => sqlx::query_as(
-                "SELECT EXISTS (SELECT 1 FROM enrollments e WHERE e.activity_id = $1 \
-                   AND e.user_id >= $2 AND e.user_id < $3), \
-                 EXISTS (SELECT 1 FROM exemptions x WHERE x.activity_id = $1 \
-                   AND x.user_id >= $2 AND x.user_id < $3)"
-            )
-            .bind(sweep.activity_id)
-            .bind(sweep.user_lo)
-            .bind(sweep.user_hi)
-            .fetch_one(c)
-            .await?)
-        } else {
-            (true, true)
+        let keep = sweep.keeps_plan(self);
+        let RangeHolds { enrolled, exempted } = match sweep.holds {
+            Some(holds) => holds,
+            None if sweep.since.is_none() => self.sweep_range_holds(sweep).await?,
+            None => RangeHolds {
+                enrolled: true,
+                exempted: true,
+            },
         };
         let (had_period, unsatisfied, no_open) = if enrolled {
             (
@@ -458,7 +509,7 @@ impl Tx {
         );
         let sql = probing(self, sql);
         Ok(
-            on_tx!(self, c => bind_changed!(bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), sweep)
+            on_tx!(self, c => bind_changed!(bind_common!(sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(keep), sweep)
             .bind(&sweep.due_first)
             .bind(&sweep.due_later)
             .bind(sweep.now)
@@ -572,23 +623,34 @@ impl Tx {
             unsatisfied = sweep.unsatisfied()
         );
         let record = probing(self, record);
+        let keep = sweep.keeps_plan(self);
         if sweep.since.is_none() {
             // A user is skipped only if exempt or holding an open enrollment
             // of another period: when the range has neither, the pass over
-            // its matching users is not needed.
-            let possible: bool = on_tx!(self, c => sqlx::query_scalar(
+            // its matching users is not needed. A range that held no
+            // enrollment before the pass holds only the period's own now.
+            let possible: bool = if sweep.holds
+                == Some(RangeHolds {
+                    enrolled: false,
+                    exempted: false,
+                }) {
+                false
+            } else {
+                on_tx!(self, c => sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM exemptions x WHERE x.activity_id = $1 \
                    AND x.user_id >= $2 AND x.user_id < $3) \
                  OR EXISTS (SELECT 1 FROM enrollments o WHERE o.activity_id = $1 \
                    AND o.user_id >= $2 AND o.user_id < $3 AND o.status = 'in_progress' \
                    AND o.period IS NOT NULL AND o.period <> $4)"
             )
+            .persistent(keep)
             .bind(sweep.activity_id)
             .bind(sweep.user_lo)
             .bind(sweep.user_hi)
             .bind(&sweep.period)
             .fetch_one(c)
-            .await?);
+            .await?)
+            };
             if !possible {
                 on_tx!(self, c => sqlx::query(sqlx::AssertSqlSafe(forget))
                     .bind(sweep.activity_id)
@@ -614,7 +676,7 @@ impl Tx {
                     .await?;
             }
             if let Some(record) = record {
-                bind_changed!(bind_common!(sqlx::query(sqlx::AssertSqlSafe(record)), sweep), &evaluated, &sweep.today)
+                bind_changed!(bind_common!(sqlx::query(sqlx::AssertSqlSafe(record)).persistent(keep), sweep), &evaluated, &sweep.today)
                     .execute(&mut *c)
                     .await?;
             }

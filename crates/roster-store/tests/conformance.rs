@@ -65,6 +65,7 @@ both! {
     sweep::r12_r14_annual_rollover_closes_earlier_periods_and_opens_the_new_one,
     sweep::r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges_skips,
     sweep::r14_marks_of_many_activities_are_written_at_once,
+    sweep::r14_passes_over_whole_ranges_are_planned_for_the_table_as_it_is,
     sweep::r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_statement,
 }
 

@@ -56,6 +56,7 @@ pub fn activity_sweep(
         matching: None,
         count_skips: true,
         narrowed: None,
+        holds: None,
     }
 }
 
@@ -338,6 +339,11 @@ async fn sweep_users(
         // Only the changed users in the rule's scope are evaluated; the
         // others' recorded skips are forgotten.
         sweep.matching = Some(tx.sweep_matching_users(&sweep).await?);
+    } else {
+        // A whole range: whether it holds any enrollment or exemption of
+        // the activity spares a cold range the statements that look for
+        // them (rollover, adoption, per-user probes, skips).
+        sweep.holds = Some(tx.sweep_range_holds(&sweep).await?);
     }
     let counts = &mut outcome.counts;
 

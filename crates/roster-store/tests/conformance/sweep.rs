@@ -15,7 +15,7 @@ use roster_core::{
     AutoRule, EnrollmentType, MonthDay, OneTimeDue, Period, Recurrence, Role, Scope, Status,
 };
 use roster_store::{
-    ActivityRecord, ActivitySweep, AutoEnrollment, EnrollmentFilter, EnrollmentInsert,
+    ActivityRecord, ActivitySweep, AutoEnrollment, Changed, EnrollmentFilter, EnrollmentInsert,
     EnrollmentRecord, ExemptionRecord, MarksWrite, Store, SweepKind, Tx, UserIds, UserInsert,
 };
 
@@ -463,6 +463,7 @@ fn sweep_for(activity_id: i64, rule: &AutoRule, today: Date, lo: i64, hi: i64) -
         matching: None,
         count_skips: true,
         narrowed: None,
+        holds: None,
     }
 }
 
@@ -1370,5 +1371,81 @@ pub async fn r14_marks_of_many_activities_are_written_at_once(store: Store) {
         tx.put_sweep_marks_many(&[]).await.unwrap(),
         Vec::<i64>::new()
     );
+    tx.rollback().await.unwrap();
+}
+
+/// The statements of `tx`'s connection that PostgreSQL keeps prepared and
+/// whose text holds `text`; `None` on SQLite, which has no such list.
+async fn prepared_holding(tx: &mut Tx, text: &str) -> Option<i64> {
+    match tx {
+        Tx::Sqlite(_) => None,
+        Tx::Postgres(transaction) => Some(
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_prepared_statements WHERE strpos(statement, $1) > 0",
+            )
+            .bind(text)
+            .fetch_one(&mut ***transaction)
+            .await
+            .unwrap(),
+        ),
+    }
+}
+
+/// R14, R15: a pass over a whole range is planned for the table as it is
+/// each time on PostgreSQL — none of its statements stays prepared on the
+/// connection with a plan made while the activity's enrollments were few —
+/// while an incremental pass, which names a few users, keeps its plans. Both
+/// sweep the same on either backend.
+pub async fn r14_passes_over_whole_ranges_are_planned_for_the_table_as_it_is(store: Store) {
+    const RANGE_CHECK: &str = "FROM enrollments e WHERE e.activity_id = $1 AND e.user_id >= $2";
+    const ADOPTION: &str = "FROM enrollments e JOIN users u ON u.id = e.user_id";
+    const CREATION: &str = "SELECT u.id, $1, 'required', 'in_progress'";
+    const SKIPS: &str = "INSERT INTO sweep_skips (activity_id, user_id) SELECT $1, u.id";
+    let today = date(2027, 3, 10);
+    let mut tx = store.write().await.unwrap();
+    let course = tx.insert_activity(&activity("Ethics"), NOW).await.unwrap();
+    let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
+    let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
+    let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
+    // Ann's own enrollment is adopted, Ben's is created, Ivy is exempt.
+    let anns = enroll(&mut tx, ann, course, Status::InProgress, None, None).await;
+    exempt_until(&mut tx, ivy, course, "2027-12-31").await;
+    let rule = company_once();
+    for _ in 0..3 {
+        let mut ran = Ran::default();
+        run_sweep(
+            &mut tx,
+            &sweep_for(course, &rule, today, 0, i64::MAX),
+            &mut ran,
+        )
+        .await;
+    }
+    for text in [RANGE_CHECK, ADOPTION, CREATION, SKIPS] {
+        assert!(
+            matches!(prepared_holding(&mut tx, text).await, None | Some(0)),
+            "a whole range's statement stayed prepared: {text}"
+        );
+    }
+    let held = enrollments_in(&mut tx, course).await;
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(
+        held.iter()
+            .any(|e| e.id == anns && e.period.as_deref() == Some("once"))
+    );
+    assert!(held.iter().any(|e| e.user_id == ben));
+
+    // An incremental pass over Ben and Ivy keeps its statements prepared.
+    let mut sweep = sweep_for(course, &rule, today, 0, i64::MAX);
+    sweep.since = Some(Changed::Users(UserIds(vec![ben, ivy])));
+    sweep.matching = Some(tx.sweep_matching_users(&sweep).await.unwrap());
+    let mut ran = Ran::default();
+    run_sweep(&mut tx, &sweep, &mut ran).await;
+    assert!(
+        ran.created_users.is_empty() && ran.adopted.is_empty(),
+        "{ran:?}"
+    );
+    if let Some(kept) = prepared_holding(&mut tx, SKIPS).await {
+        assert!(kept >= 1, "the incremental pass's skips statement is kept");
+    }
     tx.rollback().await.unwrap();
 }
