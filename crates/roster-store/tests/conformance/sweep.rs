@@ -476,6 +476,18 @@ impl Ran {
     }
 }
 
+/// One pass of `rule` in `activity_id` over every user, on `today`.
+async fn sweep_whole(tx: &mut Tx, activity_id: i64, rule: &AutoRule, today: Date) -> Ran {
+    let mut ran = Ran::default();
+    run_sweep(
+        tx,
+        &sweep_for(activity_id, rule, today, 0, i64::MAX),
+        &mut ran,
+    )
+    .await;
+    ran
+}
+
 /// One sweep of one user range, in the server's order: close earlier
 /// periods, adopt, create; then the skipped count.
 async fn run_sweep(tx: &mut Tx, sweep: &ActivitySweep, ran: &mut Ran) {
@@ -1042,13 +1054,7 @@ pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges
     let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
     exempt_until(&mut tx, ivy, course, "2027-03-10").await;
     let rule = company_once();
-    let mut ran = Ran::default();
-    run_sweep(
-        &mut tx,
-        &sweep_for(course, &rule, today, 0, i64::MAX),
-        &mut ran,
-    )
-    .await;
+    let ran = sweep_whole(&mut tx, course, &rule, today).await;
     assert_eq!(ran.skipped, 1, "Ivy is exempt through today (R21)");
     tx.commit().await.unwrap();
 
@@ -1285,13 +1291,7 @@ pub async fn r14_marks_of_many_activities_are_written_at_once(store: Store) {
     exempt_until(&mut tx, ben, second, "2027-12-31").await;
     let rule = company_once();
     for course in [first, second] {
-        let mut ran = Ran::default();
-        run_sweep(
-            &mut tx,
-            &sweep_for(course, &rule, today, 0, i64::MAX),
-            &mut ran,
-        )
-        .await;
+        sweep_whole(&mut tx, course, &rule, today).await;
     }
     let stamp = tx.sweep_stamp_now().await.unwrap();
     let split = [(0, ivy), (ivy, i64::MAX)];
@@ -1412,13 +1412,7 @@ pub async fn r14_passes_over_whole_ranges_are_planned_for_the_table_as_it_is(sto
     exempt_until(&mut tx, ivy, course, "2027-12-31").await;
     let rule = company_once();
     for _ in 0..3 {
-        let mut ran = Ran::default();
-        run_sweep(
-            &mut tx,
-            &sweep_for(course, &rule, today, 0, i64::MAX),
-            &mut ran,
-        )
-        .await;
+        sweep_whole(&mut tx, course, &rule, today).await;
     }
     for text in [RANGE_CHECK, ADOPTION, CREATION, SKIPS] {
         assert!(
