@@ -801,6 +801,15 @@ async fn exempt_until(tx: &mut Tx, user_id: i64, activity_id: i64, until: &str) 
     tx.insert_exemption(&exemption).await.unwrap();
 }
 
+/// Ann, Ben and Ivy: active learners with no hire date, in this order.
+async fn three_learners(tx: &mut Tx) -> [i64; 3] {
+    [
+        person(tx, "ann", Role::Learner, true, None).await,
+        person(tx, "ben", Role::Learner, true, None).await,
+        person(tx, "ivy", Role::Learner, true, None).await,
+    ]
+}
+
 async fn person(tx: &mut Tx, name: &str, role: Role, active: bool, hired_on: Option<&str>) -> i64 {
     let insert = UserInsert {
         username: name.into(),
@@ -1049,9 +1058,7 @@ pub async fn r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges
     let today = date(2027, 3, 10);
     let mut tx = store.write().await.unwrap();
     let course = tx.insert_activity(&activity("Ethics"), NOW).await.unwrap();
-    let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
-    let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
-    let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
+    let [ann, ben, ivy] = three_learners(&mut tx).await;
     exempt_until(&mut tx, ivy, course, "2027-03-10").await;
     let rule = company_once();
     let ran = sweep_whole(&mut tx, course, &rule, today).await;
@@ -1172,9 +1179,7 @@ pub async fn r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_stat
     let ethics = tx.insert_activity(&activity("Ethics"), NOW).await.unwrap();
     let safety = tx.insert_activity(&activity("Safety"), NOW).await.unwrap();
     let other = tx.insert_activity(&activity("Other"), NOW).await.unwrap();
-    let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
-    let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
-    let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
+    let [ann, ben, ivy] = three_learners(&mut tx).await;
     enroll(&mut tx, ann, ethics, Status::Passed, Some("once"), None).await;
     enroll(&mut tx, ben, safety, Status::InProgress, None, None).await;
     enroll(&mut tx, ben, other, Status::InProgress, None, None).await;
@@ -1282,9 +1287,7 @@ pub async fn r14_marks_of_many_activities_are_written_at_once(store: Store) {
     let mut tx = store.write().await.unwrap();
     let first = tx.insert_activity(&activity("Ethics"), NOW).await.unwrap();
     let second = tx.insert_activity(&activity("Safety"), NOW).await.unwrap();
-    let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
-    let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
-    let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
+    let [ann, ben, ivy] = three_learners(&mut tx).await;
     // Skips: Ivy in the first activity, Ann and Ben in the second.
     exempt_until(&mut tx, ivy, first, "2027-12-31").await;
     exempt_until(&mut tx, ann, second, "2027-12-31").await;
@@ -1404,9 +1407,7 @@ pub async fn r14_passes_over_whole_ranges_are_planned_for_the_table_as_it_is(sto
     let today = date(2027, 3, 10);
     let mut tx = store.write().await.unwrap();
     let course = tx.insert_activity(&activity("Ethics"), NOW).await.unwrap();
-    let ann = person(&mut tx, "ann", Role::Learner, true, None).await;
-    let ben = person(&mut tx, "ben", Role::Learner, true, None).await;
-    let ivy = person(&mut tx, "ivy", Role::Learner, true, None).await;
+    let [ann, ben, ivy] = three_learners(&mut tx).await;
     // Ann's own enrollment is adopted, Ben's is created, Ivy is exempt.
     let anns = enroll(&mut tx, ann, course, Status::InProgress, None, None).await;
     exempt_until(&mut tx, ivy, course, "2027-12-31").await;
