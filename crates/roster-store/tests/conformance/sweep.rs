@@ -1397,8 +1397,9 @@ async fn prepared_holding(tx: &mut Tx, text: &str) -> Option<i64> {
 /// R14, R15: a pass over a whole range is planned for the table as it is
 /// each time on PostgreSQL — none of its statements stays prepared on the
 /// connection with a plan made while the activity's enrollments were few —
-/// while an incremental pass, which names a few users, keeps its plans. Both
-/// sweep the same on either backend.
+/// while an incremental pass, which names a few users, and one user's
+/// evaluation (R18) keep their plans. Both sweep the same on either
+/// backend.
 pub async fn r14_passes_over_whole_ranges_are_planned_for_the_table_as_it_is(store: Store) {
     const RANGE_CHECK: &str = "FROM enrollments e WHERE e.activity_id = $1 AND e.user_id >= $2";
     const ADOPTION: &str = "FROM enrollments e JOIN users u ON u.id = e.user_id";
@@ -1441,6 +1442,21 @@ pub async fn r14_passes_over_whole_ranges_are_planned_for_the_table_as_it_is(sto
     );
     if let Some(kept) = prepared_holding(&mut tx, SKIPS).await {
         assert!(kept >= 1, "the incremental pass's skips statement is kept");
+    }
+    // One user's evaluation (R18, a range of one id) keeps its plans too.
+    let mut ran = Ran::default();
+    run_sweep(
+        &mut tx,
+        &sweep_for(course, &rule, today, ben, ben + 1),
+        &mut ran,
+    )
+    .await;
+    assert!(
+        ran.created_users.is_empty() && ran.adopted.is_empty(),
+        "{ran:?}"
+    );
+    if let Some(kept) = prepared_holding(&mut tx, RANGE_CHECK).await {
+        assert!(kept >= 1, "one user's range check is kept");
     }
     tx.rollback().await.unwrap();
 }
