@@ -2,6 +2,7 @@
 
 use crate::db::{Result, Tx};
 use crate::records::AuditRecord;
+use sqlx::{Postgres, QueryBuilder};
 
 /// One audit entry to write.
 #[derive(Clone, Debug)]
@@ -49,6 +50,39 @@ pub(crate) use push_audit_row;
 /// limits on parameters).
 pub(crate) const AUDIT_CHUNK: usize = 500;
 
+/// On PostgreSQL, more entries than this are written as arrays, in one
+/// statement (`Tx::flush_audit`); fewer, as a multi-row insert.
+pub(crate) const AUDIT_ARRAYS_FROM: usize = 8;
+
+/// PostgreSQL: `INSERT_AUDIT` of many entries as one statement with a
+/// column per array, prepared once per connection — an annual rollover's
+/// closes, a bulk change — instead of a multi-row insert whose thousands of
+/// parameters are parsed and planned on every run.
+pub(crate) fn push_audit_arrays(query: &mut QueryBuilder<Postgres>, entries: &[PendingAudit]) {
+    let text = |pick: fn(&PendingAudit) -> Option<String>| -> Vec<Option<String>> {
+        entries.iter().map(pick).collect()
+    };
+    let number = |pick: fn(&PendingAudit) -> Option<i64>| -> Vec<Option<i64>> {
+        entries.iter().map(pick).collect()
+    };
+    query.push(INSERT_AUDIT);
+    query.push("SELECT * FROM unnest(");
+    query.push_bind(number(|entry| Some(entry.at)));
+    query.push("::bigint[], ");
+    query.push_bind(number(|entry| entry.actor_id));
+    query.push("::bigint[], ");
+    query.push_bind(text(|entry| Some(entry.action.clone())));
+    query.push("::text[], ");
+    query.push_bind(text(|entry| Some(entry.entity.clone())));
+    query.push("::text[], ");
+    query.push_bind(number(|entry| entry.entity_id));
+    query.push("::bigint[], ");
+    query.push_bind(text(|entry| entry.before.clone()));
+    query.push("::text[], ");
+    query.push_bind(text(|entry| entry.after.clone()));
+    query.push("::text[])");
+}
+
 impl Tx {
     /// Records an entry. It is written with the transaction's other entries
     /// in one multi-row insert when the transaction commits (or before the
@@ -84,6 +118,14 @@ impl Tx {
     /// Writes the entries held back, in multi-row inserts.
     pub(crate) async fn flush_audit(&mut self) -> Result<()> {
         let pending = std::mem::take(self.pending_audit());
+        if let Tx::Postgres(transaction) = self
+            && pending.len() > AUDIT_ARRAYS_FROM
+        {
+            let mut query = sqlx::QueryBuilder::new("");
+            push_audit_arrays(&mut query, &pending);
+            query.build().execute(&mut ***transaction).await?;
+            return Ok(());
+        }
         for chunk in pending.chunks(AUDIT_CHUNK) {
             on_tx!(self, c => {
                 let mut builder = sqlx::QueryBuilder::new(INSERT_AUDIT);

@@ -545,6 +545,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "indexes for scale",
         include_str!("../migrations/sqlite/0003_indexes_for_scale.sql"),
     ),
+    (
+        4,
+        "exemption ends",
+        include_str!("../migrations/sqlite/0004_exemption_ends.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -561,6 +566,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "indexes for scale",
         include_str!("../migrations/postgres/0003_indexes_for_scale.sql"),
+    ),
+    (
+        4,
+        "exemption ends",
+        include_str!("../migrations/postgres/0004_exemption_ends.sql"),
     ),
 ];
 

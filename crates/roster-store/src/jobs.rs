@@ -2,7 +2,9 @@
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite),
 //! completed in the handler's transaction, retried with backoff.
 
-use crate::audit::{AUDIT_CHUNK, INSERT_AUDIT, push_audit_row};
+use crate::audit::{
+    AUDIT_ARRAYS_FROM, AUDIT_CHUNK, INSERT_AUDIT, push_audit_arrays, push_audit_row,
+};
 use crate::db::{Result, Tx};
 use crate::marks::UserIds;
 use crate::records::JobRecord;
@@ -133,8 +135,12 @@ impl Tx {
         let jobs = std::mem::take(self.pending_jobs());
         if let Tx::Postgres(transaction) = self {
             let mut query = sqlx::QueryBuilder::new("WITH audited AS (");
-            query.push(INSERT_AUDIT);
-            query.push_values(&audit, |mut row, entry| push_audit_row!(row, entry));
+            if audit.len() > AUDIT_ARRAYS_FROM {
+                push_audit_arrays(&mut query, &audit);
+            } else {
+                query.push(INSERT_AUDIT);
+                query.push_values(&audit, |mut row, entry| push_audit_row!(row, entry));
+            }
             query.push(") ");
             query.push(INSERT_JOBS);
             query.push_values(&jobs, |mut row, (job, now)| push_job_row!(row, job, now));

@@ -702,7 +702,7 @@ pub async fn audit_and_jobs_held_for_the_commit_are_written_together(store: Stor
     .unwrap();
     tx.commit().await.unwrap();
 
-    for (entries, jobs) in [(1, 1), (3, 2), (600, 1), (2, 1001), (0, 4), (5, 0)] {
+    for (entries, jobs) in [(1, 1), (3, 2), (20, 3), (600, 1), (2, 1001), (0, 4), (5, 0)] {
         let mut tx = store.write().await.unwrap();
         let entity = format!("commit-{entries}-{jobs}");
         let audit: Vec<AuditEntry> = (0..entries)
@@ -733,6 +733,15 @@ pub async fn audit_and_jobs_held_for_the_commit_are_written_together(store: Stor
         let mut tx = store.read().await.unwrap();
         let written = tx.list_audit(Some(&entity), None, 0, 1000).await.unwrap();
         assert_eq!(written.len() as i64, entries, "{entity}: audit entries");
+        // In order, each as held (a few as a multi-row insert, more as
+        // arrays on PostgreSQL).
+        for (n, entry) in written.iter().enumerate() {
+            assert_eq!(
+                (entry.entity_id, entry.after.clone(), entry.before.clone()),
+                (Some(n as i64), Some(format!("after {n}")), None),
+                "{entity}: entry {n}"
+            );
+        }
         let filter = JobFilter {
             state: None,
             kind: Some(entity.clone()),
