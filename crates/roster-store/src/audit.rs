@@ -115,7 +115,9 @@ impl Tx {
         Ok(())
     }
 
-    /// Writes the entries held back, in multi-row inserts.
+    /// Writes the entries held back: in multi-row inserts, or on PostgreSQL,
+    /// when there are more than `AUDIT_ARRAYS_FROM`, as one statement of
+    /// arrays (`push_audit_arrays`).
     pub(crate) async fn flush_audit(&mut self) -> Result<()> {
         let pending = std::mem::take(self.pending_audit());
         if let Tx::Postgres(transaction) = self
