@@ -188,6 +188,10 @@ pub struct PgTx {
     transaction: Conn<Postgres>,
     pub(crate) pending_audit: Vec<PendingAudit>,
     pub(crate) pending_jobs: Vec<(NewJob, i64)>,
+    /// Begun by `Store::write_sweep` (sequential scans off, the commit not
+    /// waiting for the log's flush), and not made durable since
+    /// (`Tx::commit_durably`).
+    pub(crate) sweeping: bool,
 }
 
 impl PgTx {
@@ -196,6 +200,7 @@ impl PgTx {
             transaction,
             pending_audit: Vec::new(),
             pending_jobs: Vec::new(),
+            sweeping: false,
         }
     }
 }
@@ -429,6 +434,43 @@ impl Store {
         })
     }
 
+    /// A transaction that writes a sweep's passes over ranges of users. On
+    /// PostgreSQL it begins with two settings of its own, in the same round
+    /// trip as `BEGIN`:
+    /// - `enable_seqscan = off`: the statements of a pass over a whole range
+    ///   keep their plans on the connection (`ActivitySweep::sent`), and a
+    ///   plan made while an activity's enrollments were few must not scan
+    ///   the table once they are many; with the setting every plan made in
+    ///   such a transaction, the generic one too, reads by index;
+    /// - `synchronous_commit = off`: the commit does not wait for the log to
+    ///   reach the disk. A crash of the database server (not of Roster) may
+    ///   lose the last fraction of a second of such commits — the passes'
+    ///   rows with the marks that record them, so the sweep runs those
+    ///   passes again; the transaction that finishes a sweep's jobs commits
+    ///   as any other (`Tx::commit_durably`), which makes all of them
+    ///   durable. SQLite (WAL, `synchronous = NORMAL`) makes the same trade
+    ///   for every commit.
+    ///
+    /// On SQLite it is `write`.
+    pub async fn write_sweep(&self) -> Result<Tx> {
+        match self {
+            Store::Sqlite(_) => self.write().await,
+            Store::Postgres(pools) => {
+                let mut tx = PgTx::new(Conn::Transaction(
+                    pools
+                        .pool
+                        .begin_with(
+                            "BEGIN; SET LOCAL enable_seqscan = off; \
+                             SET LOCAL synchronous_commit = off",
+                        )
+                        .await?,
+                ));
+                tx.sweeping = true;
+                Ok(Tx::Postgres(tx))
+            }
+        }
+    }
+
     /// A transaction that only reads.
     pub async fn read(&self) -> Result<Tx> {
         Ok(match self {
@@ -492,6 +534,22 @@ impl Tx {
         match self {
             Tx::Sqlite(transaction) => transaction.transaction.commit().await?,
             Tx::Postgres(transaction) => transaction.transaction.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Makes the commit of a transaction from `Store::write_sweep` wait for
+    /// the log's flush, as any other does: then everything the sweep's
+    /// transactions committed before it is durable too (PostgreSQL writes
+    /// its log in order). Nothing to do elsewhere.
+    pub async fn commit_durably(&mut self) -> Result<()> {
+        if let Tx::Postgres(transaction) = self
+            && transaction.sweeping
+        {
+            sqlx::query("SET LOCAL synchronous_commit = on")
+                .execute(&mut *transaction.transaction)
+                .await?;
+            transaction.sweeping = false;
         }
         Ok(())
     }

@@ -67,6 +67,7 @@ both! {
     sweep::r14_changed_users_are_read_since_a_mark_and_marks_count_each_ranges_skips,
     sweep::r14_marks_of_many_activities_are_written_at_once,
     sweep::r14_passes_over_whole_ranges_are_planned_for_the_table_as_it_is,
+    sweep::r14_a_sweeps_passes_over_whole_ranges_keep_plans_that_read_by_index,
     sweep::r14_r21_a_batch_reads_its_users_enrollments_and_creates_in_one_statement,
 }
 

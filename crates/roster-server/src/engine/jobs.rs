@@ -1076,7 +1076,7 @@ async fn run_sweep_activities(
             continue;
         }
         loop {
-            let mut tx = state.store.write().await?;
+            let mut tx = state.store.write_sweep().await?;
             // Taken before this transaction reads anything: the marks of
             // every pass in it.
             let stamp = tx.sweep_stamp_now().await?;
@@ -1169,6 +1169,8 @@ async fn run_sweep_activities(
             }
             if finishing {
                 tally.write(&mut tx, state).await?;
+                // The jobs finish durably, with all their passes before.
+                tx.commit_durably().await?;
             } else {
                 tally.write_counts(&mut tx).await?;
             }
