@@ -52,7 +52,9 @@ Workloads (one run, in this order):
   W6  History, Plan and home over HTTP: random learners and a learner with 500
       enrollments, 8 clients; the latter also alone
 Targets: W1 >= 0.5 of raw; W2 < 5% of W1 writing 0 rows; W3 near W2 plus its rows
-at W1's rate; W6 p99 < 20 ms for the learner with 500 enrollments.";
+at W1's rate; W6 p99 < 20 ms for the learner with 500 enrollments. W3's cost per
+row in rows of the raw insert (w3_row_vs_raw_row) compares sizes: the same
+figure at 10,000 and 100,000 users means W3 follows its delta.";
 
 /// Flags of `roster bench`.
 #[derive(Debug, Clone, Args)]
@@ -1756,6 +1758,16 @@ impl Report {
         self.w3_time.as_secs_f64() / expected.max(1e-9)
     }
 
+    /// What one of W3's rows cost, in rows of the raw insert of the same
+    /// run: compared between organisations of different sizes, it shows
+    /// whether W3's cost follows its delta (the same figure) or the
+    /// organisation (a figure growing with it). It charges W3's rows for
+    /// everything W3 does, as the check above charges them at W1's rate.
+    fn w3_row_vs_raw_row(&self) -> f64 {
+        let w3_per_row = self.w3_time.as_secs_f64() / (self.w3_rows.max(1) as f64);
+        w3_per_row * self.calibration_rate
+    }
+
     fn w6_heavy_p99(&self) -> f64 {
         self.workloads
             .iter()
@@ -1798,6 +1810,7 @@ impl Report {
                 "w1_vs_raw": self.w1_vs_raw(),
                 "w2_vs_w1": self.w2_vs_w1(),
                 "w3_vs_delta": self.w3_vs_delta(),
+                "w3_row_vs_raw_row": self.w3_row_vs_raw_row(),
             },
             "targets": self.targets(),
         })
@@ -1879,6 +1892,12 @@ impl Report {
             "W3 vs W2 + rows at W1's rate: {:.2} (target: proportional, <= 1.5: {})",
             self.w3_vs_delta(),
             mark("w3_proportional_to_delta")
+        );
+        let _ = writeln!(
+            out,
+            "W3 per row, in raw insert rows: {:.2} (compare between sizes: \
+             the same figure at 10,000 and 100,000 users means W3 follows its delta)",
+            self.w3_row_vs_raw_row()
         );
         let _ = writeln!(
             out,

@@ -61,4 +61,18 @@ fn bench_prints_every_workload_the_calibration_and_the_ratios_as_json() {
     );
     assert!(report["ratios"]["w1_vs_raw"].as_f64().is_some());
     assert!(report["ratios"]["w2_vs_w1"].as_f64().is_some());
+    // W3's cost per row in rows of the raw insert, from the figures above.
+    let w3 = first("W3");
+    let w3_rows = w3["rows"].as_f64().expect("W3 rows").max(1.0);
+    let expected = w3["seconds"].as_f64().expect("W3 seconds") / w3_rows
+        * report["calibration"]["rows_per_s"]
+            .as_f64()
+            .expect("raw rate");
+    let reported = report["ratios"]["w3_row_vs_raw_row"]
+        .as_f64()
+        .expect("w3_row_vs_raw_row");
+    assert!(
+        (reported - expected).abs() <= 1e-6 * expected.max(1.0),
+        "w3_row_vs_raw_row {reported} against {expected}"
+    );
 }
