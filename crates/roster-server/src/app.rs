@@ -185,7 +185,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             crate::demo::load(&state, 300).await?
         });
     }
-    for _ in 0..args.workers.max(1) {
+    if args.workers == 0 {
+        tracing::warn!(
+            "--workers 0: this process runs no jobs; they run in other processes on the same database or through POST /api/v1/jobs/run-due"
+        );
+    }
+    for _ in 0..args.workers {
         tokio::spawn(crate::engine::jobs::worker_loop(state.clone()));
     }
     tokio::spawn(crate::engine::jobs::scheduler_loop(state.clone()));

@@ -59,7 +59,9 @@ pub struct ServeArgs {
     /// Load the demo organisation first when the database has no users.
     #[arg(long, env = "ROSTER_DEMO")]
     pub demo: bool,
-    /// Job worker tasks in this process.
+    /// Job worker tasks in this process. 0 runs none: an API-only process
+    /// beside others that run the jobs (its own jobs then run only there, or
+    /// through `POST /api/v1/jobs/run-due`).
     #[arg(long, env = "ROSTER_WORKERS", default_value_t = 2)]
     pub workers: usize,
     /// Seconds (real time) a claimed job stays leased to its worker before

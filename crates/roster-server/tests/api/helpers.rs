@@ -47,6 +47,12 @@ impl Reply {
 
 /// Starts a server with a fresh database and waits until `/healthz` answers.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// As `spawn_app`, with extra environment variables for the server
+/// (`ROSTER_WORKERS=0`: no job runs until the test asks for it).
+pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
     let name = unique_name();
     let dir = std::env::temp_dir().join(format!("roster-api-{name}"));
     std::fs::create_dir_all(dir.join("data")).expect("create the test directory");
@@ -95,6 +101,7 @@ pub async fn spawn_app() -> TestApp {
         .args(["--clock", "manual"])
         .env("ROSTER_BOOTSTRAP_TOKEN", ADMIN_TOKEN)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(log)

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_problem, id, items};
+use crate::helpers::{assert_problem, id, items, spawn_app_with};
 use crate::support::{
     app_at, audit, course, field, groups_rule, in_activity, jobs, member, of, only, post_rule,
     set_rule, set_status, sweep, user_ids, wait_sweep_done, when,
@@ -58,14 +58,17 @@ async fn r13_saving_a_rule_enrolls_nobody_until_the_nightly_sweep() {
 
 #[tokio::test]
 async fn r13_a_sweep_started_by_hand_enrolls_at_once_and_a_second_one_while_it_is_queued_is_409() {
-    let app = app_at("2030-01-10T10:00:00Z").await;
+    // No job worker in the server: the sweep stays queued until the test runs
+    // its jobs, so the second request meets it whatever the machine's load
+    // (with workers, a descheduled test client let them finish the sweep
+    // before the second request arrived).
+    let app = spawn_app_with(&[("ROSTER_WORKERS", "0")]).await;
+    app.set_clock("2030-01-10T10:00:00Z").await;
     let staff = app.create_group("Staff").await;
     let mut learners = Vec::new();
     for n in 0..5 {
         learners.push(member(&app, &format!("learner{n}"), &[staff], json!({})).await);
     }
-    // Enough activities that the sweep's jobs cannot all be done before the
-    // second request arrives.
     let mut activities = Vec::new();
     for n in 0..40 {
         let activity = course(&app, &format!("Course {n}")).await;
@@ -95,6 +98,12 @@ async fn r13_a_sweep_started_by_hand_enrolls_at_once_and_a_second_one_while_it_i
     assert_eq!(started["trigger"], "manual", "{started}");
     assert_problem(&second, 409);
     let sweep_id = id(&started);
+    let (status, record) = app.get(&format!("/sweeps/{sweep_id}"), &app.admin).await;
+    assert_eq!(
+        (status, &record["state"]),
+        (200, &json!("queued")),
+        "{record}"
+    );
     assert!(
         second.json["detail"]
             .as_str()
