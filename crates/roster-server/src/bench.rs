@@ -51,10 +51,14 @@ Workloads (one run, in this order):
       later) and their chains, with 2 workers
   W6  History, Plan and home over HTTP: random learners and a learner with 500
       enrollments, 8 clients; the latter also alone
-Targets: W1 >= 0.5 of raw; W2 < 5% of W1 writing 0 rows; W3 near W2 plus its rows
-at W1's rate; W6 p99 < 20 ms for the learner with 500 enrollments. W3's cost per
-row in rows of the raw insert (w3_row_vs_raw_row) compares sizes: the same
-figure at 10,000 and 100,000 users means W3 follows its delta.";
+Targets: W1 >= 0.5 of raw; W2 < 5% of W1 writing 0 rows; W6 p99 < 20 ms for the
+learner with 500 enrollments; W3 proportional to the delta, not to the
+organisation, which shows between two sizes of organisation: W3's cost per row,
+in rows of the same run's raw insert (w3_row_vs_raw_row), may grow at most as
+users^0.2. Run once with --json > small.json, then at four or more times the
+users with --compare small.json (or the other way round); without --compare
+the W3 target is null in the JSON. w3_vs_delta, W3 against W2 plus its rows at
+W1's rate, is an estimate within one run.";
 
 /// Flags of `roster bench`.
 #[derive(Debug, Clone, Args)]
@@ -81,6 +85,90 @@ pub struct BenchArgs {
     /// organisation beside them; figures are then not comparable).
     #[arg(long, env = "ROSTER_BENCH_FORCE")]
     pub force: bool,
+    /// The `--json` document of an earlier run on the same backend with at
+    /// least four times fewer or more users: W3's cost per row is compared
+    /// between the two sizes, which checks the target "W3 proportional to the
+    /// delta, not to the organisation" (one run alone cannot).
+    #[arg(long, env = "ROSTER_BENCH_COMPARE", value_name = "FILE")]
+    pub compare: Option<std::path::PathBuf>,
+}
+
+/// What `--compare` takes from an earlier run's JSON document.
+#[derive(Clone, Debug, PartialEq)]
+struct EarlierRun {
+    file: String,
+    backend: String,
+    users: u64,
+    w3_row_vs_raw_row: f64,
+}
+
+/// The organisations compared must differ at least this much in size.
+const COMPARE_MIN_FACTOR: f64 = 4.0;
+/// The largest exponent k in "W3's cost per row grows as users^k" that still
+/// counts as following the delta: k = 1 would be a cost per row growing with
+/// the organisation; k = 0.2 allows ten times the users to cost at most 1.58
+/// times as much a row (an index one level deeper and the machine's noise).
+const W3_ORGANISATION_EXPONENT_MAX: f64 = 0.2;
+
+impl EarlierRun {
+    /// Reads an earlier `roster bench --json` document.
+    fn read(path: &std::path::Path) -> anyhow::Result<EarlierRun> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| anyhow::anyhow!("--compare {file}: cannot read it: {error}"))?;
+        let document: Value = serde_json::from_str(&text).map_err(|error| {
+            anyhow::anyhow!("--compare {file}: not a JSON document of roster bench --json: {error}")
+        })?;
+        EarlierRun::from_document(file, &document)
+    }
+
+    fn from_document(file: String, document: &Value) -> anyhow::Result<EarlierRun> {
+        let missing = |field: &str| {
+            anyhow::anyhow!(
+                "--compare {file}: no {field} in it (the document roster bench --json prints)"
+            )
+        };
+        let backend = document["backend"]
+            .as_str()
+            .ok_or_else(|| missing("\"backend\""))?
+            .to_string();
+        let users = document["users"]
+            .as_u64()
+            .filter(|users| *users > 0)
+            .ok_or_else(|| missing("\"users\""))?;
+        let w3_row_vs_raw_row = document["ratios"]["w3_row_vs_raw_row"]
+            .as_f64()
+            .filter(|value| value.is_finite() && *value > 0.0)
+            .ok_or_else(|| missing("\"ratios\".\"w3_row_vs_raw_row\""))?;
+        Ok(EarlierRun {
+            file,
+            backend,
+            users,
+            w3_row_vs_raw_row,
+        })
+    }
+
+    /// Refuses a comparison that cannot tell anything: another backend, or
+    /// organisations of nearly the same size.
+    fn check(&self, backend: &str, users: u64) -> anyhow::Result<()> {
+        if self.backend != backend {
+            anyhow::bail!(
+                "--compare {}: that run was on {}, this one is on {backend}; compare runs of one backend",
+                self.file,
+                self.backend
+            );
+        }
+        let factor = users.max(self.users) as f64 / users.min(self.users) as f64;
+        if factor < COMPARE_MIN_FACTOR {
+            anyhow::bail!(
+                "--compare {}: that run had {} users, this one {users}; the sizes must differ \
+                 at least {COMPARE_MIN_FACTOR} times to tell the delta's cost from the organisation's",
+                self.file,
+                self.users
+            );
+        }
+        Ok(())
+    }
 }
 
 const GROUPS: usize = 500;
@@ -158,9 +246,13 @@ impl Workload {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let earlier = args.compare.as_deref().map(EarlierRun::read).transpose()?;
+    let store = crate::app::open_store(&args.store.database).await?;
+    if let Some(earlier) = &earlier {
+        earlier.check(backend_name(store.backend()), args.users)?;
+    }
     let progress = Progress::new();
     let load_before = load_average();
-    let store = crate::app::open_store(&args.store.database).await?;
     let existing = {
         let mut tx = store.read().await?;
         let count = tx.count_users().await?;
@@ -336,10 +428,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let report = Report {
         load: [load_before, load_average()],
-        backend: match state.store.backend() {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        },
+        backend: backend_name(state.store.backend()),
         users: args.users,
         seed: args.seed,
         enrollments: count_enrollments(&state.store).await?,
@@ -353,6 +442,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         w2_rows,
         w3_time,
         w3_rows,
+        earlier,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.json())?);
@@ -361,6 +451,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     state.store.close().await;
     Ok(())
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1736,6 +1833,8 @@ struct Report {
     w2_rows: i64,
     w3_time: Duration,
     w3_rows: i64,
+    /// The run given by `--compare`.
+    earlier: Option<EarlierRun>,
 }
 
 impl Report {
@@ -1776,11 +1875,36 @@ impl Report {
             .fold(0.0, f64::max)
     }
 
+    /// W3 against the run given by `--compare`: the exponent k in "W3's
+    /// cost per row grows as users^k" between the two organisations (0: the
+    /// same cost a row whatever the size; 1: a cost a row growing with the
+    /// organisation).
+    fn comparison(&self) -> Option<Value> {
+        let earlier = self.earlier.as_ref()?;
+        let organisation = self.users as f64 / earlier.users as f64;
+        let per_row = self.w3_row_vs_raw_row() / earlier.w3_row_vs_raw_row;
+        Some(json!({
+            "file": earlier.file,
+            "users": earlier.users,
+            "w3_row_vs_raw_row": earlier.w3_row_vs_raw_row,
+            "organisation_factor": organisation,
+            "w3_row_factor": per_row,
+            "w3_organisation_exponent": per_row.ln() / organisation.ln(),
+        }))
+    }
+
+    /// The targets; W3's is `null` without `--compare`: whether a cost
+    /// follows the organisation shows only between two sizes of it.
     fn targets(&self) -> Value {
+        let w3 = self.comparison().map(|comparison| {
+            comparison["w3_organisation_exponent"]
+                .as_f64()
+                .is_some_and(|exponent| exponent <= W3_ORGANISATION_EXPONENT_MAX)
+        });
         json!({
             "w1_at_least_half_of_raw": self.w1_vs_raw() >= 0.5,
             "w2_under_5_percent_of_w1_with_0_rows": self.w2_vs_w1() < 0.05 && self.w2_rows == 0,
-            "w3_proportional_to_delta": self.w3_vs_delta() <= 1.5,
+            "w3_proportional_to_delta": w3,
             "w6_p99_under_20_ms_for_500_enrollments": self.w6_heavy_p99() < 20.0,
         })
     }
@@ -1812,6 +1936,7 @@ impl Report {
                 "w3_vs_delta": self.w3_vs_delta(),
                 "w3_row_vs_raw_row": self.w3_row_vs_raw_row(),
             },
+            "comparison": self.comparison(),
             "targets": self.targets(),
         })
     }
@@ -1867,12 +1992,10 @@ impl Report {
         }
         let _ = writeln!(out);
         let targets = self.targets();
-        let mark = |key: &str| {
-            if targets[key] == true {
-                "met"
-            } else {
-                "MISSED"
-            }
+        let mark = |key: &str| match &targets[key] {
+            Value::Bool(true) => "met",
+            Value::Bool(false) => "MISSED",
+            _ => "needs --compare",
         };
         let _ = writeln!(
             out,
@@ -1889,15 +2012,43 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "W3 vs W2 + rows at W1's rate: {:.2} (target: proportional, <= 1.5: {})",
-            self.w3_vs_delta(),
-            mark("w3_proportional_to_delta")
+            "W3 per row, in raw insert rows: {:.2}",
+            self.w3_row_vs_raw_row()
         );
+        match self.comparison() {
+            Some(comparison) => {
+                let _ = writeln!(
+                    out,
+                    "W3 per row against {} users ({}): {:.2} ({:.2} times the cost a row for {:.1} \
+                     times the users: users^{:.3}; target proportional to the delta, not to the \
+                     organisation, exponent <= {W3_ORGANISATION_EXPONENT_MAX}: {})",
+                    comparison["users"],
+                    comparison["file"].as_str().unwrap_or_default(),
+                    comparison["w3_row_vs_raw_row"].as_f64().unwrap_or_default(),
+                    comparison["w3_row_factor"].as_f64().unwrap_or_default(),
+                    comparison["organisation_factor"]
+                        .as_f64()
+                        .unwrap_or_default(),
+                    comparison["w3_organisation_exponent"]
+                        .as_f64()
+                        .unwrap_or_default(),
+                    mark("w3_proportional_to_delta")
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "W3 proportional to the delta, not to the organisation: {} (give this \
+                     run's --json to a run of another size with --compare FILE)",
+                    mark("w3_proportional_to_delta")
+                );
+            }
+        }
         let _ = writeln!(
             out,
-            "W3 per row, in raw insert rows: {:.2} (compare between sizes: \
-             the same figure at 10,000 and 100,000 users means W3 follows its delta)",
-            self.w3_row_vs_raw_row()
+            "W3 vs W2 + rows at W1's rate: {:.2} (within one run; W3's rows also cost the \
+             changed users' evaluation against every rule, which W1's rate does not)",
+            self.w3_vs_delta()
         );
         let _ = writeln!(
             out,
@@ -1906,5 +2057,107 @@ impl Report {
             mark("w6_p99_under_20_ms_for_500_enrollments")
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn earlier(users: u64, w3_row_vs_raw_row: f64) -> Value {
+        json!({"backend": "sqlite", "users": users, "ratios": {"w3_row_vs_raw_row": w3_row_vs_raw_row}})
+    }
+
+    /// A report whose W3 costs `w3_row_vs_raw_row` raw rows a row.
+    fn report(users: u64, w3_row_vs_raw_row: f64, earlier: Option<EarlierRun>) -> Report {
+        Report {
+            load: [None, None],
+            backend: "sqlite",
+            users,
+            seed: 1,
+            enrollments: 0,
+            workloads: Vec::new(),
+            calibration_rows: 100_000,
+            calibration_time: Duration::from_secs(1),
+            calibration_rate: 100_000.0,
+            w1_time: Duration::from_secs(2),
+            w1_rows: 100_000,
+            w2_time: Duration::from_millis(20),
+            w2_rows: 0,
+            // 1,000 rows at w3_row_vs_raw_row / 100,000 s each.
+            w3_time: Duration::from_secs_f64(w3_row_vs_raw_row / 100.0),
+            w3_rows: 1_000,
+            earlier,
+        }
+    }
+
+    #[test]
+    fn an_earlier_run_is_read_from_its_json_and_refused_where_it_cannot_compare() {
+        let run = EarlierRun::from_document("small.json".into(), &earlier(10_000, 1.77)).unwrap();
+        assert_eq!((run.backend.as_str(), run.users), ("sqlite", 10_000));
+        assert_eq!(run.w3_row_vs_raw_row, 1.77);
+        for (document, field) in [
+            (
+                json!({"users": 10, "ratios": {"w3_row_vs_raw_row": 1.0}}),
+                "backend",
+            ),
+            (
+                json!({"backend": "sqlite", "ratios": {"w3_row_vs_raw_row": 1.0}}),
+                "users",
+            ),
+            (
+                json!({"backend": "sqlite", "users": 10, "ratios": {}}),
+                "w3_row_vs_raw_row",
+            ),
+            (earlier(10, 0.0), "w3_row_vs_raw_row"),
+        ] {
+            let error = EarlierRun::from_document("x.json".into(), &document).unwrap_err();
+            assert!(error.to_string().contains(field), "{error}");
+        }
+
+        assert!(run.check("sqlite", 100_000).is_ok());
+        assert!(run.check("sqlite", 2_500).is_ok(), "smaller by four times");
+        let other = run.check("postgres", 100_000).unwrap_err().to_string();
+        assert!(
+            other.contains("postgres") && other.contains("sqlite"),
+            "{other}"
+        );
+        let close = run.check("sqlite", 30_000).unwrap_err().to_string();
+        assert!(close.contains("at least 4 times"), "{close}");
+    }
+
+    #[test]
+    fn w3s_target_is_the_growth_of_its_cost_per_row_between_two_sizes() {
+        let small = || EarlierRun::from_document("small.json".into(), &earlier(10_000, 2.0)).ok();
+        // Without an earlier run the target is not decided.
+        assert_eq!(
+            report(100_000, 2.0, None).targets()["w3_proportional_to_delta"],
+            Value::Null
+        );
+        assert_eq!(report(100_000, 2.0, None).json()["comparison"], Value::Null);
+
+        // 1.2 times the cost a row for ten times the users: users^0.079.
+        let follows = report(100_000, 2.4, small());
+        let comparison = follows.comparison().unwrap();
+        assert!((comparison["w3_row_factor"].as_f64().unwrap() - 1.2).abs() < 1e-9);
+        assert_eq!(comparison["organisation_factor"], 10.0);
+        let exponent = comparison["w3_organisation_exponent"].as_f64().unwrap();
+        assert!((exponent - 1.2f64.log10()).abs() < 1e-9, "{exponent}");
+        assert_eq!(follows.targets()["w3_proportional_to_delta"], true);
+        assert!(
+            follows.table().contains("users^0.079"),
+            "{}",
+            follows.table()
+        );
+
+        // Twice the cost a row for ten times the users: users^0.30, missed.
+        let grows = report(100_000, 4.0, small());
+        assert_eq!(grows.targets()["w3_proportional_to_delta"], false);
+        assert!(grows.table().contains("MISSED"));
+
+        // The comparison reads the same whichever run is the smaller.
+        let large = EarlierRun::from_document("large.json".into(), &earlier(100_000, 2.4)).ok();
+        let backwards = report(10_000, 2.0, large).comparison().unwrap();
+        assert!((backwards["w3_organisation_exponent"].as_f64().unwrap() - exponent).abs() < 1e-9);
     }
 }

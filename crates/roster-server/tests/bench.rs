@@ -10,8 +10,18 @@ fn bench_prints_every_workload_the_calibration_and_the_ratios_as_json() {
     let directory = std::env::temp_dir().join(format!("roster-bench-test-{}", std::process::id()));
     std::fs::create_dir_all(&directory).expect("temporary directory");
     let database = format!("sqlite://{}", directory.join("bench.db").display());
+    // An earlier run of ten times the users, as its --json document: W3's
+    // target compares the cost of a row between the two sizes.
+    let earlier = directory.join("earlier.json");
+    std::fs::write(
+        &earlier,
+        r#"{"backend": "sqlite", "users": 3000, "ratios": {"w3_row_vs_raw_row": 2.5}}"#,
+    )
+    .expect("write the earlier run");
     let output = Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(["bench", "--users", "300", "--json", "--database", &database])
+        .arg("--compare")
+        .arg(&earlier)
         .env("RUST_LOG", "warn")
         .output()
         .expect("roster bench runs");
@@ -74,5 +84,67 @@ fn bench_prints_every_workload_the_calibration_and_the_ratios_as_json() {
     assert!(
         (reported - expected).abs() <= 1e-6 * expected.max(1.0),
         "w3_row_vs_raw_row {reported} against {expected}"
+    );
+    // Against the earlier run: the exponent k of users^k that the cost a row
+    // grew by, and the target decided by it.
+    let comparison = &report["comparison"];
+    assert_eq!(comparison["users"], 3000, "{comparison}");
+    let exponent = (reported / 2.5).ln() / (300.0f64 / 3000.0).ln();
+    let reported_exponent = comparison["w3_organisation_exponent"]
+        .as_f64()
+        .expect("w3_organisation_exponent");
+    assert!(
+        (reported_exponent - exponent).abs() <= 1e-6,
+        "exponent {reported_exponent} against {exponent}: {comparison}"
+    );
+    assert_eq!(
+        report["targets"]["w3_proportional_to_delta"],
+        exponent <= 0.2,
+        "{}",
+        report["targets"]
+    );
+}
+
+#[test]
+fn bench_refuses_a_comparison_with_another_backend_before_it_starts() {
+    let directory =
+        std::env::temp_dir().join(format!("roster-bench-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).expect("temporary directory");
+    let earlier = directory.join("earlier.json");
+    std::fs::write(
+        &earlier,
+        r#"{"backend": "postgres", "users": 3000, "ratios": {"w3_row_vs_raw_row": 1.8}}"#,
+    )
+    .expect("write the earlier run");
+    let database = directory.join("bench.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["bench", "--users", "300", "--database"])
+        .arg(format!("sqlite://{}", database.display()))
+        .arg("--compare")
+        .arg(&earlier)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("roster bench runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let mut missing = Command::new(env!("CARGO_BIN_EXE_roster"));
+    missing
+        .args(["bench", "--users", "300", "--database"])
+        .arg(format!("sqlite://{}", database.display()))
+        .arg("--compare")
+        .arg(directory.join("no-such.json"));
+    let missing = missing.output().expect("roster bench runs");
+    let _ = std::fs::remove_dir_all(&directory);
+
+    assert!(!output.status.success(), "refused: {stderr}");
+    assert!(
+        stderr.contains("postgres") && stderr.contains("sqlite"),
+        "names both backends: {stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing measured");
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no-such.json"),
+        "names the file it cannot read: {}",
+        String::from_utf8_lossy(&missing.stderr)
     );
 }
