@@ -56,9 +56,10 @@ learner with 500 enrollments; W3 proportional to the delta, not to the
 organisation, which shows between two sizes of organisation: W3's cost per row,
 in rows of the same run's raw insert (w3_row_vs_raw_row), may grow at most as
 users^0.2. Run once with --json > small.json, then at four or more times the
-users with --compare small.json (or the other way round); without --compare
-the W3 target is null in the JSON. w3_vs_delta, W3 against W2 plus its rows at
-W1's rate, is an estimate within one run.";
+users with --compare small.json (or the other way round), both of 10,000 users
+or more (below, W3's fixed part outweighs its rows); without --compare the W3
+target is null in the JSON. w3_vs_delta, W3 against W2 plus its rows at W1's
+rate, is an estimate within one run.";
 
 /// Flags of `roster bench`.
 #[derive(Debug, Clone, Args)]
