@@ -190,7 +190,7 @@ pub struct PgTx {
     pub(crate) pending_jobs: Vec<(NewJob, i64)>,
     /// Begun by `Store::write_sweep` (sequential scans off, the commit not
     /// waiting for the log's flush), and not made durable since
-    /// (`Tx::commit_durably`).
+    /// (`Tx::make_commit_durable`).
     pub(crate) sweeping: bool,
 }
 
@@ -447,7 +447,7 @@ impl Store {
     ///   lose the last fraction of a second of such commits — the passes'
     ///   rows with the marks that record them, so the sweep runs those
     ///   passes again; the transaction that finishes a sweep's jobs commits
-    ///   as any other (`Tx::commit_durably`), which makes all of them
+    ///   as any other (`Tx::make_commit_durable`), which makes all of them
     ///   durable. SQLite (WAL, `synchronous = NORMAL`) makes the same trade
     ///   for every commit.
     ///
@@ -542,7 +542,7 @@ impl Tx {
     /// the log's flush, as any other does: then everything the sweep's
     /// transactions committed before it is durable too (PostgreSQL writes
     /// its log in order). Nothing to do elsewhere.
-    pub async fn commit_durably(&mut self) -> Result<()> {
+    pub async fn make_commit_durable(&mut self) -> Result<()> {
         if let Tx::Postgres(transaction) = self
             && transaction.sweeping
         {

@@ -1170,7 +1170,7 @@ async fn run_sweep_activities(
             if finishing {
                 tally.write(&mut tx, state).await?;
                 // The jobs finish durably, with all their passes before.
-                tx.commit_durably().await?;
+                tx.make_commit_durable().await?;
             } else {
                 tally.write_counts(&mut tx).await?;
             }

@@ -1497,7 +1497,7 @@ async fn sequential_scans(tx: &mut Tx, table: &str) -> Option<i64> {
 /// range keeps its statements prepared on PostgreSQL, and every plan they
 /// get — the generic one too, made while the activity's enrollments are a
 /// handful — reads by index, so it stays fit when the table has grown; its
-/// commit does not wait for the log's flush until `Tx::commit_durably`,
+/// commit does not wait for the log's flush until `Tx::make_commit_durable`,
 /// and an ordinary transaction keeps the database's settings. The sweep's
 /// outcome is the same as in an ordinary transaction, on both backends.
 pub async fn r14_a_sweeps_passes_over_whole_ranges_keep_plans_that_read_by_index(store: Store) {
@@ -1574,7 +1574,7 @@ pub async fn r14_a_sweeps_passes_over_whole_ranges_keep_plans_that_read_by_index
     }
     // Its commit does not wait for the log's flush until it is made durable.
     expect_setting(&mut tx, "synchronous_commit", "off").await;
-    tx.commit_durably().await.unwrap();
+    tx.make_commit_durable().await.unwrap();
     expect_setting(&mut tx, "synchronous_commit", "on").await;
     expect_setting(&mut tx, "enable_seqscan", "off").await;
     tx.rollback().await.unwrap();
