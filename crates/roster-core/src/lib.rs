@@ -3,6 +3,7 @@
 //! clock: callers pass facts and "today" in and get decisions back.
 
 pub mod calendar;
+pub mod date;
 pub mod decide;
 pub mod model;
 pub mod retry;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum $name {
             $(#[serde(rename = $text)] $variant),+
         }
@@ -117,7 +117,7 @@ impl ActivityKind {
 }
 
 /// Why an enrollment exists (R20).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
     Manual {
@@ -170,8 +170,8 @@ impl Source {
     ];
 }
 
-/// Who an auto-enrollment rule reaches (R10).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Who an auto-enrollment rule reaches (R10): `none` clears the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     None,
@@ -179,17 +179,46 @@ pub enum Scope {
     Groups,
 }
 
-/// When a one-time enrollment is due (R12).
+/// When a one-time enrollment is due (R12): `{"within_days":N}` after the
+/// enrollment, or `{"on_date":"YYYY-MM-DD"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum OneTimeDue {
     WithinDays(u32),
-    OnDate(Date),
+    OnDate(#[serde(with = "crate::date::strict")] Date),
 }
 
+impl utoipa::PartialSchema for OneTimeDue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let within_days = ObjectBuilder::new()
+            .property(
+                "within_days",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(MAX_DUE_DAYS)),
+            )
+            .required("within_days");
+        let on_date = ObjectBuilder::new()
+            .property(
+                "on_date",
+                <crate::date::Day as utoipa::PartialSchema>::schema(),
+            )
+            .required("on_date");
+        OneOfBuilder::new()
+            .item(within_days)
+            .item(on_date)
+            .description(Some("Due N days after the enrollment, or on a date"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for OneTimeDue {}
+
 /// How often a rule enrolls (R12).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Recurrence {
     OneTime {
         #[serde(default)]
@@ -199,9 +228,16 @@ pub enum Recurrence {
         due_each_year_on: MonthDay,
     },
     EveryMonths {
+        #[schema(minimum = 1, maximum = 120)]
         months: u32,
     },
 }
+
+/// The bounds of a rule's numbers, checked by [`crate::validate`] and
+/// written into the API document's schemas (a test keeps them equal).
+pub const MAX_DUE_DAYS: u32 = 3650;
+pub const MONTHS_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
+pub const MAX_DELAY_DAYS: u32 = 3650;
 
 /// A month and day of the year, `MM-DD`; 02-29 is allowed (R12).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -242,26 +278,45 @@ impl Serialize for MonthDay {
 impl<'de> Deserialize<'de> for MonthDay {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        MonthDay::parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a valid MM-DD")))
+        MonthDay::parse(&text).ok_or_else(|| {
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Str(&text),
+                &"a day of the year written MM-DD",
+            )
+        })
     }
 }
 
+impl utoipa::PartialSchema for MonthDay {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"))
+            .description(Some("A day of the year, MM-DD (02-29 is allowed)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MonthDay {}
+
 /// A saved auto-enrollment rule (R10–R12); `None` scope is stored as no rule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AutoRule {
     pub scope: Scope,
     #[serde(default)]
     pub group_ids: Vec<i64>,
-    #[serde(default)]
+    #[serde(default, with = "crate::date::strict_option")]
+    #[schema(value_type = Option<crate::date::Day>, required = true)]
     pub hired_after: Option<Date>,
     pub recurrence: Recurrence,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 3650, required = true)]
     pub initial_due_days: Option<u32>,
 }
 
 /// A post-enrollment rule (R31).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PostRule {
     pub id: i64,
     pub activity_id: i64,
@@ -309,7 +364,7 @@ impl fmt::Display for Period {
 }
 
 /// Outcome of one target of a post-enrollment job (R36, R41, R21).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetOutcome {
     Create,

@@ -141,9 +141,11 @@ async fn try_bootstrap_admin(state: &AppState, token: &str) -> anyhow::Result<()
     Ok(())
 }
 
+/// The whole HTTP surface with its middleware.
 pub fn router(state: AppState) -> Router {
+    let (api, _) = api_parts();
     Router::new()
-        .nest("/api/v1", crate::api::router())
+        .merge(api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -154,6 +156,34 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(2 * 1024 * 1024))
         .with_state(state)
+}
+
+/// The API's routes under `/api/v1` with the document derived from them,
+/// which the routes serve at `/api/v1/openapi.json`.
+pub fn api_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    let (api, mut document) =
+        utoipa_axum::router::OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+            .nest("/api/v1", crate::api::router())
+            .split_for_parts();
+    crate::openapi::add_shared_problems(&mut document);
+    let json: Arc<str> = document.to_json().unwrap_or_default().into();
+    let api = api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let json = json.clone();
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    json.to_string(),
+                )
+            }
+        }),
+    );
+    (api, document)
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -7,11 +7,28 @@ use axum::response::{IntoResponse, Response};
 use roster_store::StoreError;
 use serde_json::json;
 
-/// A field that failed validation.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
+pub use roster_core::validate::{FieldError, FieldErrors};
+
+/// A problem (RFC 9457): the body of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Problem {
+    /// Always `about:blank`: the status says what kind of problem it is.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    pub detail: String,
+    /// The fields that failed validation (422).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    /// The sweep that is queued or running (409 of `POST /sweeps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep_id: Option<i64>,
+    /// The prerequisites not yet passed (R4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_prerequisite_ids: Option<Vec<i64>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +58,12 @@ pub enum ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<FieldErrors> for ApiError {
+    fn from(errors: FieldErrors) -> ApiError {
+        ApiError::invalid_many(errors.0)
+    }
+}
 
 impl ApiError {
     pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod input;
 pub mod openapi;
 pub mod settings;
 pub mod state;

@@ -775,7 +775,7 @@ async fn import_row(
     let external_id = external_id.filter(|text| !text.is_empty());
     let (outcome, user_id, before) = match tx.find_user_by_username(username).await? {
         Some(mut user) => {
-            let before = crate::api::user_json(&mut tx, &user).await?;
+            let before = crate::api::views::User::read(&mut tx, &user).await?;
             if let Some(email) = email {
                 user.email = email;
             }
@@ -839,9 +839,16 @@ async fn import_row(
         .get_user(user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    let after = crate::api::user_json(&mut tx, &user).await?;
-    crate::api::users::audit_user(&mut tx, &ctx, "user.import", user_id, before, Some(after))
-        .await?;
+    let after = crate::api::views::User::read(&mut tx, &user).await?;
+    crate::api::users::audit_user(
+        &mut tx,
+        &ctx,
+        "user.import",
+        user_id,
+        before.as_ref(),
+        Some(&after),
+    )
+    .await?;
     tx.commit().await?;
     Ok((outcome, user_id))
 }

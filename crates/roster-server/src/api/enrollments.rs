@@ -280,7 +280,9 @@ pub async fn get_enrollment(
         view["activity_title"] = json!(activity.title);
     }
     if let Some(user) = tx.get_user(record.user_id).await? {
-        view["user"] = crate::api::user_json(&mut tx, &user).await?;
+        view["user"] = crate::api::views::User::read(&mut tx, &user)
+            .await?
+            .audit_json();
     }
     tx.rollback().await?;
     Ok(Json(view))

@@ -4,40 +4,32 @@
 pub mod activities;
 pub mod admin;
 pub mod enrollments;
+pub mod groups;
 pub mod learner;
 pub mod users;
+pub mod views;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use jiff::Timestamp;
-use roster_store::{ActivityBrief, EnrollmentRecord, EnrollmentRow, Tx, UserRecord};
+use roster_store::{ActivityBrief, EnrollmentRecord, EnrollmentRow, Tx};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::engine::rules::{activity_from, post_rule_from};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", post(users::create_user).get(users::list_users))
-        .route("/users/{id}", get(users::get_user).patch(users::patch_user))
-        .route("/users/{id}/tokens", post(users::issue_token))
+/// Every route of the API, relative to `/api/v1`, with its operations for
+/// the document.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(users::routes())
+        .merge(groups::routes())
         .route(
             "/users/{id}/enrollments",
             get(enrollments::list_user_enrollments),
-        )
-        .route("/groups", post(users::create_group).get(users::list_groups))
-        .route(
-            "/groups/{id}",
-            get(users::get_group)
-                .patch(users::patch_group)
-                .delete(users::delete_group),
-        )
-        .route(
-            "/groups/{id}/members/{user_id}",
-            put(users::add_member).delete(users::remove_member),
         )
         .route(
             "/activities",
@@ -129,7 +121,6 @@ pub fn router() -> Router<AppState> {
             "/imports/users",
             post(admin::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)),
         )
-        .route("/openapi.json", get(crate::openapi::openapi_json))
 }
 
 /// Records a change of one entity in the audit trail, by the context's actor.
@@ -188,22 +179,6 @@ pub fn page(items: Vec<Value>, limit: i64) -> Value {
         None
     };
     json!({"items": items, "next_cursor": next_cursor})
-}
-
-pub async fn user_json(tx: &mut Tx, user: &UserRecord) -> anyhow::Result<Value> {
-    let group_ids = tx.user_group_ids(user.id).await?;
-    Ok(json!({
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "display_name": user.display_name,
-        "active": user.active,
-        "hired_on": user.hired_on,
-        "external_id": user.external_id,
-        "group_ids": group_ids,
-        "role": user.role,
-        "created_at": timestamp_text(user.created_at),
-    }))
 }
 
 pub async fn activity_json(

@@ -1,21 +1,183 @@
-//! Users, tokens, groups and membership. Creating a user or changing their
-//! groups, `active` or `hired_on` evaluates them against every rule at once
-//! when an administrator does it (R18).
+//! Users and their API tokens. Creating a user or changing their groups,
+//! `active` or `hired_on` evaluates them against every rule at once when an
+//! administrator does it (R18).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use roster_core::date::Day;
 use roster_core::{IntegrationEvaluation, Role};
 use roster_store::{Tx, UserFilter, UserInsert, UserRecord};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::api::{page, user_json};
+use crate::api::views::{Page, User, page_bounds};
 use crate::auth::{Actor, hash_token, new_token};
-use crate::body::{Fields, JsonBody, QueryParams, path_id};
 use crate::engine::sweep::evaluate_user;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::input::{Body, Query, nullable, path_id};
 use crate::state::{AppState, Ctx};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, patch_user))
+        .routes(routes!(issue_token))
+}
+
+/// The body of `POST /users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    #[schema(min_length = 1)]
+    pub username: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    /// Default `true`.
+    pub active: Option<bool>,
+    pub hired_on: Option<Day>,
+    /// The identity system's id; unique when given.
+    pub external_id: Option<String>,
+    pub group_ids: Option<Vec<i64>>,
+    /// Default `learner`.
+    pub role: Option<Role>,
+    /// Write-only; sign-in with it comes with the web pages.
+    #[schema(write_only)]
+    pub password: Option<String>,
+}
+
+/// The body of `PATCH /users/{id}`: only the fields given change; `null`
+/// clears `hired_on` and `external_id`; `group_ids` replaces the groups.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChangeBody {
+    #[schema(min_length = 1)]
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub active: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Day>)]
+    pub hired_on: Option<Option<Day>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
+    pub group_ids: Option<Vec<i64>>,
+    pub role: Option<Role>,
+    #[schema(write_only)]
+    pub password: Option<String>,
+}
+
+/// A user's fields as validated: what the store writes.
+#[derive(Debug)]
+pub struct UserChange {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub active: Option<bool>,
+    pub hired_on: Option<Option<Day>>,
+    pub external_id: Option<Option<String>>,
+    pub group_ids: Option<Vec<i64>>,
+    pub role: Option<Role>,
+}
+
+impl TryFrom<UserChangeBody> for UserChange {
+    type Error = FieldErrors;
+
+    fn try_from(body: UserChangeBody) -> Result<UserChange, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        if let Some(username) = &body.username {
+            errors.check(!username.trim().is_empty(), "username", "must not be empty");
+        }
+        errors.finish(UserChange {
+            username: body.username.map(|name| name.trim().to_string()),
+            email: body.email,
+            display_name: body.display_name,
+            active: body.active,
+            hired_on: body.hired_on,
+            // An empty external id is no external id: it must not take the
+            // unique slot of "".
+            external_id: body.external_id.map(|id| id.filter(|id| !id.is_empty())),
+            group_ids: body.group_ids,
+            role: body.role,
+        })
+    }
+}
+
+impl TryFrom<NewUserBody> for UserChange {
+    type Error = FieldErrors;
+
+    fn try_from(body: NewUserBody) -> Result<UserChange, FieldErrors> {
+        UserChange::try_from(UserChangeBody {
+            username: Some(body.username),
+            email: body.email,
+            display_name: body.display_name,
+            active: body.active,
+            hired_on: body.hired_on.map(Some),
+            external_id: body.external_id.map(Some),
+            group_ids: body.group_ids,
+            role: body.role,
+            password: body.password,
+        })
+    }
+}
+
+impl UserChange {
+    /// `user` with this change applied.
+    fn apply(&self, user: &UserRecord) -> UserRecord {
+        let mut user = user.clone();
+        if let Some(username) = &self.username {
+            user.username = username.clone();
+        }
+        if let Some(email) = &self.email {
+            user.email = email.clone();
+        }
+        if let Some(name) = &self.display_name {
+            user.display_name = name.clone();
+        }
+        if let Some(active) = self.active {
+            user.active = active;
+        }
+        if let Some(hired_on) = &self.hired_on {
+            user.hired_on = hired_on.map(|day| day.to_string());
+        }
+        if let Some(external_id) = &self.external_id {
+            user.external_id = external_id.clone();
+        }
+        if let Some(role) = self.role {
+            user.role = role.as_str().into();
+        }
+        user
+    }
+}
+
+/// The query of `GET /users`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserListQuery {
+    /// Part of the username, display name or email.
+    pub q: Option<String>,
+    /// Only active (`true`) or inactive (`false`) users; both when absent.
+    pub active: Option<bool>,
+    /// Only members of this group.
+    pub group_id: Option<i64>,
+    /// Items per page, 1 to 1000 (more is read as 1000); default 100.
+    #[param(minimum = 1)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A new API token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuedToken {
+    pub token: String,
+    pub user_id: i64,
+}
 
 /// R18: administrators' changes are evaluated at once; integration accounts'
 /// only when the organisation asks for it.
@@ -29,47 +191,20 @@ pub async fn audit_user(
     ctx: &Ctx,
     action: &str,
     id: i64,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> anyhow::Result<()> {
-    crate::api::audit_change(tx, ctx, "user", action, id, before, after).await
-}
-
-/// Reads the user fields of a create or patch body onto `user`; returns the
-/// group ids when given.
-fn read_user_fields(
-    fields: &mut Fields,
-    user: &mut UserRecord,
-    creating: bool,
-) -> ApiResult<Option<Vec<i64>>> {
-    if creating {
-        user.username = fields.required_string("username")?;
-    } else if let Some(username) = fields.string("username")? {
-        if username.trim().is_empty() {
-            fields.error("username", "must not be empty");
-        }
-        user.username = username;
-    }
-    if let Some(email) = fields.string("email")? {
-        user.email = email;
-    }
-    if let Some(name) = fields.string("display_name")? {
-        user.display_name = name;
-    }
-    if let Some(active) = fields.bool("active")? {
-        user.active = active;
-    }
-    if let Some(hired) = fields.date("hired_on")? {
-        user.hired_on = hired.map(|date| date.to_string());
-    }
-    if let Some(external) = fields.nullable_string("external_id")? {
-        user.external_id = external.filter(|text| !text.is_empty());
-    }
-    if let Some(role) = fields.enumeration::<Role>("role")? {
-        user.role = role.as_str().into();
-    }
-    fields.string("password")?;
-    fields.ids("group_ids")
+    before: Option<&User>,
+    after: Option<&User>,
+) -> ApiResult<()> {
+    crate::api::audit_change(
+        tx,
+        ctx,
+        "user",
+        action,
+        id,
+        before.map(User::audit_json),
+        after.map(User::audit_json),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn check_groups(tx: &mut Tx, group_ids: &[i64]) -> ApiResult<()> {
@@ -84,7 +219,8 @@ async fn check_groups(tx: &mut Tx, group_ids: &[i64]) -> ApiResult<()> {
     }
 }
 
-async fn set_groups(tx: &mut Tx, user_id: i64, group_ids: &[i64]) -> anyhow::Result<bool> {
+/// Makes `user_id`'s groups exactly `group_ids`; whether any changed.
+pub async fn set_groups(tx: &mut Tx, user_id: i64, group_ids: &[i64]) -> ApiResult<bool> {
     let current = tx.user_group_ids(user_id).await?;
     let mut changed = false;
     for group_id in &current {
@@ -98,14 +234,8 @@ async fn set_groups(tx: &mut Tx, user_id: i64, group_ids: &[i64]) -> anyhow::Res
     Ok(changed)
 }
 
-pub async fn create_user(
-    State(state): State<AppState>,
-    actor: Actor,
-    body: JsonBody,
-) -> ApiResult<impl IntoResponse> {
-    actor.require_admin()?;
-    let mut fields = body.fields();
-    let mut user = UserRecord {
+fn blank_user() -> UserRecord {
+    UserRecord {
         id: 0,
         username: String::new(),
         email: String::new(),
@@ -114,15 +244,32 @@ pub async fn create_user(
         hired_on: None,
         external_id: None,
         employee_number: None,
-        role: "learner".into(),
+        role: Role::Learner.as_str().into(),
         password_hash: None,
         created_at: 0,
-    };
-    let group_ids = read_user_fields(&mut fields, &mut user, true)?;
-    fields.finish()?;
+    }
+}
+
+/// Create a user (R18: evaluated against every rule at once).
+#[utoipa::path(
+    post, path = "/users", tag = "users",
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "The new user", body = User),
+        (status = 409, description = "The username or external_id is taken", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_user(
+    State(state): State<AppState>,
+    actor: Actor,
+    Body(body): Body<NewUserBody>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    actor.require_admin()?;
+    let change = UserChange::try_from(body)?;
+    let user = change.apply(&blank_user());
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    if let Some(group_ids) = &group_ids {
+    if let Some(group_ids) = &change.group_ids {
         check_groups(&mut tx, group_ids).await?;
     }
     let id = tx
@@ -141,7 +288,7 @@ pub async fn create_user(
             ctx.micros(),
         )
         .await?;
-    if let Some(group_ids) = &group_ids {
+    if let Some(group_ids) = &change.group_ids {
         set_groups(&mut tx, id, group_ids).await?;
     }
     if evaluates_now(&actor, &ctx) {
@@ -151,24 +298,30 @@ pub async fn create_user(
         .get_user(id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    let view = user_json(&mut tx, &created).await?;
-    audit_user(&mut tx, &ctx, "user.create", id, None, Some(view.clone())).await?;
+    let view = User::read(&mut tx, &created).await?;
+    audit_user(&mut tx, &ctx, "user.create", id, None, Some(&view)).await?;
     tx.commit().await?;
     state.jobs_ready.notify_waiters();
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Users, inactive ones included unless `active` filters.
+#[utoipa::path(
+    get, path = "/users", tag = "users",
+    params(UserListQuery),
+    responses((status = 200, description = "A page of users", body = Page<User>))
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     actor: Actor,
-    query: QueryParams,
-) -> ApiResult<Json<Value>> {
+    Query(query): Query<UserListQuery>,
+) -> ApiResult<Json<Page<User>>> {
     actor.require_admin()?;
-    let (limit, cursor) = query.page()?;
+    let (limit, cursor) = page_bounds(query.limit, query.cursor.as_deref())?;
     let filter = UserFilter {
-        q: query.text("q"),
-        active: query.bool("active")?,
-        group_id: query.int("group_id")?,
+        q: query.q,
+        active: query.active,
+        group_id: query.group_id,
         after_id: cursor.unwrap_or(0),
         limit,
     };
@@ -176,10 +329,10 @@ pub async fn list_users(
     let users = tx.list_users(&filter).await?;
     let mut items = Vec::with_capacity(users.len());
     for user in &users {
-        items.push(user_json(&mut tx, user).await?);
+        items.push(User::read(&mut tx, user).await?);
     }
     tx.rollback().await?;
-    Ok(Json(page(items, limit)))
+    Ok(Json(Page::new(items, limit, |user| user.id)))
 }
 
 /// A user the actor may see; others' records are 404 to learners (R63).
@@ -192,40 +345,54 @@ pub async fn visible_user(tx: &mut Tx, actor: &Actor, id: i64) -> ApiResult<User
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
+/// One user; a learner may read only their own record (R63).
+#[utoipa::path(
+    get, path = "/users/{id}", tag = "users",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses((status = 200, description = "The user", body = User))
+)]
 pub async fn get_user(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<User>> {
     let id = path_id(&id, "user")?;
     let mut tx = state.store.read().await?;
     let user = visible_user(&mut tx, &actor, id).await?;
-    let view = user_json(&mut tx, &user).await?;
+    let view = User::read(&mut tx, &user).await?;
     tx.rollback().await?;
     Ok(Json(view))
 }
 
+/// Change a user (R18 when groups, `active` or `hired_on` change).
+#[utoipa::path(
+    patch, path = "/users/{id}", tag = "users",
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body = UserChangeBody,
+    responses(
+        (status = 200, description = "The user as changed", body = User),
+        (status = 409, description = "The username or external_id is taken", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn patch_user(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
+    Body(body): Body<UserChangeBody>,
+) -> ApiResult<Json<User>> {
     let id = path_id(&id, "user")?;
+    let change = UserChange::try_from(body)?;
     let mut tx = state.store.write().await?;
     let before = visible_user(&mut tx, &actor, id).await?;
     actor.require_admin()?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let mut fields = body.fields();
-    let mut user = before.clone();
-    let group_ids = read_user_fields(&mut fields, &mut user, false)?;
-    fields.finish()?;
-    if let Some(group_ids) = &group_ids {
+    let user = change.apply(&before);
+    if let Some(group_ids) = &change.group_ids {
         check_groups(&mut tx, group_ids).await?;
     }
-    let before_view = user_json(&mut tx, &before).await?;
+    let before_view = User::read(&mut tx, &before).await?;
     tx.update_user(&user, ctx.micros()).await?;
-    let groups_changed = match &group_ids {
+    let groups_changed = match &change.group_ids {
         Some(group_ids) => set_groups(&mut tx, id, group_ids).await?,
         None => false,
     };
@@ -234,14 +401,14 @@ pub async fn patch_user(
     if relevant && evaluates_now(&actor, &ctx) {
         evaluate_user(&mut tx, &ctx, id).await?;
     }
-    let view = user_json(&mut tx, &user).await?;
+    let view = User::read(&mut tx, &user).await?;
     audit_user(
         &mut tx,
         &ctx,
         "user.update",
         id,
-        Some(before_view),
-        Some(view.clone()),
+        Some(&before_view),
+        Some(&view),
     )
     .await?;
     tx.commit().await?;
@@ -249,11 +416,17 @@ pub async fn patch_user(
     Ok(Json(view))
 }
 
+/// Issue an API token for a user; the token is shown only in this answer.
+#[utoipa::path(
+    post, path = "/users/{id}/tokens", tag = "users",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses((status = 201, description = "The new token", body = IssuedToken))
+)]
 pub async fn issue_token(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
     actor.require_admin()?;
     let id = path_id(&id, "user")?;
     let mut tx = state.store.write().await?;
@@ -268,209 +441,6 @@ pub async fn issue_token(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"token": token, "user_id": id})),
+        Json(IssuedToken { token, user_id: id }),
     ))
-}
-
-fn group_json(group: &roster_store::GroupRecord) -> Value {
-    json!({"id": group.id, "name": group.name, "member_count": group.member_count})
-}
-
-async fn audit_group(
-    tx: &mut Tx,
-    ctx: &Ctx,
-    action: &str,
-    id: i64,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> anyhow::Result<()> {
-    crate::api::audit_change(tx, ctx, "group", action, id, before, after).await
-}
-
-pub async fn create_group(
-    State(state): State<AppState>,
-    actor: Actor,
-    body: JsonBody,
-) -> ApiResult<impl IntoResponse> {
-    actor.require_admin()?;
-    let mut fields = body.fields();
-    let name = fields.required_string("name")?;
-    fields.finish()?;
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let id = tx.insert_group(name.trim(), ctx.micros()).await?;
-    let group = tx
-        .get_group(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("group"))?;
-    audit_group(
-        &mut tx,
-        &ctx,
-        "group.create",
-        id,
-        None,
-        Some(group_json(&group)),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(group_json(&group))))
-}
-
-pub async fn list_groups(
-    State(state): State<AppState>,
-    actor: Actor,
-    query: QueryParams,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let (limit, cursor) = query.page()?;
-    let mut tx = state.store.read().await?;
-    let groups = tx.list_groups(cursor.unwrap_or(0), limit).await?;
-    tx.rollback().await?;
-    Ok(Json(page(groups.iter().map(group_json).collect(), limit)))
-}
-
-pub async fn get_group(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let id = path_id(&id, "group")?;
-    let mut tx = state.store.read().await?;
-    let group = tx
-        .get_group(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("group"))?;
-    tx.rollback().await?;
-    Ok(Json(group_json(&group)))
-}
-
-pub async fn patch_group(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let id = path_id(&id, "group")?;
-    let mut fields = body.fields();
-    let name = fields.string("name")?;
-    if name.as_deref().is_some_and(|name| name.trim().is_empty()) {
-        fields.error("name", "must not be empty");
-    }
-    fields.finish()?;
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let before = tx
-        .get_group(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("group"))?;
-    if let Some(name) = name {
-        tx.rename_group(id, name.trim()).await?;
-    }
-    let after = tx
-        .get_group(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("group"))?;
-    audit_group(
-        &mut tx,
-        &ctx,
-        "group.update",
-        id,
-        Some(group_json(&before)),
-        Some(group_json(&after)),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Json(group_json(&after)))
-}
-
-pub async fn delete_group(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    actor.require_admin()?;
-    let id = path_id(&id, "group")?;
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let before = tx
-        .get_group(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("group"))?;
-    tx.delete_group(id).await?;
-    audit_group(
-        &mut tx,
-        &ctx,
-        "group.delete",
-        id,
-        Some(group_json(&before)),
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn membership(
-    state: &AppState,
-    actor: &Actor,
-    group: &str,
-    user: &str,
-    add: bool,
-) -> ApiResult<StatusCode> {
-    actor.require_admin()?;
-    let group_id = path_id(group, "group")?;
-    let user_id = path_id(user, "user")?;
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    tx.get_group(group_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("group"))?;
-    tx.get_user(user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    let changed = if add {
-        tx.add_member(group_id, user_id).await?
-    } else {
-        tx.remove_member(group_id, user_id).await?
-    };
-    if changed {
-        if evaluates_now(actor, &ctx) {
-            evaluate_user(&mut tx, &ctx, user_id).await?;
-        }
-        let action = if add {
-            "group.member_add"
-        } else {
-            "group.member_remove"
-        };
-        audit_group(
-            &mut tx,
-            &ctx,
-            action,
-            group_id,
-            None,
-            Some(json!({"user_id": user_id})),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    state.jobs_ready.notify_waiters();
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn add_member(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path((group, user)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    membership(&state, &actor, &group, &user, true).await
-}
-
-pub async fn remove_member(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path((group, user)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    membership(&state, &actor, &group, &user, false).await
 }
