@@ -11,9 +11,12 @@ use serde::{Deserialize, Serialize};
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
+        // Every wire name is its variant's name in snake_case; serde and the
+        // schema derive both read `rename_all` (a test checks it equals `$text`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $($variant),+
         }
 
         impl $name {
@@ -372,4 +375,28 @@ pub enum TargetOutcome {
     AlreadyCompleted,
     UserInactive,
     Exempt,
+}
+
+#[cfg(test)]
+mod wire_names {
+    use super::*;
+
+    fn check<T: Serialize + Copy + fmt::Display>(all: &[T]) {
+        for value in all {
+            assert_eq!(
+                serde_json::to_value(value).unwrap(),
+                serde_json::Value::String(value.to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn serde_writes_every_enum_value_as_its_wire_name() {
+        check(Role::ALL);
+        check(ActivityKind::ALL);
+        check(EnrollmentType::ALL);
+        check(Status::ALL);
+        check(Trigger::ALL);
+        check(IntegrationEvaluation::ALL);
+    }
 }

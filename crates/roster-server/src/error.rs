@@ -41,6 +41,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// A body names records that do not exist: 404 with the fields.
+    #[error("{}", describe(.0))]
+    UnknownReference(Vec<FieldError>),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -78,12 +81,13 @@ impl ApiError {
         }
     }
 
+    /// A 404 for a body that names records that do not exist.
+    pub fn unknown(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::UnknownReference(vec![FieldError::new(field, message)])
+    }
+
     pub fn invalid_many(errors: Vec<FieldError>) -> ApiError {
-        let detail = errors
-            .iter()
-            .map(|error| format!("{}: {}", error.field, error.message))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let detail = describe(&errors);
         ApiError::Invalid {
             detail,
             errors,
@@ -108,7 +112,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::UnknownReference(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -116,6 +120,15 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+}
+
+/// `field: message; field: message`.
+fn describe(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|error| format!("{}: {}", error.field, error.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl From<StoreError> for ApiError {
@@ -162,6 +175,9 @@ impl IntoResponse for ApiError {
             "status": status.as_u16(),
             "detail": detail,
         });
+        if let ApiError::UnknownReference(errors) = &self {
+            body["errors"] = json!(errors);
+        }
         if let ApiError::Invalid { errors, extra, .. } = &self {
             if !errors.is_empty() {
                 body["errors"] = json!(errors);

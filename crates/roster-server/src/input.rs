@@ -15,79 +15,109 @@ use serde::{Deserialize, Deserializer};
 
 use crate::error::ApiError;
 
-/// A JSON body read into `T`; an empty body reads as `{}`, so that an
-/// action whose fields are all optional may be posted without one.
+/// A JSON body read into `T`; a request without one is malformed (400).
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection| match rejection.status().as_u16() {
-                    413 => ApiError::TooLarge("the request body is too large".into()),
-                    _ => ApiError::BadRequest(format!("could not read the body: {rejection}")),
-                })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        from_json(bytes).map(Body)
+        match body_bytes(request, state).await? {
+            Some(bytes) => from_json(&bytes).map(Body),
+            None => Err(ApiError::BadRequest(
+                "this request needs a JSON body".into(),
+            )),
+        }
     }
 }
 
-/// Reads `T` from JSON text with the statuses of this module.
-pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => shape_error(&path, &without_position(&inner)),
-            _ => not_json(&inner),
+/// A JSON body that may be left out (`None`), for an action whose body only
+/// refines it, such as a preview of the saved rule.
+pub struct OptionalBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match body_bytes(request, state).await? {
+            Some(bytes) => from_json(&bytes).map(|value| OptionalBody(Some(value))),
+            None => Ok(OptionalBody(None)),
         }
-    })?;
-    deserializer.end().map_err(|error| not_json(&error))?;
-    Ok(value)
+    }
+}
+
+/// The body's bytes; `None` when it is empty or only white space.
+async fn body_bytes<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Option<Bytes>, ApiError> {
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| match rejection.status().as_u16() {
+            413 => ApiError::TooLarge("the request body is too large".into()),
+            _ => ApiError::BadRequest(format!("could not read the body: {rejection}")),
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(None)
+    } else {
+        Ok(Some(bytes))
+    }
+}
+
+/// Reads `T` from JSON text with the statuses of this module. A number
+/// with a zero fraction (`5.0`) is the integer it equals, as JSON Schema
+/// counts it, so a client that writes ids as floats is understood.
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|error| not_json(&error))?;
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        shape_error(&path, &error.into_inner().to_string())
+    })
+}
+
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            if let Some(float) = number.as_f64()
+                && float.fract() == 0.0
+                && float.abs() < 9.0e15
+            {
+                *value = serde_json::Value::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 fn not_json(error: &serde_json::Error) -> ApiError {
     ApiError::BadRequest(format!("the body is not valid JSON: {error}"))
 }
 
-/// serde_json's message without its " at line L column C".
-fn without_position(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
-}
-
-/// The query string read into `T`. Empty values (`?status=`) count as
-/// absent, as a filter form with an unset field sends them.
+/// The query string read into `T`. An empty value is a value: `?limit=`
+/// is refused as any other malformed integer would be.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        from_query(parts.uri.query().unwrap_or("")).map(Query)
+        from_query(parts.uri.query().unwrap_or(""), false).map(Query)
     }
 }
 
-/// Reads `T` from a query string with the statuses of this module.
-pub fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|error| ApiError::BadRequest(format!("the query string is malformed: {error}")))?;
-    let kept: Vec<(String, String)> = pairs
-        .into_iter()
-        .filter(|(_, value)| !value.is_empty())
+/// Reads `T` from a query string with the statuses of this module. A form
+/// of filters sends its unset fields as empty values: with `drop_empty`
+/// they count as absent.
+pub fn from_query<T: DeserializeOwned>(query: &str, drop_empty: bool) -> Result<T, ApiError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .filter(|(_, value)| !(drop_empty && value.is_empty()))
         .collect();
-    let text = serde_urlencoded::to_string(&kept)
+    let text = serde_urlencoded::to_string(&pairs)
         .map_err(|error| ApiError::BadRequest(format!("the query string is malformed: {error}")))?;
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(text.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
@@ -210,6 +240,8 @@ mod tests {
         assert_eq!(status(r#"{"name":5}"#), (400, "".into()));
         assert_eq!(status(r#"{"name":"a","count":"5"}"#), (400, "".into()));
         assert_eq!(status(r#"{"name":"a"} x"#), (400, "".into()));
+        assert_eq!(status(r#"{"name":"a","count":5.0}"#), (200, "".into()));
+        assert_eq!(status(r#"{"name":"a","count":5.5}"#), (400, "".into()));
         assert_eq!(status(r#"{}"#), (422, "name".into()));
         assert_eq!(
             status(r#"{"name":"a","hire_date":"2026-01-01"}"#),
@@ -237,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn a_query_drops_empty_values_and_refuses_unknown_names() {
+    fn a_form_query_drops_empty_values_and_every_query_refuses_unknown_names() {
         #[derive(Debug, Deserialize)]
         #[serde(deny_unknown_fields)]
         #[allow(dead_code)]
@@ -246,9 +278,10 @@ mod tests {
             status: Option<roster_core::Status>,
             from: Option<roster_core::date::Day>,
         }
-        let filter: Filter = from_query("limit=5&status=").unwrap_or_else(|_| panic!());
+        let filter: Filter = from_query("limit=5&status=", true).unwrap_or_else(|_| panic!());
         assert_eq!((filter.limit, filter.status), (Some(5), None));
-        let code = |query: &str| match from_query::<Filter>(query) {
+        assert!(from_query::<Filter>("limit=5&status=", false).is_err());
+        let code = |query: &str| match from_query::<Filter>(query, false) {
             Ok(_) => 200,
             Err(error) => error.status_code().as_u16(),
         };

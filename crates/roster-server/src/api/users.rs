@@ -168,6 +168,7 @@ pub struct UserListQuery {
     #[param(minimum = 1)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -212,7 +213,7 @@ async fn check_groups(tx: &mut Tx, group_ids: &[i64]) -> ApiResult<()> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid(
+        Err(ApiError::unknown(
             "group_ids",
             format!("unknown groups {missing:?}"),
         ))
@@ -319,7 +320,7 @@ pub async fn list_users(
     actor.require_admin()?;
     let (limit, cursor) = page_bounds(query.limit, query.cursor.as_deref())?;
     let filter = UserFilter {
-        q: query.q,
+        q: query.q.filter(|q| !q.is_empty()),
         active: query.active,
         group_id: query.group_id,
         after_id: cursor.unwrap_or(0),
