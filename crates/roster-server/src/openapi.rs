@@ -289,6 +289,16 @@ pub struct Home {
     recommended: Vec<Enrollment>,
 }
 
+/// A self-enrollment's answer: `created` (201) or, when an open enrollment is
+/// already there, `already_enrolled` (200) with that enrollment (R2).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SelfEnrollment {
+    /// `created` or `already_enrolled`
+    outcome: String,
+    enrollment: Enrollment,
+}
+
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct AnyObject {}
@@ -754,7 +764,7 @@ pub const OPERATIONS: &[Operation] = &[
         "Self-enroll from the catalog (R1, R3, R4)",
         Some("AnyObject"),
         "201",
-        Some("Enrollment"),
+        Some("SelfEnrollment"),
         &[],
     ),
     op(
@@ -764,7 +774,7 @@ pub const OPERATIONS: &[Operation] = &[
         "Self-enroll through an enrollment URL (R1, R3, R4)",
         None,
         "201",
-        Some("Enrollment"),
+        Some("SelfEnrollment"),
         &[],
     ),
     op(
@@ -1108,6 +1118,7 @@ pub fn document() -> OpenApi {
         .schema_from::<Exemption>()
         .schema_from::<Plan>()
         .schema_from::<Home>()
+        .schema_from::<SelfEnrollment>()
         .schema_from::<AnyObject>()
         .schema_from::<crate::settings::Settings>()
         .security_scheme(

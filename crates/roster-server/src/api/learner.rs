@@ -109,20 +109,43 @@ async fn self_enroll_into(
         source,
         period: None,
     };
+    let today = ctx.today.to_string();
     match create(&mut tx, &ctx, new).await? {
         Created::Created(record) => {
             tx.commit().await?;
             state.jobs_ready.notify_waiters();
             Ok((
                 StatusCode::CREATED,
-                Json(crate::api::enrollment_view(&record, &ctx.today.to_string())),
+                Json(self_enrollment_json("created", &record, &today)),
             )
                 .into_response())
         }
-        Created::AlreadyEnrolled | Created::PeriodHeld => Err(ApiError::Conflict(
-            "you already have an open enrollment in this activity (R2)".into(),
-        )),
+        Created::AlreadyEnrolled | Created::PeriodHeld => {
+            // R2: the open enrollment stays as it is and is named in the answer,
+            // as the administrator's path (R50) reports `already_enrolled`.
+            let open = tx.open_enrollment(actor.id(), activity.id).await?;
+            tx.rollback().await?;
+            let open = open.ok_or_else(|| {
+                ApiError::Conflict(
+                    "you already have an open enrollment in this activity (R2)".into(),
+                )
+            })?;
+            Ok((
+                StatusCode::OK,
+                Json(self_enrollment_json("already_enrolled", &open, &today)),
+            )
+                .into_response())
+        }
     }
+}
+
+/// The answer of a self-enrollment: `created` (201) or `already_enrolled`
+/// (200), with the enrollment created or the open one found (R2).
+fn self_enrollment_json(outcome: &str, record: &EnrollmentRecord, today: &str) -> Value {
+    json!({
+        "outcome": outcome,
+        "enrollment": crate::api::enrollment_view(record, today),
+    })
 }
 
 pub async fn self_enroll(
