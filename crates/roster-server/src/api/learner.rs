@@ -380,10 +380,19 @@ pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Resp
     }))
 }
 
+/// The iCalendar producer identifier of the plan feed (RFC 5545 3.7.3).
+const PRODID: &str = "-//Roster//Roster plan//EN";
+
 pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     let (own, _) = open_visible(&state, &actor).await?;
-    let mut calendar = Calendar::new();
-    calendar.name("Roster plan");
+    // R61: the feed names Roster as its producer (the library's default
+    // PRODID names the library).
+    let mut calendar = Calendar::empty();
+    calendar
+        .append_property(("VERSION", "2.0"))
+        .append_property(("PRODID", PRODID))
+        .append_property(("CALSCALE", "GREGORIAN"))
+        .name("Roster plan");
     for (record, activity) in own.iter() {
         let Some(due) = record.due_on.as_deref() else {
             continue;
@@ -391,6 +400,13 @@ pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<
         let Ok(date) = chrono::NaiveDate::parse_from_str(due, "%Y-%m-%d") else {
             continue;
         };
+        // An all-day event ends, exclusively, the day after it starts (RFC 5545
+        // 3.6.1); the library's `all_day` would end it on the day itself.
+        let Some(day_after) = date.succ_opt() else {
+            continue;
+        };
+        // The UID depends only on the enrollment, so a calendar that
+        // subscribes to the feed updates its events instead of duplicating them.
         let event = icalendar::Event::new()
             .uid(&format!("enrollment-{}@roster", record.id))
             .summary(&format!("Due: {}", activity.title))
@@ -398,7 +414,8 @@ pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<
                 "{} enrollment in {}",
                 record.enrollment_type, activity.title
             ))
-            .all_day(date)
+            .starts(date)
+            .ends(day_after)
             .done();
         calendar.push(event);
     }
