@@ -855,7 +855,15 @@ pub const OPERATIONS: &[Operation] = &[
         None,
         "200",
         Some("Page"),
-        &["state", "kind", "rule_id", "limit", "cursor"],
+        &[
+            "state",
+            "kind",
+            "rule_id",
+            "user_id",
+            "activity_id",
+            "limit",
+            "cursor",
+        ],
     ),
     op(
         "post",

@@ -215,6 +215,8 @@ pub async fn list_jobs(
             state: job_state,
             kind,
             rule_id: query.int("rule_id")?,
+            user_id: query.int("user_id")?,
+            activity_id: query.int("activity_id")?,
             after_id: cursor.unwrap_or(0),
             limit,
         })
