@@ -989,7 +989,7 @@ pub const OPERATIONS: &[Operation] = &[
         "post",
         "/imports/users",
         "users",
-        "Import users from CSV (R18: deferred)",
+        "Import users from CSV: a text/csv body or the file field of a multipart/form-data upload; groups separated by ; (R18: deferred)",
         None,
         "200",
         Some("Results"),

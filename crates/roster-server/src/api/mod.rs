@@ -4,6 +4,7 @@
 pub mod activities;
 pub mod admin;
 pub mod enrollments;
+pub mod imports;
 pub mod learner;
 pub mod users;
 
@@ -127,7 +128,7 @@ pub fn router() -> Router<AppState> {
         .route("/forecast", get(admin::forecast))
         .route(
             "/imports/users",
-            post(admin::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)),
+            post(imports::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)),
         )
         .route("/openapi.json", get(crate::openapi::openapi_json))
 }
