@@ -1,6 +1,7 @@
 //! Start-up: logging, the store, the bootstrap admin, the background workers
 //! and the HTTP server with its middleware.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,9 +24,12 @@ use crate::state::{App, AppState};
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colour codes only make sense on a terminal: in a file, a pipe or a log
+    // collector they are noise around every field.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -343,14 +347,29 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
 }
 
-/// Counts requests by status and times them.
+/// Counts requests by status, times them, and logs one line per request.
 async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = request.method().clone();
+    // The path only: a query string may carry what does not belong in a log.
+    let path = request.uri().path().to_owned();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("roster_http_requests_total", "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("roster_http_request_seconds").record(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    tracing::info!(
+        target: "roster::http",
+        method = %method,
+        path = %path,
+        status,
+        latency_ms = %format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
+        "request"
+    );
+    metrics::counter!(
+        "roster_http_requests_total",
+        "method" => method.to_string(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("roster_http_request_seconds").record(elapsed.as_secs_f64());
     response
 }

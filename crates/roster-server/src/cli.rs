@@ -185,24 +185,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
             what: ImportWhat::Users { store, file },
         } => {
             let state = app::offline_state(&store.database).await?;
-            let bytes = std::fs::read(&file)?;
-            let results = crate::api::admin::import_csv(&state, None, &bytes)
+            let bytes = std::fs::read(&file)
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", file.display()))?;
+            let report = crate::api::imports::import_csv(&state, None, &bytes)
                 .await
-                .map_err(|error| anyhow::anyhow!("{error}"))?;
-            let mut failed = 0;
-            for result in &results {
-                if result["outcome"] == "error" {
-                    failed += 1;
-                    eprintln!(
-                        "line {}: {}",
-                        result["line"],
-                        result["error"].as_str().unwrap_or_default()
-                    );
-                }
-            }
-            println!("{} rows, {} failed", results.len(), failed);
-            if failed > 0 {
-                anyhow::bail!("{failed} rows failed");
+                .map_err(|error| match error {
+                    // The file as a whole is refused: say why in the file's name.
+                    crate::error::ApiError::Invalid { errors, .. } if errors.len() == 1 => {
+                        anyhow::anyhow!("{} {}", file.display(), errors[0].message)
+                    }
+                    other => anyhow::anyhow!("{}: {other}", file.display()),
+                })?;
+            print_import_report(&report);
+            if report.failed > 0 {
+                anyhow::bail!("{} of {} rows failed", report.failed, report.results.len());
             }
             Ok(())
         }
@@ -297,4 +293,23 @@ async fn sweep(store: StoreArgs, dry_run: bool, full: bool) -> anyhow::Result<()
         record.id, record.state, record.created, record.adopted, record.closed, record.skipped
     );
     Ok(())
+}
+
+/// `roster import users`: the totals, the groups created, then each failed
+/// row with its line number (on standard error, as the failures they are).
+fn print_import_report(report: &crate::api::imports::ImportReport) {
+    println!(
+        "{} created, {} updated, {} unchanged, {} failed",
+        report.created, report.updated, report.unchanged, report.failed
+    );
+    if report.groups_created.is_empty() {
+        println!("groups created: none");
+    } else {
+        println!("groups created: {}", report.groups_created.join(", "));
+    }
+    for result in &report.results {
+        if let Some(error) = &result.error {
+            eprintln!("line {}: {error}", result.line);
+        }
+    }
 }

@@ -35,6 +35,24 @@ macro_rules! push_job_row {
 const JOB_COLUMNS: &str = "id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
      attempts, last_error, outcome, created_at, finished_at";
 
+/// `list_jobs`: the payload is a JSON snapshot; reading the activity out of
+/// it, rather than keeping a column, serves this administrative list
+/// without widening every job row.
+const LIST_JOBS_SQLITE: &str = "SELECT id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
+     attempts, last_error, outcome, created_at, finished_at FROM jobs \
+     WHERE id > $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR kind = $3) \
+     AND ($4 IS NULL OR rule_id = $4) AND ($6 IS NULL OR user_id = $6) \
+     AND ($7 IS NULL OR json_extract(payload, '$.activity_id') = $7 \
+          OR EXISTS (SELECT 1 FROM json_each(payload, '$.target_ids') t WHERE t.value = $7)) \
+     ORDER BY id LIMIT $5";
+const LIST_JOBS_POSTGRES: &str = "SELECT id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
+     attempts, last_error, outcome, created_at, finished_at FROM jobs \
+     WHERE id > $1 AND ($2::TEXT IS NULL OR state = $2) AND ($3::TEXT IS NULL OR kind = $3) \
+     AND ($4::BIGINT IS NULL OR rule_id = $4) AND ($6::BIGINT IS NULL OR user_id = $6) \
+     AND ($7::BIGINT IS NULL OR (payload::jsonb ->> 'activity_id')::BIGINT = $7 \
+          OR payload::jsonb -> 'target_ids' @> to_jsonb($7::BIGINT)) \
+     ORDER BY id LIMIT $5";
+
 #[derive(Clone, Debug, Default)]
 pub struct NewJob {
     pub kind: String,
@@ -63,6 +81,8 @@ pub struct JobFilter {
     pub state: Option<String>,
     pub kind: Option<String>,
     pub rule_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub activity_id: Option<i64>,
     pub after_id: i64,
     pub limit: i64,
 }
@@ -438,20 +458,25 @@ impl Tx {
         )
     }
 
+    /// Jobs in id order after `filter.after_id`. `user_id` matches the learner
+    /// of a post-enrollment job; `activity_id` matches the activity a job is
+    /// about: a post-enrollment job's rule activity or any of its target
+    /// activities (both in the payload's snapshot), a sweep job's activity.
     pub async fn list_jobs(&mut self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
         self.flush_jobs().await?;
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > $1 AND ($2 IS NULL OR state = $2) \
-             AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR rule_id = $4) ORDER BY id LIMIT $5"
-        )))
-        .bind(filter.after_id)
-        .bind(&filter.state)
-        .bind(&filter.kind)
-        .bind(filter.rule_id)
-        .bind(filter.limit)
-        .fetch_all(c)
-        .await?),
+            on_tx_sql!(self, LIST_JOBS_SQLITE, LIST_JOBS_POSTGRES, sql, c => {
+                sqlx::query_as(sql)
+                    .bind(filter.after_id)
+                    .bind(&filter.state)
+                    .bind(&filter.kind)
+                    .bind(filter.rule_id)
+                    .bind(filter.limit)
+                    .bind(filter.user_id)
+                    .bind(filter.activity_id)
+                    .fetch_all(c)
+                    .await?
+            }),
         )
     }
 

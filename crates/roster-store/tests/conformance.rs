@@ -50,6 +50,7 @@ both! {
     jobs::claim_more_jobs_takes_further_due_jobs_of_the_kind_in_order,
     jobs::r35_cancel_job_cancels_only_pending_jobs,
     jobs::job_lists_and_due_counts,
+    jobs::jobs_are_listed_by_user_and_by_activity,
     jobs::two_workers_claiming_at_once_get_different_jobs,
     jobs::racing_workers_claim_every_job_exactly_once,
     jobs::leases_are_renewed_together_and_claims_given_back,

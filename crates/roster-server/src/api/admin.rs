@@ -1,27 +1,23 @@
 //! Operations for administrators: sweeps (R13), jobs (R35), the clock,
-//! audit, settings, exemptions (R21), the forecast (R17) and the CSV user
-//! import (R18).
+//! audit, settings, exemptions (R21) and the forecast (R17).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use jiff::{Timestamp, ToSpan};
 use roster_core::calendar::annual_period_end;
-use roster_core::{Recurrence, Role, Scope};
-use roster_store::{
-    AuditEntry, ExemptionRecord, JobFilter, JobRecord, StoreError, SweepRecord, UserInsert,
-};
+use roster_core::{Recurrence, Scope};
+use roster_store::{AuditEntry, ExemptionRecord, JobFilter, JobRecord, StoreError, SweepRecord};
 use serde_json::{Value, json};
 
 use crate::api::{page, timestamp_text};
 use crate::auth::Actor;
-use crate::body::{JsonBody, QueryParams, parse_date, path_id};
+use crate::body::{JsonBody, QueryParams, path_id};
 use crate::clock::ClockMode;
 use crate::engine::jobs::{advance_clock, dry_run_counts, run_due};
 use crate::engine::rules::activity_from;
-use crate::engine::sweep::{activity_sweep, evaluate_user, start_sweep as begin_sweep};
+use crate::engine::sweep::{activity_sweep, start_sweep as begin_sweep};
 use crate::error::{ApiError, ApiResult};
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -215,6 +211,8 @@ pub async fn list_jobs(
             state: job_state,
             kind,
             rule_id: query.int("rule_id")?,
+            user_id: query.int("user_id")?,
+            activity_id: query.int("activity_id")?,
             after_id: cursor.unwrap_or(0),
             limit,
         })
@@ -661,194 +659,4 @@ pub async fn forecast(
     Ok(Json(
         json!({"from": from.to_string(), "to": to.to_string(), "days": days}),
     ))
-}
-
-/// CSV user import: upsert by username, one transaction per row, a bad row
-/// reported with its line number (R18: deferred unless settings say otherwise).
-pub async fn import_users(
-    State(state): State<AppState>,
-    actor: Actor,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let results = import_csv(&state, Some(actor.id()), &body).await?;
-    Ok(Json(json!({"results": results})))
-}
-
-pub async fn import_csv(
-    state: &AppState,
-    actor_id: Option<i64>,
-    body: &[u8],
-) -> ApiResult<Vec<Value>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(true)
-        .from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|error| ApiError::BadRequest(format!("not CSV: {error}")))?
-        .clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|header| header.eq_ignore_ascii_case(name))
-    };
-    let Some(username_column) = column("username") else {
-        return Err(ApiError::invalid(
-            "username",
-            "the header row must have a username column",
-        ));
-    };
-    let (email, display, active, hired, groups, external) = (
-        column("email"),
-        column("display_name"),
-        column("active"),
-        column("hired_on"),
-        column("groups"),
-        column("external_id"),
-    );
-    let mut results = Vec::new();
-    for (index, row) in reader.records().enumerate() {
-        let line = index + 2;
-        let row = match row {
-            Ok(row) => row,
-            Err(error) => {
-                results.push(json!({"line": line, "outcome": "error", "error": format!("unreadable row: {error}")}));
-                continue;
-            }
-        };
-        let get = |position: Option<usize>| position.and_then(|p| row.get(p)).map(str::to_string);
-        let username = get(Some(username_column)).unwrap_or_default();
-        if username.is_empty() {
-            results.push(json!({"line": line, "outcome": "error", "error": "username is empty"}));
-            continue;
-        }
-        let active_value = match get(active).as_deref() {
-            None | Some("") => None,
-            Some("true") | Some("TRUE") | Some("True") => Some(true),
-            Some("false") | Some("FALSE") | Some("False") => Some(false),
-            Some(other) => {
-                results.push(json!({"line": line, "username": username, "outcome": "error", "error": format!("active must be true or false, not {other:?}")}));
-                continue;
-            }
-        };
-        let hired_value = match get(hired).as_deref() {
-            None | Some("") => None,
-            Some(text) => match parse_date(text) {
-                Some(date) => Some(date.to_string()),
-                None => {
-                    results.push(json!({"line": line, "username": username, "outcome": "error", "error": format!("hired_on {text:?} is not a date YYYY-MM-DD")}));
-                    continue;
-                }
-            },
-        };
-        let group_names: Option<Vec<String>> = get(groups).map(|text| {
-            text.split(';')
-                .map(str::trim)
-                .filter(|name| !name.is_empty())
-                .map(str::to_string)
-                .collect()
-        });
-        match import_row(state, actor_id, &username, get(email), get(display), active_value, hired_value, group_names, get(external)).await {
-            Ok((outcome, user_id)) => results.push(json!({"line": line, "username": username, "outcome": outcome, "user_id": user_id})),
-            Err(error) => results.push(json!({"line": line, "username": username, "outcome": "error", "error": error.to_string()})),
-        }
-    }
-    state.jobs_ready.notify_waiters();
-    Ok(results)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn import_row(
-    state: &AppState,
-    actor_id: Option<i64>,
-    username: &str,
-    email: Option<String>,
-    display_name: Option<String>,
-    active: Option<bool>,
-    hired_on: Option<String>,
-    groups: Option<Vec<String>>,
-    external_id: Option<String>,
-) -> ApiResult<(&'static str, i64)> {
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, actor_id).await?;
-    let external_id = external_id.filter(|text| !text.is_empty());
-    let (outcome, user_id, before) = match tx.find_user_by_username(username).await? {
-        Some(mut user) => {
-            let before = crate::api::views::User::read(&mut tx, &user).await?;
-            if let Some(email) = email {
-                user.email = email;
-            }
-            if let Some(name) = display_name {
-                user.display_name = name;
-            }
-            if let Some(active) = active {
-                user.active = active;
-            }
-            if hired_on.is_some() {
-                user.hired_on = hired_on;
-            }
-            if external_id.is_some() {
-                user.external_id = external_id;
-            }
-            tx.update_user(&user, ctx.micros()).await?;
-            ("updated", user.id, Some(before))
-        }
-        None => {
-            let id = tx
-                .insert_user(
-                    &UserInsert {
-                        username: username.to_string(),
-                        email: email.unwrap_or_default(),
-                        display_name: display_name.unwrap_or_default(),
-                        active: active.unwrap_or(true),
-                        hired_on,
-                        external_id,
-                        employee_number: None,
-                        role: Role::Learner.as_str().into(),
-                        password_hash: None,
-                    },
-                    ctx.micros(),
-                )
-                .await?;
-            ("created", id, None)
-        }
-    };
-    if let Some(names) = groups {
-        let mut wanted = Vec::new();
-        for name in names {
-            let id = match tx.find_group_by_name(&name).await? {
-                Some(id) => id,
-                None => tx.insert_group(&name, ctx.micros()).await?,
-            };
-            wanted.push(id);
-        }
-        for current in tx.user_group_ids(user_id).await? {
-            if !wanted.contains(&current) {
-                tx.remove_member(current, user_id).await?;
-            }
-        }
-        for id in wanted {
-            tx.add_member(id, user_id).await?;
-        }
-    }
-    if ctx.settings.integration_evaluation == roster_core::IntegrationEvaluation::Immediate {
-        evaluate_user(&mut tx, &ctx, user_id).await?;
-    }
-    let user = tx
-        .get_user(user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    let after = crate::api::views::User::read(&mut tx, &user).await?;
-    crate::api::users::audit_user(
-        &mut tx,
-        &ctx,
-        "user.import",
-        user_id,
-        before.as_ref(),
-        Some(&after),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((outcome, user_id))
 }

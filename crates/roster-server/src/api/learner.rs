@@ -109,20 +109,43 @@ async fn self_enroll_into(
         source,
         period: None,
     };
+    let today = ctx.today.to_string();
     match create(&mut tx, &ctx, new).await? {
         Created::Created(record) => {
             tx.commit().await?;
             state.jobs_ready.notify_waiters();
             Ok((
                 StatusCode::CREATED,
-                Json(crate::api::enrollment_view(&record, &ctx.today.to_string())),
+                Json(self_enrollment_json("created", &record, &today)),
             )
                 .into_response())
         }
-        Created::AlreadyEnrolled | Created::PeriodHeld => Err(ApiError::Conflict(
-            "you already have an open enrollment in this activity (R2)".into(),
-        )),
+        Created::AlreadyEnrolled | Created::PeriodHeld => {
+            // R2: the open enrollment stays as it is and is named in the answer,
+            // as the administrator's path (R50) reports `already_enrolled`.
+            let open = tx.open_enrollment(actor.id(), activity.id).await?;
+            tx.rollback().await?;
+            let open = open.ok_or_else(|| {
+                ApiError::Conflict(
+                    "you already have an open enrollment in this activity (R2)".into(),
+                )
+            })?;
+            Ok((
+                StatusCode::OK,
+                Json(self_enrollment_json("already_enrolled", &open, &today)),
+            )
+                .into_response())
+        }
     }
+}
+
+/// The answer of a self-enrollment: `created` (201) or `already_enrolled`
+/// (200), with the enrollment created or the open one found (R2).
+fn self_enrollment_json(outcome: &str, record: &EnrollmentRecord, today: &str) -> Value {
+    json!({
+        "outcome": outcome,
+        "enrollment": crate::api::enrollment_view(record, today),
+    })
 }
 
 pub async fn self_enroll(
@@ -357,10 +380,19 @@ pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Resp
     }))
 }
 
+/// The iCalendar producer identifier of the plan feed (RFC 5545 3.7.3).
+const PRODID: &str = "-//Roster//Roster plan//EN";
+
 pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     let (own, _) = open_visible(&state, &actor).await?;
-    let mut calendar = Calendar::new();
-    calendar.name("Roster plan");
+    // R61: the feed names Roster as its producer (the library's default
+    // PRODID names the library).
+    let mut calendar = Calendar::empty();
+    calendar
+        .append_property(("VERSION", "2.0"))
+        .append_property(("PRODID", PRODID))
+        .append_property(("CALSCALE", "GREGORIAN"))
+        .name("Roster plan");
     for (record, activity) in own.iter() {
         let Some(due) = record.due_on.as_deref() else {
             continue;
@@ -368,6 +400,13 @@ pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<
         let Ok(date) = chrono::NaiveDate::parse_from_str(due, "%Y-%m-%d") else {
             continue;
         };
+        // An all-day event ends, exclusively, the day after it starts (RFC 5545
+        // 3.6.1); the library's `all_day` would end it on the day itself.
+        let Some(day_after) = date.succ_opt() else {
+            continue;
+        };
+        // The UID depends only on the enrollment, so a calendar that
+        // subscribes to the feed updates its events instead of duplicating them.
         let event = icalendar::Event::new()
             .uid(&format!("enrollment-{}@roster", record.id))
             .summary(&format!("Due: {}", activity.title))
@@ -375,7 +414,8 @@ pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<
                 "{} enrollment in {}",
                 record.enrollment_type, activity.title
             ))
-            .all_day(date)
+            .starts(date)
+            .ends(day_after)
             .done();
         calendar.push(event);
     }

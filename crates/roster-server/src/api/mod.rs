@@ -5,6 +5,7 @@ pub mod activities;
 pub mod admin;
 pub mod enrollments;
 pub mod groups;
+pub mod imports;
 pub mod learner;
 pub mod users;
 pub mod views;
@@ -119,7 +120,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .route("/forecast", get(admin::forecast))
         .route(
             "/imports/users",
-            post(admin::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)),
+            post(imports::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)),
         )
 }
 

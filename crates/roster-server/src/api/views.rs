@@ -12,7 +12,7 @@ use crate::error::{ApiResult, FieldErrors};
 
 /// A timestamp (microseconds) written RFC 3339 in UTC straight into the
 /// serializer: lists of hundreds of enrollments allocate no text per date.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimestampText(pub i64);
 
 impl Serialize for TimestampText {
@@ -87,7 +87,7 @@ pub fn timestamp_text(micros: i64) -> String {
 }
 
 /// A user as the API shows them; `password` is never shown.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub id: i64,

@@ -533,7 +533,7 @@ async fn r55_fixture(app: &crate::helpers::TestApp) -> (i64, [i64; 4], [i64; 4])
     assert_eq!(status, 201, "{chosen}");
     (
         user_id,
-        [passed, overdue, later, id(&chosen)],
+        [passed, overdue, later, id(&chosen["enrollment"])],
         [
             passed_activity,
             overdue_activity,

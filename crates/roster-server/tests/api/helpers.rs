@@ -24,6 +24,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub admin: String,
+    /// The server's database, for commands run beside it (`roster import …`).
+    pub database_url: String,
     child: Child,
     pub dir: PathBuf,
     pg_database: Option<(String, String)>,
@@ -116,6 +118,7 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
         base: String::new(),
         client,
         admin: ADMIN_TOKEN.to_string(),
+        database_url: database_url.clone(),
         child,
         dir,
         pg_database,

@@ -415,6 +415,100 @@ async fn r61_the_ics_feed_has_one_all_day_event_per_dated_open_enrollment() {
     );
 }
 
+/// The content lines of an iCalendar text, unfolded (RFC 5545 3.1).
+fn ics_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.split("\r\n").flat_map(|line| line.split('\n')) {
+        match (line.strip_prefix([' ', '\t']), lines.last_mut()) {
+            (Some(rest), Some(last)) => last.push_str(rest),
+            _ if line.is_empty() => {}
+            _ => lines.push(line.to_string()),
+        }
+    }
+    lines
+}
+
+/// The VEVENTs of a feed, each as its content lines.
+fn ics_events(lines: &[String]) -> Vec<Vec<String>> {
+    let mut events = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in lines {
+        match line.as_str() {
+            "BEGIN:VEVENT" => current = Some(Vec::new()),
+            "END:VEVENT" => events.extend(current.take()),
+            _ => {
+                if let Some(event) = current.as_mut() {
+                    event.push(line.clone());
+                }
+            }
+        }
+    }
+    events
+}
+
+/// The one line of an event whose property name is `name`, parameters included.
+fn ics_property<'a>(event: &'a [String], name: &str) -> &'a str {
+    let found: Vec<&String> = event
+        .iter()
+        .filter(|line| line.split([';', ':']).next() == Some(name))
+        .collect();
+    assert_eq!(found.len(), 1, "one {name} in {event:?}");
+    found[0]
+}
+
+#[tokio::test]
+async fn r61_ics_events_end_the_day_after_with_a_stable_uid_and_roster_prodid() {
+    let app = spawn_app().await;
+    let (user_id, token) = app.create_learner("subscriber").await;
+    app.set_clock("2030-01-10T09:00:00Z").await;
+    let mut expected = std::collections::BTreeMap::new();
+    for (title, due, day_after) in [
+        ("Month end", "2030-01-31", "20300201"),
+        ("Year end", "2030-12-31", "20310101"),
+    ] {
+        let activity_id = app.create_activity(title, "online_course").await;
+        let enrollment = app
+            .enroll_one(activity_id, user_id, json!({"due_on": due}))
+            .await;
+        let uid = format!("UID:enrollment-{}@roster", id(&enrollment));
+        let start = format!("DTSTART;VALUE=DATE:{}", due.replace('-', ""));
+        expected.insert(uid, (start, format!("DTEND;VALUE=DATE:{day_after}")));
+    }
+
+    let mut feeds = Vec::new();
+    for _ in 0..2 {
+        let reply = app
+            .request(reqwest::Method::GET, "/me/plan.ics", &token, Value::Null)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        feeds.push(reply.text());
+    }
+
+    let mut uids_per_fetch = Vec::new();
+    for text in &feeds {
+        let lines = ics_lines(text);
+        let prodid = lines
+            .iter()
+            .find(|line| line.starts_with("PRODID:"))
+            .unwrap_or_else(|| panic!("no PRODID in {text}"));
+        assert!(prodid.contains("Roster"), "{prodid}");
+        let mut uids = Vec::new();
+        for event in ics_events(&lines) {
+            let uid = ics_property(&event, "UID").to_string();
+            let (start, end) = expected
+                .get(&uid)
+                .unwrap_or_else(|| panic!("unexpected {uid} in {text}"));
+            assert_eq!(ics_property(&event, "DTSTART"), start, "{text}");
+            assert_eq!(ics_property(&event, "DTEND"), end, "{text}");
+            uids.push(uid);
+        }
+        uids.sort();
+        uids_per_fetch.push(uids);
+    }
+    let all: Vec<String> = expected.keys().cloned().collect();
+    assert_eq!(uids_per_fetch, vec![all.clone(), all]);
+}
+
 #[tokio::test]
 async fn r62_home_rows_hold_open_required_and_recommended_soonest_first() {
     let app = spawn_app().await;

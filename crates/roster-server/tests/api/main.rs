@@ -8,6 +8,7 @@ mod authorization;
 mod enrollments;
 mod groups;
 mod helpers;
+mod imports;
 mod learner_views;
 mod malformed;
 mod operations;

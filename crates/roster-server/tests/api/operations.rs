@@ -318,3 +318,38 @@ async fn openapi_document_is_version_3_1_and_lists_the_users_path() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_request_is_logged_at_info_in_one_line_without_colour_codes_off_a_terminal() {
+    let app = crate::helpers::spawn_app_with(&[("RUST_LOG", "info")]).await;
+
+    let (status, body) = app.get("/users?limit=5", &app.admin).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app.get("/users/999999", &app.admin).await;
+    assert_eq!(status, 404);
+
+    // The server writes each line as the request ends, just before answering.
+    let log_path = app.dir.join("server.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).expect("read the server log");
+        if log.contains("path=/api/v1/users/999999") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log written to a file:\n{log}"
+    );
+    for (path, status) in [("/api/v1/users", 200), ("/api/v1/users/999999", 404)] {
+        let line = log
+            .lines()
+            .find(|line| line.contains(&format!("path={path} ")))
+            .unwrap_or_else(|| panic!("no request line for {path} in:\n{log}"));
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains("method=GET"), "{line}");
+        assert!(line.contains(&format!("status={status}")), "{line}");
+        assert!(line.contains("latency_ms="), "{line}");
+    }
+}

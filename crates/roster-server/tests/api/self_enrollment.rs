@@ -53,7 +53,7 @@ async fn r1_self_enrollment_from_the_catalog_is_elected_with_source_self() {
     let (user_id, token) = app.create_learner("eager").await;
     let activity_id = app.create_activity("Optional", "online_course").await;
 
-    let (status, enrollment) = app
+    let (status, answer) = app
         .post(
             "/me/enrollments",
             &token,
@@ -61,7 +61,9 @@ async fn r1_self_enrollment_from_the_catalog_is_elected_with_source_self() {
         )
         .await;
 
-    assert_eq!(status, 201, "{enrollment}");
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["outcome"], "created");
+    let enrollment = &answer["enrollment"];
     assert_eq!(enrollment["user_id"], user_id);
     assert_eq!(enrollment["activity_id"], activity_id);
     assert_eq!(enrollment["type"], "elected");
@@ -70,21 +72,19 @@ async fn r1_self_enrollment_from_the_catalog_is_elected_with_source_self() {
 }
 
 #[tokio::test]
-async fn r2_self_enrolling_twice_is_a_409_conflict() {
+async fn r2_self_enrolling_twice_reports_already_enrolled_with_the_open_enrollment() {
     let app = spawn_app().await;
     let (user_id, token) = app.create_learner("repeat").await;
     let activity_id = app.create_activity("Once", "online_course").await;
     let body = json!({"activity_id": activity_id});
-    assert_eq!(
-        app.post("/me/enrollments", &token, body.clone()).await.0,
-        201
-    );
+    let (status, first) = app.post("/me/enrollments", &token, body.clone()).await;
+    assert_eq!(status, 201, "{first}");
 
-    let reply = app
-        .request(Method::POST, "/me/enrollments", &token, body)
-        .await;
+    let (status, again) = app.post("/me/enrollments", &token, body).await;
 
-    assert_problem(&reply, 409);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["outcome"], "already_enrolled");
+    assert_eq!(again["enrollment"], first["enrollment"]);
     let (_, list) = app
         .get(&format!("/users/{user_id}/enrollments"), &app.admin)
         .await;
@@ -164,9 +164,11 @@ async fn r1_the_enrollment_url_enrolls_as_elected_with_source_url_even_outside_t
         .expect("enrollment_url")
         .to_string();
 
-    let (status, enrollment) = app.post(&url, &token, Value::Null).await;
+    let (status, answer) = app.post(&url, &token, Value::Null).await;
 
-    assert_eq!(status, 201, "{enrollment}");
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["outcome"], "created");
+    let enrollment = &answer["enrollment"];
     assert_eq!(enrollment["user_id"], user_id);
     assert_eq!(enrollment["activity_id"], id(&activity));
     assert_eq!(enrollment["type"], "elected");
@@ -290,7 +292,7 @@ async fn r4_self_enrollment_succeeds_once_every_prerequisite_is_passed() {
     )
     .await;
 
-    let (status, enrollment) = app
+    let (status, answer) = app
         .post(
             "/me/enrollments",
             &token,
@@ -298,8 +300,8 @@ async fn r4_self_enrollment_succeeds_once_every_prerequisite_is_passed() {
         )
         .await;
 
-    assert_eq!(status, 201, "{enrollment}");
-    assert_eq!(enrollment["type"], "elected");
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["enrollment"]["type"], "elected");
 }
 
 #[tokio::test]
@@ -343,21 +345,24 @@ async fn r4_administrator_enrollment_bypasses_prerequisites() {
 }
 
 #[tokio::test]
-async fn r2_the_enrollment_url_with_an_open_enrollment_already_there_is_a_409_conflict() {
+async fn r2_the_enrollment_url_with_an_open_enrollment_already_there_reports_already_enrolled() {
     let app = spawn_app().await;
     let (user_id, token) = app.create_learner("twice-linked").await;
     let activity = app
         .create_activity_with(json!({"title": "Linked twice", "kind": "online_course"}))
         .await;
-    app.enroll_one(id(&activity), user_id, json!({})).await;
+    let open = app.enroll_one(id(&activity), user_id, json!({})).await;
     let url = activity["enrollment_url"]
         .as_str()
         .expect("enrollment_url")
         .to_string();
 
-    let reply = app.request(Method::POST, &url, &token, Value::Null).await;
+    let (status, answer) = app.post(&url, &token, Value::Null).await;
 
-    assert_problem(&reply, 409);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outcome"], "already_enrolled");
+    assert_eq!(answer["enrollment"]["id"], open["id"]);
+    assert_eq!(answer["enrollment"]["source"], open["source"]);
     let (_, list) = app
         .get(&format!("/users/{user_id}/enrollments"), &app.admin)
         .await;

@@ -456,6 +456,41 @@ async fn r35_an_administrator_can_cancel_a_pending_job_once() {
 }
 
 #[tokio::test]
+async fn r35_jobs_are_listed_for_one_learner_and_for_one_activity() {
+    let app = app_at("2030-01-10T10:00:00Z").await;
+    let first = member(&app, "chain-one", &[], json!({})).await;
+    let second = member(&app, "chain-two", &[], json!({})).await;
+    let source = course(&app, "Source").await;
+    let target = course(&app, "Target").await;
+    let other = course(&app, "Other").await;
+    post_rule(&app, source, when("completed", 2, &[target], false)).await;
+    app.enroll_one(source, first, json!({"status": "passed"}))
+        .await;
+    app.enroll_one(source, second, json!({"status": "passed"}))
+        .await;
+    let pending = jobs(&app, "state=pending").await;
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    let job_of = |user_id: i64| {
+        pending
+            .iter()
+            .find(|job| crate::helpers::as_json(&job["payload"])["user_id"] == user_id)
+            .map(id)
+            .expect("a job per learner")
+    };
+
+    let mine = jobs(&app, &format!("user_id={first}")).await;
+    let by_source = jobs(&app, &format!("activity_id={source}")).await;
+    let by_target = jobs(&app, &format!("state=pending&activity_id={target}")).await;
+    let by_other = jobs(&app, &format!("activity_id={other}")).await;
+
+    assert_eq!(mine.iter().map(id).collect::<Vec<_>>(), vec![job_of(first)]);
+    let both = vec![job_of(first), job_of(second)];
+    assert_eq!(by_source.iter().map(id).collect::<Vec<_>>(), both);
+    assert_eq!(by_target.iter().map(id).collect::<Vec<_>>(), both);
+    assert!(by_other.is_empty(), "{by_other:?}");
+}
+
+#[tokio::test]
 async fn r36_job_outcomes_are_created_already_enrolled_and_already_completed() {
     let app = app_at("2030-01-10T10:00:00Z").await;
     let learner = member(&app, "outcomes", &[], json!({})).await;

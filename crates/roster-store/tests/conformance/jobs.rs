@@ -524,6 +524,71 @@ pub async fn job_lists_and_due_counts(store: Store) {
 /// they get different jobs. On PostgreSQL the second skips the row the first
 /// holds (`FOR UPDATE SKIP LOCKED`) without waiting; on SQLite the second
 /// waits for the write lock and then sees the first job leased.
+/// `GET /jobs?user_id=&activity_id=`: a post-enrollment job belongs to its
+/// learner and to its rule's activity and target activities; a sweep job to
+/// the activity it sweeps.
+pub async fn jobs_are_listed_by_user_and_by_activity(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let post = |user_id: i64, activity_id: i64, targets: &[i64]| NewJob {
+        kind: "post_enrollment".into(),
+        run_at: NOW,
+        payload: serde_json::json!({
+            "rule_id": 1, "activity_id": activity_id, "user_id": user_id,
+            "target_ids": targets, "from_enrollment_id": 99,
+        })
+        .to_string(),
+        rule_id: Some(1),
+        user_id: Some(user_id),
+        ..NewJob::default()
+    };
+    let sweep = |activity_id: i64| NewJob {
+        kind: "sweep_activity".into(),
+        run_at: NOW,
+        payload:
+            serde_json::json!({"sweep_id": 5, "activity_id": activity_id, "day": "2030-01-01"})
+                .to_string(),
+        sweep_id: Some(5),
+        ..NewJob::default()
+    };
+    let mut ids = Vec::new();
+    for new in [
+        post(10, 100, &[200, 201]),
+        post(11, 100, &[202]),
+        post(10, 300, &[100]),
+        sweep(100),
+        sweep(201),
+    ] {
+        ids.push(tx.enqueue(&new, NOW).await.unwrap().unwrap());
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = store.read().await.unwrap();
+    let mut listed = async |user_id: Option<i64>, activity_id: Option<i64>| {
+        let filter = JobFilter {
+            user_id,
+            activity_id,
+            limit: 100,
+            ..JobFilter::default()
+        };
+        let jobs = tx.list_jobs(&filter).await.unwrap();
+        jobs.into_iter().map(|job| job.id).collect::<Vec<_>>()
+    };
+    assert_eq!(listed(Some(10), None).await, vec![ids[0], ids[2]]);
+    assert_eq!(listed(Some(11), None).await, vec![ids[1]]);
+    assert_eq!(listed(Some(12), None).await, Vec::<i64>::new());
+    // Activity 100: the rule's activity of two jobs, the target of a third,
+    // and the activity of a sweep job.
+    assert_eq!(
+        listed(None, Some(100)).await,
+        vec![ids[0], ids[1], ids[2], ids[3]]
+    );
+    assert_eq!(listed(None, Some(201)).await, vec![ids[0], ids[4]]);
+    assert_eq!(listed(None, Some(202)).await, vec![ids[1]]);
+    assert_eq!(listed(None, Some(999)).await, Vec::<i64>::new());
+    assert_eq!(listed(Some(10), Some(300)).await, vec![ids[2]]);
+    assert_eq!(listed(Some(11), Some(300)).await, Vec::<i64>::new());
+}
+
 pub async fn two_workers_claiming_at_once_get_different_jobs(store: Store) {
     let mut tx = store.write().await.unwrap();
     let first = tx.enqueue(&job("a", NOW), NOW).await.unwrap().unwrap();
@@ -745,9 +810,9 @@ pub async fn audit_and_jobs_held_for_the_commit_are_written_together(store: Stor
         let filter = JobFilter {
             state: None,
             kind: Some(entity.clone()),
-            rule_id: None,
             after_id: 0,
             limit: 2000,
+            ..JobFilter::default()
         };
         let listed = tx.list_jobs(&filter).await.unwrap();
         assert_eq!(listed.len() as i64, (jobs - 1).max(0), "{entity}: jobs");
@@ -783,9 +848,9 @@ pub async fn audit_and_jobs_held_for_the_commit_are_written_together(store: Stor
     let filter = JobFilter {
         state: None,
         kind: Some("rolled-back".into()),
-        rule_id: None,
         after_id: 0,
         limit: 10,
+        ..JobFilter::default()
     };
     assert!(tx.list_jobs(&filter).await.unwrap().is_empty());
 }
