@@ -5,7 +5,6 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roster_store::StoreError;
-use serde_json::json;
 
 pub use roster_core::validate::{FieldError, FieldErrors};
 
@@ -29,6 +28,17 @@ pub struct Problem {
     /// The prerequisites not yet passed (R4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_prerequisite_ids: Option<Vec<i64>>,
+    /// The same prerequisites with their titles (R4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_prerequisites: Option<Vec<NamedRecord>>,
+}
+
+/// A record named by its id and title.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamedRecord {
+    pub id: i64,
+    pub title: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +64,8 @@ pub enum ApiError {
     Invalid {
         detail: String,
         errors: Vec<FieldError>,
-        extra: Option<serde_json::Value>,
+        /// R4: the prerequisites a self-enrollment still lacks.
+        missing_prerequisites: Vec<NamedRecord>,
     },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -77,7 +88,7 @@ impl ApiError {
                 field: field.to_string(),
                 message,
             }],
-            extra: None,
+            missing_prerequisites: Vec::new(),
         }
     }
 
@@ -91,7 +102,7 @@ impl ApiError {
         ApiError::Invalid {
             detail,
             errors,
-            extra: None,
+            missing_prerequisites: Vec::new(),
         }
     }
 
@@ -99,7 +110,7 @@ impl ApiError {
         ApiError::Invalid {
             detail: detail.into(),
             errors: Vec::new(),
-            extra: None,
+            missing_prerequisites: Vec::new(),
         }
     }
 
@@ -169,26 +180,38 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": detail,
-        });
-        if let ApiError::UnknownReference(errors) = &self {
-            body["errors"] = json!(errors);
-        }
-        if let ApiError::Invalid { errors, extra, .. } = &self {
-            if !errors.is_empty() {
-                body["errors"] = json!(errors);
-            }
-            if let Some(serde_json::Value::Object(extra)) = extra {
-                for (key, value) in extra {
-                    body[key] = value.clone();
+        let mut problem = Problem {
+            problem_type: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail,
+            errors: None,
+            sweep_id: None,
+            missing_prerequisite_ids: None,
+            missing_prerequisites: None,
+        };
+        match self {
+            ApiError::UnknownReference(errors) => problem.errors = Some(errors),
+            ApiError::Invalid {
+                errors,
+                missing_prerequisites,
+                ..
+            } => {
+                problem.errors = Some(errors).filter(|errors| !errors.is_empty());
+                if !missing_prerequisites.is_empty() {
+                    problem.missing_prerequisite_ids = Some(
+                        missing_prerequisites
+                            .iter()
+                            .map(|record| record.id)
+                            .collect(),
+                    );
+                    problem.missing_prerequisites = Some(missing_prerequisites);
                 }
             }
+            _ => {}
         }
-        let mut response = (status, body.to_string()).into_response();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

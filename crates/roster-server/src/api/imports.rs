@@ -368,8 +368,15 @@ async fn import_row(
     if ctx.settings.integration_evaluation == roster_core::IntegrationEvaluation::Immediate {
         evaluate_user(&mut tx, &ctx, user_id).await?;
     }
-    crate::api::users::audit_user(&mut tx, &ctx, "user.import", user_id, before.as_ref(), Some(&after))
-        .await?;
+    crate::api::users::audit_user(
+        &mut tx,
+        &ctx,
+        "user.import",
+        user_id,
+        before.as_ref(),
+        Some(&after),
+    )
+    .await?;
     tx.commit().await?;
     Ok((outcome, user_id, groups_created))
 }

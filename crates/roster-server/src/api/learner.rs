@@ -8,33 +8,105 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use icalendar::{Calendar, Component, EventLike};
 use jiff::ToSpan;
-use roster_core::{EnrollmentType, Source, Status};
+use roster_core::date::Day;
+use roster_core::{ActivityKind, EnrollmentType, Source, Status};
 use roster_store::{
-    ActivityBrief, ActivityRecord, EnrollmentFilter, EnrollmentRecord, EnrollmentRow,
+    ActivityBrief, ActivityRecord, EnrollmentFilter, EnrollmentRecord, EnrollmentRow, Tx,
 };
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::api::{
-    EnrollmentView, Page, activity_json, enrollments_csv, json_response, page, wants_csv,
-};
+use crate::api::views::{Page, TimestampText, page_bounds};
+use crate::api::{EnrollmentView, enrollments_csv, json_response, wants_csv};
 use crate::auth::Actor;
-use crate::body::{JsonBody, QueryParams};
 use crate::engine::enroll::{Created, NewEnrollment, create};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, FieldError, NamedRecord};
+use crate::input::{Body, Query};
 use crate::state::{Activities, AppState};
 
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(catalog))
+        .routes(routes!(self_enroll))
+        .routes(routes!(enroll_by_url))
+        .routes(routes!(history))
+        .routes(routes!(plan))
+        .routes(routes!(plan_ics))
+        .routes(routes!(home))
+}
+
+/// An activity as the catalog shows it: without its rules, which are
+/// administration, not catalog content.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogActivity {
+    pub id: i64,
+    pub title: String,
+    #[schema(value_type = ActivityKind)]
+    pub kind: String,
+    pub active: bool,
+    pub in_catalog: bool,
+    pub allow_failure: bool,
+    pub prerequisite_ids: Vec<i64>,
+    pub item_ids: Vec<i64>,
+    /// Where a learner enrolls themself (R1, R3).
+    pub enrollment_url: String,
+    pub created_at: TimestampText,
+}
+
+impl CatalogActivity {
+    async fn read(tx: &mut Tx, record: ActivityRecord) -> ApiResult<CatalogActivity> {
+        Ok(CatalogActivity {
+            prerequisite_ids: tx.prerequisite_ids(record.id).await?,
+            item_ids: tx.item_ids(record.id).await?,
+            enrollment_url: format!("/api/v1/enroll/{}", record.enrollment_token),
+            created_at: TimestampText(record.created_at),
+            id: record.id,
+            title: record.title,
+            kind: record.kind,
+            active: record.active,
+            in_catalog: record.in_catalog,
+            allow_failure: record.allow_failure,
+        })
+    }
+}
+
+/// The query of `GET /catalog`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CatalogQuery {
+    /// Part of the title.
+    pub q: Option<String>,
+    pub kind: Option<ActivityKind>,
+    /// Items per page, 1 to 1000 (more is read as 1000); default 100.
+    #[param(minimum = 1)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    pub cursor: Option<String>,
+}
+
+/// What the learner may enroll in themself: active activities in the
+/// catalog (R3).
+#[utoipa::path(
+    get, path = "/catalog", tag = "learner",
+    params(CatalogQuery),
+    responses((status = 200, description = "A page of the catalog", body = Page<CatalogActivity>))
+)]
 pub async fn catalog(
     State(state): State<AppState>,
     _actor: Actor,
-    query: QueryParams,
-) -> ApiResult<Json<Value>> {
-    let (limit, cursor) = query.page()?;
-    let kind = query.enumeration::<roster_core::ActivityKind>("kind")?;
+    Query(query): Query<CatalogQuery>,
+) -> ApiResult<Json<Page<CatalogActivity>>> {
+    let (limit, cursor) = page_bounds(query.limit, query.cursor.as_deref())?;
     let mut tx = state.store.read().await?;
     let records = tx
         .list_activities(
-            query.text("q").as_deref(),
-            kind.map(|kind| kind.as_str()),
+            query.q.as_deref().filter(|q| !q.is_empty()),
+            query.kind.map(|kind| kind.as_str()),
             true,
             cursor.unwrap_or(0),
             limit,
@@ -42,16 +114,34 @@ pub async fn catalog(
         .await?;
     let mut items = Vec::with_capacity(records.len());
     for record in records {
-        let mut view = activity_json(&mut tx, record).await?;
-        if let Some(object) = view.as_object_mut() {
-            // Rules are administration, not catalog content.
-            object.remove("auto_enrollment");
-            object.remove("post_enrollments");
-        }
-        items.push(view);
+        items.push(CatalogActivity::read(&mut tx, record).await?);
     }
     tx.rollback().await?;
-    Ok(Json(page(items, limit)))
+    Ok(Json(Page::new(items, limit, |item| item.id)))
+}
+
+/// What a self-enrollment did (R2).
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfOutcome {
+    Created,
+    AlreadyEnrolled,
+}
+
+/// The answer of a self-enrollment: `created` (201) or `already_enrolled`
+/// (200), with the enrollment created or the open one found (R2).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfEnrollment<'a> {
+    pub outcome: SelfOutcome,
+    pub enrollment: EnrollmentView<'a>,
+}
+
+/// The body of `POST /me/enrollments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelfEnrollBody {
+    pub activity_id: i64,
 }
 
 /// Self-enrollment by either path (R1, R3, R4).
@@ -88,14 +178,14 @@ async fn self_enroll_into(
             .join(", ");
         return Err(ApiError::Invalid {
             detail: format!("pass the prerequisites first: {names} (R4)"),
-            errors: vec![crate::error::FieldError {
-                field: "activity_id".into(),
-                message: format!("missing prerequisites: {names}"),
-            }],
-            extra: Some(json!({
-                "missing_prerequisite_ids": missing.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-                "missing_prerequisites": missing.iter().map(|(id, title)| json!({"id": id, "title": title})).collect::<Vec<_>>(),
-            })),
+            errors: vec![FieldError::new(
+                "activity_id",
+                format!("missing prerequisites: {names}"),
+            )],
+            missing_prerequisites: missing
+                .into_iter()
+                .map(|(id, title)| NamedRecord { id, title })
+                .collect(),
         });
     }
     let new = NewEnrollment {
@@ -114,11 +204,12 @@ async fn self_enroll_into(
         Created::Created(record) => {
             tx.commit().await?;
             state.jobs_ready.notify_waiters();
-            Ok((
+            Ok(self_enrollment(
                 StatusCode::CREATED,
-                Json(self_enrollment_json("created", &record, &today)),
-            )
-                .into_response())
+                SelfOutcome::Created,
+                &record,
+                &today,
+            ))
         }
         Created::AlreadyEnrolled | Created::PeriodHeld => {
             // R2: the open enrollment stays as it is and is named in the answer,
@@ -130,36 +221,44 @@ async fn self_enroll_into(
                     "you already have an open enrollment in this activity (R2)".into(),
                 )
             })?;
-            Ok((
+            Ok(self_enrollment(
                 StatusCode::OK,
-                Json(self_enrollment_json("already_enrolled", &open, &today)),
-            )
-                .into_response())
+                SelfOutcome::AlreadyEnrolled,
+                &open,
+                &today,
+            ))
         }
     }
 }
 
-/// The answer of a self-enrollment: `created` (201) or `already_enrolled`
-/// (200), with the enrollment created or the open one found (R2).
-fn self_enrollment_json(outcome: &str, record: &EnrollmentRecord, today: &str) -> Value {
-    json!({
-        "outcome": outcome,
-        "enrollment": crate::api::enrollment_view(record, today),
-    })
+fn self_enrollment(
+    status: StatusCode,
+    outcome: SelfOutcome,
+    record: &EnrollmentRecord,
+    today: &str,
+) -> Response {
+    let answer = SelfEnrollment {
+        outcome,
+        enrollment: EnrollmentView::of(record, today),
+    };
+    (status, Json(answer)).into_response()
 }
 
+/// Enroll oneself from the catalog (R1, R3, R4): `elected`, source `self`.
+#[utoipa::path(
+    post, path = "/me/enrollments", tag = "learner",
+    request_body = SelfEnrollBody,
+    responses(
+        (status = 201, description = "Enrolled", body = SelfEnrollment),
+        (status = 200, description = "Already enrolled: the open enrollment (R2)", body = SelfEnrollment),
+    )
+)]
 pub async fn self_enroll(
     State(state): State<AppState>,
     actor: Actor,
-    body: JsonBody,
+    Body(body): Body<SelfEnrollBody>,
 ) -> ApiResult<Response> {
-    let mut fields = body.fields();
-    let activity_id = fields.int("activity_id")?;
-    if activity_id.is_none() {
-        fields.error("activity_id", "is required");
-    }
-    fields.finish()?;
-    let activity_id = activity_id.unwrap_or_default();
+    let activity_id = body.activity_id;
     let mut tx = state.store.read().await?;
     let activity = tx.get_activity(activity_id).await?;
     tx.rollback().await?;
@@ -173,6 +272,16 @@ pub async fn self_enroll(
     self_enroll_into(&state, &actor, activity, Source::SelfEnrolled).await
 }
 
+/// Enroll oneself through an activity's enrollment URL (R1, R3, R4):
+/// `elected`, source `url`; the activity need not be in the catalog.
+#[utoipa::path(
+    post, path = "/enroll/{token}", tag = "learner",
+    params(("token" = String, Path, description = "The activity's enrollment token")),
+    responses(
+        (status = 201, description = "Enrolled", body = SelfEnrollment),
+        (status = 200, description = "Already enrolled: the open enrollment (R2)", body = SelfEnrollment),
+    )
+)]
 pub async fn enroll_by_url(
     State(state): State<AppState>,
     actor: Actor,
@@ -185,38 +294,65 @@ pub async fn enroll_by_url(
     self_enroll_into(&state, &actor, activity, Source::Url).await
 }
 
-/// R60: all the learner's enrollments, newest first, searchable and filterable.
+/// The query of `GET /me/history`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Part of the activity's title.
+    pub q: Option<String>,
+    pub status: Option<Status>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub enrollment_type: Option<EnrollmentType>,
+    /// Enrolled on or after this day (the organisation's time zone).
+    pub from: Option<Day>,
+    /// Enrolled on or before this day.
+    pub to: Option<Day>,
+    /// Items per page, 1 to 1000 (more is read as 1000); default 100.
+    #[param(minimum = 1)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    pub cursor: Option<String>,
+}
+
+/// R60: all the learner's enrollments, newest first, searchable and
+/// filterable; `Accept: text/csv` gives them all as CSV.
+#[utoipa::path(
+    get, path = "/me/history", tag = "learner",
+    params(HistoryQuery),
+    responses((status = 200, description = "A page of the learner's enrollments, or all as CSV",
+        content((Page<EnrollmentView> = "application/json"), (String = "text/csv"))))
+)]
 pub async fn history(
     State(state): State<AppState>,
     actor: Actor,
     headers: HeaderMap,
-    query: QueryParams,
+    Query(query): Query<HistoryQuery>,
 ) -> ApiResult<Response> {
-    let (limit, cursor) = query.page()?;
-    let from = query.date("from")?;
-    let to = query.date("to")?;
+    let (limit, cursor) = page_bounds(query.limit, query.cursor.as_deref())?;
     let mut tx = state.store.reader().await?;
     let ctx = state.ctx(&mut tx, None).await?;
     let tz = ctx.settings.time_zone();
-    let start_of = |date: jiff::civil::Date| {
-        date.to_zoned(tz.clone())
+    let start_of = |day: Day| {
+        day.date()
+            .to_zoned(tz.clone())
             .ok()
             .map(|zoned| zoned.timestamp().as_microsecond())
     };
     let csv = wants_csv(&headers);
     let filter = EnrollmentFilter {
         user_id: Some(actor.id()),
-        status: query
-            .enumeration::<Status>("status")?
-            .map(|status| status.as_str().into()),
-        enrollment_type: query
-            .enumeration::<EnrollmentType>("type")?
-            .map(|value| value.as_str().into()),
-        enrolled_from: from.and_then(start_of),
-        enrolled_to: to
-            .and_then(|date| date.checked_add(1.day()).ok())
+        status: query.status.map(|status| status.as_str().into()),
+        enrollment_type: query.enrollment_type.map(|value| value.as_str().into()),
+        enrolled_from: query.from.and_then(start_of),
+        enrolled_to: query
+            .to
+            .and_then(|day| day.date().checked_add(1.day()).ok())
+            .map(Day)
             .and_then(start_of),
-        title_q: query.text("q"),
+        title_q: query.q.filter(|q| !q.is_empty()),
         today: ctx.today.to_string(),
         cursor,
         newest_first: true,
@@ -342,9 +478,14 @@ async fn open_visible(state: &AppState, actor: &Actor) -> ApiResult<(Own, jiff::
     Ok((own, ctx.today))
 }
 
-/// R61's groups of the learner's open enrollments.
-#[derive(serde::Serialize)]
-struct PlanView<'a> {
+/// R61's groups of the learner's open enrollments in active activities,
+/// each soonest due first.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Plan)]
+pub struct PlanView<'a> {
+    /// Today in the organisation's time zone.
+    #[schema(value_type = Day)]
     today: String,
     overdue: Vec<EnrollmentView<'a>>,
     due_soon: Vec<EnrollmentView<'a>>,
@@ -353,6 +494,12 @@ struct PlanView<'a> {
     no_due_date: Vec<EnrollmentView<'a>>,
 }
 
+/// The learner's Plan (R61): overdue, due within 7 days, within 30 days,
+/// later, and without a due date.
+#[utoipa::path(
+    get, path = "/me/plan", tag = "learner",
+    responses((status = 200, description = "The plan", body = PlanView))
+)]
 pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     let (own, today) = open_visible(&state, &actor).await?;
     let soon = today.checked_add(7.days()).unwrap_or(today).to_string();
@@ -383,6 +530,12 @@ pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Resp
 /// The iCalendar producer identifier of the plan feed (RFC 5545 3.7.3).
 const PRODID: &str = "-//Roster//Roster plan//EN";
 
+/// The Plan as an iCalendar feed (R61): one all-day event per open
+/// enrollment with a due date, with a stable UID.
+#[utoipa::path(
+    get, path = "/me/plan.ics", tag = "learner",
+    responses((status = 200, description = "The feed", content_type = "text/calendar", body = String))
+)]
 pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     let (own, _) = open_visible(&state, &actor).await?;
     // R61: the feed names Roster as its producer (the library's default
@@ -432,13 +585,21 @@ pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<
     Ok(response)
 }
 
-/// R62's rows: open required and recommended enrollments.
-#[derive(serde::Serialize)]
-struct HomeView<'a> {
+/// R62's rows: open required and recommended enrollments in active
+/// activities, soonest due first, undated last.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Home)]
+pub struct HomeView<'a> {
     required: Vec<EnrollmentView<'a>>,
     recommended: Vec<EnrollmentView<'a>>,
 }
 
+/// The learner's home rows (R62).
+#[utoipa::path(
+    get, path = "/me/home", tag = "learner",
+    responses((status = 200, description = "The rows", body = HomeView))
+)]
 pub async fn home(State(state): State<AppState>, actor: Actor) -> ApiResult<Response> {
     let (own, today) = open_visible(&state, &actor).await?;
     let today_text = today.to_string();

@@ -10,11 +10,12 @@ pub mod learner;
 pub mod users;
 pub mod views;
 
+pub use views::{TimestampText, timestamp_text};
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use jiff::Timestamp;
 use roster_store::{ActivityBrief, EnrollmentRecord, EnrollmentRow, Tx};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(users::routes())
         .merge(groups::routes())
+        .merge(learner::routes())
         .route(
             "/users/{id}/enrollments",
             get(enrollments::list_user_enrollments),
@@ -90,13 +92,6 @@ pub fn router() -> OpenApiRouter<AppState> {
             "/maintenance/purge-inactive",
             post(enrollments::purge_inactive),
         )
-        .route("/catalog", get(learner::catalog))
-        .route("/me/enrollments", post(learner::self_enroll))
-        .route("/enroll/{token}", post(learner::enroll_by_url))
-        .route("/me/history", get(learner::history))
-        .route("/me/plan", get(learner::plan))
-        .route("/me/plan.ics", get(learner::plan_ics))
-        .route("/me/home", get(learner::home))
         .route("/sweeps", post(admin::start_sweep).get(admin::list_sweeps))
         .route("/sweeps/{id}", get(admin::get_sweep))
         .route("/jobs", get(admin::list_jobs))
@@ -147,25 +142,6 @@ pub async fn audit_change(
     )
     .await?;
     Ok(())
-}
-
-/// RFC 3339 text of a stored timestamp (microseconds).
-pub fn timestamp_text(micros: i64) -> String {
-    Timestamp::from_microsecond(micros)
-        .unwrap_or(Timestamp::UNIX_EPOCH)
-        .to_string()
-}
-
-/// A timestamp (microseconds) written as `timestamp_text` writes it,
-/// straight into the serializer: lists of hundreds of enrollments allocate
-/// no text per date.
-pub struct TimestampText(pub i64);
-
-impl serde::Serialize for TimestampText {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer
-            .collect_str(&Timestamp::from_microsecond(self.0).unwrap_or(Timestamp::UNIX_EPOCH))
-    }
 }
 
 /// `{"items":[…],"next_cursor":…}`; the cursor is the last item's id when
@@ -222,21 +198,35 @@ pub fn post_rule_json(rule: &roster_core::PostRule) -> Value {
 /// Serialized straight from the record (the stored `source` JSON is written
 /// through as it is), so lists of hundreds of enrollments cost no tree of
 /// values.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Enrollment)]
 pub struct EnrollmentView<'a> {
     pub id: i64,
     pub user_id: i64,
     pub activity_id: i64,
     #[serde(rename = "type")]
+    #[schema(value_type = roster_core::EnrollmentType)]
     pub enrollment_type: &'a str,
+    #[schema(value_type = roster_core::Status)]
     pub status: &'a str,
+    #[schema(value_type = Option<roster_core::date::Day>, required = true)]
     pub due_on: Option<&'a str>,
+    #[schema(required = true)]
     pub required_by: Option<&'a str>,
+    #[schema(required = true)]
     pub reason: Option<&'a str>,
     pub enrolled_at: TimestampText,
+    #[schema(value_type = Option<TimestampText>, required = true)]
     pub completed_at: Option<TimestampText>,
+    /// Why the enrollment exists (R20).
+    #[schema(value_type = Option<roster_core::Source>, required = true)]
     pub source: Option<&'a serde_json::value::RawValue>,
+    /// The rule's period that holds it (R14): `once`, an annual period's end
+    /// date, or `cycle-N`; null when no rule holds it.
+    #[schema(required = true)]
     pub period: Option<&'a str>,
+    /// Open and due before today (R61).
     pub overdue: bool,
     /// With a row: the activity's title and kind and the learner's username.
     #[serde(skip_serializing_if = "Option::is_none")]
