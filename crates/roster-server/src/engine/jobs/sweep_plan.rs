@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use roster_core::{AutoRule, PostRule};
-use roster_store::{Changed, ClaimedJob, Narrowed, SweepMark, SweepSince, SweepUser, Tx, UserIds};
+use roster_store::{
+    AutoEnrollment, Changed, ClaimedJob, Narrowed, SweepMark, SweepSince, SweepUser, Tx, UserIds,
+};
 use serde_json::Value;
 
 use crate::engine::rules::{Activity, activity_from, load_activity, post_rule_from};
@@ -233,128 +235,16 @@ pub(super) async fn plan_sweep_activity(
         .activity(tx, activity_id)
         .await?
         .filter(|activity| activity.rule.is_some());
-    let mut passes = Vec::new();
-    let mut unchanged_skipped = 0;
-    let fingerprint = activity
+    let rule = activity
         .as_ref()
-        .and_then(|activity| activity.rule.as_ref())
+        .and_then(|activity| activity.rule.as_ref());
+    let fingerprint = rule
         .map(|rule| fingerprint(rule, ctx.today))
         .unwrap_or_default();
-    if activity.is_some() {
-        let max_user = match reads.max_user {
-            Some(max_user) => max_user,
-            None => *reads.max_user.insert(tx.max_user_id().await?),
-        };
-        let marks = reads.marks(tx, activity_id).await?;
-        let ranges = user_ranges(max_user);
-        let valid: Vec<Option<&SweepMark>> = ranges
-            .iter()
-            .map(|&(lo, hi)| {
-                marks.iter().find(|mark| {
-                    mark.user_lo == lo
-                        && mark.user_hi == hi
-                        && mark.fingerprint == fingerprint
-                        && mark.day <= today
-                })
-            })
-            .collect();
-        let oldest = valid
-            .iter()
-            .flatten()
-            .map(|mark| SweepSince {
-                stamp: mark.stamp,
-                day: mark.day.clone(),
-            })
-            .reduce(|a, b| SweepSince {
-                stamp: a.stamp.min(b.stamp),
-                day: a.day.min(b.day),
-            });
-        // Every range has its mark: one look at the users changed since the
-        // oldest. None after a quiet day, and every range is left as it is;
-        // a few, and one pass over them renews every range's mark. The
-        // pass's stamp is taken before they are read, so that whatever is
-        // written after the read is at or after the new marks.
-        let all_marked = valid.iter().all(Option::is_some);
-        let listed = match &oldest {
-            Some(oldest) if all_marked => {
-                let stamp = match reads.stamp {
-                    Some(stamp) => stamp,
-                    None => *reads.stamp.insert(tx.sweep_stamp_now().await?),
-                };
-                let users = reads.changed_users(tx, activity_id, oldest, &today).await?;
-                Some((stamp, users))
-            }
-            _ => None,
-        };
-        match listed {
-            Some((_, Some(users))) if users.is_empty() => {
-                unchanged_skipped = valid.iter().flatten().map(|mark| mark.skipped).sum();
-            }
-            Some((stamp, Some(users))) => {
-                let narrowed = match activity
-                    .as_ref()
-                    .and_then(|activity| activity.rule.as_ref())
-                {
-                    Some(rule) => Some(reads.narrowed(tx, activity_id, rule, &users).await?),
-                    None => None,
-                };
-                passes.push(Pass {
-                    lo: 0,
-                    hi: i64::MAX,
-                    users: Some(Changed::Users(UserIds(users))),
-                    marked: ranges.clone(),
-                    stamp: Some(stamp),
-                    narrowed,
-                });
-            }
-            listed => {
-                // Many changed, or some ranges to sweep in full: range by
-                // range, those with a mark only if someone in them changed.
-                let any_changed = match (&oldest, listed) {
-                    (_, Some(_)) => true,
-                    (Some(oldest), None) => {
-                        tx.sweep_range_dirty(activity_id, 0, i64::MAX, oldest, &today)
-                            .await?
-                    }
-                    (None, None) => true,
-                };
-                for (&(lo, hi), mark) in ranges.iter().zip(valid) {
-                    match mark {
-                        Some(mark) => {
-                            let since = SweepSince {
-                                stamp: mark.stamp,
-                                day: mark.day.clone(),
-                            };
-                            if any_changed
-                                && tx
-                                    .sweep_range_dirty(activity_id, lo, hi, &since, &today)
-                                    .await?
-                            {
-                                passes.push(Pass {
-                                    lo,
-                                    hi,
-                                    users: Some(Changed::Since(since)),
-                                    marked: vec![(lo, hi)],
-                                    stamp: None,
-                                    narrowed: None,
-                                });
-                            } else {
-                                unchanged_skipped += mark.skipped;
-                            }
-                        }
-                        None => passes.push(Pass {
-                            lo,
-                            hi,
-                            users: None,
-                            marked: vec![(lo, hi)],
-                            stamp: None,
-                            narrowed: None,
-                        }),
-                    }
-                }
-            }
-        }
-    }
+    let (passes, unchanged_skipped) = match rule {
+        Some(rule) => plan_passes(tx, reads, activity_id, rule, &fingerprint, &today).await?,
+        None => (Vec::new(), 0),
+    };
     Ok(SweepPlan {
         sweep_id,
         activity_id,
@@ -364,6 +254,145 @@ pub(super) async fn plan_sweep_activity(
         passes,
         unchanged_skipped,
     })
+}
+
+/// The passes a sweep job of `rule` (whose marks are to have `fingerprint`)
+/// makes on `today`, and the skips of the ranges it leaves alone.
+async fn plan_passes(
+    tx: &mut Tx,
+    reads: &mut BatchReads,
+    activity_id: i64,
+    rule: &AutoRule,
+    fingerprint: &str,
+    today: &str,
+) -> anyhow::Result<(Vec<Pass>, i64)> {
+    let max_user = match reads.max_user {
+        Some(max_user) => max_user,
+        None => *reads.max_user.insert(tx.max_user_id().await?),
+    };
+    let marks = reads.marks(tx, activity_id).await?;
+    let ranges = user_ranges(max_user);
+    let valid: Vec<Option<&SweepMark>> = ranges
+        .iter()
+        .map(|&(lo, hi)| {
+            marks.iter().find(|mark| {
+                mark.user_lo == lo
+                    && mark.user_hi == hi
+                    && mark.fingerprint == fingerprint
+                    && mark.day.as_str() <= today
+            })
+        })
+        .collect();
+    let oldest = valid
+        .iter()
+        .flatten()
+        .map(|mark| SweepSince {
+            stamp: mark.stamp,
+            day: mark.day.clone(),
+        })
+        .reduce(|a, b| SweepSince {
+            stamp: a.stamp.min(b.stamp),
+            day: a.day.min(b.day),
+        });
+    // Every range has its mark: one look at the users changed since the
+    // oldest. None after a quiet day, and every range is left as it is;
+    // a few, and one pass over them renews every range's mark. The
+    // pass's stamp is taken before they are read, so that whatever is
+    // written after the read is at or after the new marks.
+    let all_marked = valid.iter().all(Option::is_some);
+    let listed = match &oldest {
+        Some(oldest) if all_marked => {
+            let stamp = match reads.stamp {
+                Some(stamp) => stamp,
+                None => *reads.stamp.insert(tx.sweep_stamp_now().await?),
+            };
+            let users = reads.changed_users(tx, activity_id, oldest, today).await?;
+            Some((stamp, users))
+        }
+        _ => None,
+    };
+    match listed {
+        Some((_, Some(users))) if users.is_empty() => {
+            let unchanged_skipped = valid.iter().flatten().map(|mark| mark.skipped).sum();
+            Ok((Vec::new(), unchanged_skipped))
+        }
+        Some((stamp, Some(users))) => {
+            let narrowed = Some(reads.narrowed(tx, activity_id, rule, &users).await?);
+            let pass = Pass {
+                lo: 0,
+                hi: i64::MAX,
+                users: Some(Changed::Users(UserIds(users))),
+                marked: ranges.clone(),
+                stamp: Some(stamp),
+                narrowed,
+            };
+            Ok((vec![pass], 0))
+        }
+        listed => {
+            // Many changed, or some ranges to sweep in full: range by
+            // range, those with a mark only if someone in them changed.
+            let any_changed = match (&oldest, listed) {
+                (_, Some(_)) => true,
+                (Some(oldest), None) => {
+                    tx.sweep_range_dirty(activity_id, 0, i64::MAX, oldest, today)
+                        .await?
+                }
+                (None, None) => true,
+            };
+            range_passes(tx, activity_id, &ranges, &valid, any_changed, today).await
+        }
+    }
+}
+
+/// The passes over `ranges` one by one (`valid`: each one's mark, if it
+/// has one that holds): a range without a mark in full, one with a mark
+/// only if someone in it changed since (`any_changed` false: nobody in
+/// any range did). Answers them and the skips of the ranges left alone.
+async fn range_passes(
+    tx: &mut Tx,
+    activity_id: i64,
+    ranges: &[(i64, i64)],
+    valid: &[Option<&SweepMark>],
+    any_changed: bool,
+    today: &str,
+) -> anyhow::Result<(Vec<Pass>, i64)> {
+    let mut passes = Vec::new();
+    let mut unchanged_skipped = 0;
+    for (&(lo, hi), mark) in ranges.iter().zip(valid) {
+        match mark {
+            Some(mark) => {
+                let since = SweepSince {
+                    stamp: mark.stamp,
+                    day: mark.day.clone(),
+                };
+                if any_changed
+                    && tx
+                        .sweep_range_dirty(activity_id, lo, hi, &since, today)
+                        .await?
+                {
+                    passes.push(Pass {
+                        lo,
+                        hi,
+                        users: Some(Changed::Since(since)),
+                        marked: vec![(lo, hi)],
+                        stamp: None,
+                        narrowed: None,
+                    });
+                } else {
+                    unchanged_skipped += mark.skipped;
+                }
+            }
+            None => passes.push(Pass {
+                lo,
+                hi,
+                users: None,
+                marked: vec![(lo, hi)],
+                stamp: None,
+                narrowed: None,
+            }),
+        }
+    }
+    Ok((passes, unchanged_skipped))
 }
 
 /// The passes of a batch over a few changed users each (`SweepPlan::inline`),
@@ -382,8 +411,29 @@ pub(super) async fn create_ahead(
     plans: &mut [(ClaimedJob, std::time::Instant, SweepPlan)],
     reads: &BatchReads,
 ) -> anyhow::Result<()> {
-    // Every user of the passes (the candidates among them), for whether
-    // an annual rule's rollover has anything to close among them too.
+    let Some(records) = read_ahead(tx, plans).await? else {
+        return Ok(());
+    };
+    let ahead = decide_ahead(plans, reads, &records);
+    let Some((today, now)) = &ahead.day else {
+        return Ok(());
+    };
+    write_ahead(tx, plans, &ahead, today, *now).await
+}
+
+/// The batch's activities' enrollments and exemptions of the users of its
+/// passes over a few changed users, each keyed by activity then user;
+/// `None` when the batch has no such pass.
+type AheadRecords = (HashMap<i64, Held>, HashMap<i64, Exempted>);
+
+/// Reads, in two statements, the enrollments and exemptions of every user
+/// of the passes over a few changed users (the candidates among them, and
+/// the others for whether an annual rule's rollover has anything to close
+/// among them too) in the batch's activities.
+async fn read_ahead(
+    tx: &mut Tx,
+    plans: &[(ClaimedJob, std::time::Instant, SweepPlan)],
+) -> anyhow::Result<Option<AheadRecords>> {
     let mut users = std::collections::BTreeSet::new();
     let mut activities = Vec::new();
     for (_, _, plan) in plans.iter() {
@@ -393,7 +443,7 @@ pub(super) async fn create_ahead(
         }
     }
     if activities.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let users = UserIds(users.into_iter().collect());
     let ids = UserIds(activities);
@@ -416,14 +466,34 @@ pub(super) async fn create_ahead(
             .or_default()
             .push(until);
     }
+    Ok(Some((enrollments, exemptions)))
+}
+
+/// What `decide_ahead` decided for the batch: the creations of one day
+/// (the batch's first deciding pass's — one sweep's jobs share its day —
+/// and its instant), and the plans they are for, with their period.
+struct Ahead {
+    day: Option<(String, i64)>,
+    creations: Vec<AutoEnrollment>,
+    creating: Vec<(usize, String)>,
+}
+
+/// Decides, from what `read_ahead` read, each pass's (user, open, exempt)
+/// rows and whether its rollover may close anything (`Narrowed::rows`,
+/// `Narrowed::close`), and the enrollments the rules must create — for the
+/// courses only, whose new enrollments do not expand.
+fn decide_ahead(
+    plans: &mut [(ClaimedJob, std::time::Instant, SweepPlan)],
+    reads: &BatchReads,
+    (enrollments, exemptions): &AheadRecords,
+) -> Ahead {
     let empty_enrollments = HashMap::new();
     let empty_exemptions = HashMap::new();
-    // The creations of one day are written together, the batch's first
-    // deciding pass's (one sweep's jobs share its day), at its instant.
-    let mut day: Option<(String, i64)> = None;
-    let mut creations = Vec::new();
-    // The plans whose creations are decided here, with their period.
-    let mut creating: Vec<(usize, String)> = Vec::new();
+    let mut ahead = Ahead {
+        day: None,
+        creations: Vec::new(),
+        creating: Vec::new(),
+    };
     for (at, (_, _, plan)) in plans.iter_mut().enumerate() {
         let close = plan_closes(plan, enrollments.get(&plan.activity_id));
         if let Some(narrowed) = plan
@@ -466,22 +536,37 @@ pub(super) async fn create_ahead(
             continue;
         };
         narrowed.rows = Some(rows);
-        if activity.kind.has_items() || day.as_ref().is_some_and(|(today, _)| *today != sweep.today)
+        if activity.kind.has_items()
+            || ahead
+                .day
+                .as_ref()
+                .is_some_and(|(today, _)| *today != sweep.today)
         {
             continue;
         }
         if let Some(decided) = decided {
-            day.get_or_insert((sweep.today.clone(), sweep.now));
+            ahead.day.get_or_insert((sweep.today.clone(), sweep.now));
             narrowed.created = Some(Vec::new());
-            creating.push((at, sweep.period.clone()));
-            creations.extend(decided);
+            ahead.creating.push((at, sweep.period.clone()));
+            ahead.creations.extend(decided);
         }
     }
-    let Some((today, now)) = day else {
-        return Ok(());
-    };
+    ahead
+}
+
+/// Writes the creations decided ahead in one statement, at `now` of day
+/// `today`, then what they set off (`after_sweep_create`) plan by plan,
+/// with the activities' post-enrollment rules read in one statement; each
+/// plan's pass then reports its creations (`Narrowed::created`).
+async fn write_ahead(
+    tx: &mut Tx,
+    plans: &mut [(ClaimedJob, std::time::Instant, SweepPlan)],
+    ahead: &Ahead,
+    today: &str,
+    now: i64,
+) -> anyhow::Result<()> {
     let mut created: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
-    for (id, user, activity) in tx.sweep_create_many(&creations, &today, now).await? {
+    for (id, user, activity) in tx.sweep_create_many(&ahead.creations, today, now).await? {
         created.entry(activity).or_default().push((id, user));
     }
     let with_rules = UserIds(created.keys().copied().collect());
@@ -494,8 +579,8 @@ pub(super) async fn create_ahead(
                 .push(post_rule_from(&record));
         }
     }
-    for (at, period) in creating {
-        let (_, _, plan) = &mut plans[at];
+    for (at, period) in &ahead.creating {
+        let (_, _, plan) = &mut plans[*at];
         let Some(mine) = created.remove(&plan.activity_id) else {
             continue;
         };
@@ -506,7 +591,7 @@ pub(super) async fn create_ahead(
             tx,
             &plan.ctx,
             activity,
-            &period,
+            period,
             &mine,
             Some(rules.remove(&plan.activity_id).unwrap_or_default()),
         )

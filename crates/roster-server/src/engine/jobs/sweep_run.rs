@@ -61,7 +61,39 @@ pub(super) async fn run_sweep_activities(
         // A batch whose jobs all finished in the claiming transaction.
         return Ok(ran);
     }
-    let steps: Vec<Step> = match state.store.backend() {
+    let steps = steps_of(state, &jobs);
+    // (With no step at all, the jobs are done after the loop.)
+    let last_step = steps.len().saturating_sub(1);
+    for (index, (only, ranges)) in steps.into_iter().enumerate() {
+        if only.is_some_and(|id| !jobs.iter().any(|deferred| deferred.job.id == id)) {
+            // That job has left the batch.
+            continue;
+        }
+        let step = StepRun {
+            only,
+            ranges: &ranges,
+            finishing: index == last_step,
+        };
+        // Written again, without the job that left, until it commits.
+        while !run_step(state, &mut jobs, &step, &mut lease_until, &mut ran).await? {
+            if jobs.is_empty() {
+                return Ok(ran);
+            }
+        }
+    }
+    if jobs.is_empty() {
+        return Ok(ran);
+    }
+    // The last step was that of a job which had left the batch: the others
+    // are done in a transaction of their own.
+    finish_left(state, jobs, &mut ran).await?;
+    Ok(ran)
+}
+
+/// The steps of the deferred jobs' passes: on SQLite shared by the jobs
+/// (`shared_steps`), on PostgreSQL one per job and range.
+fn steps_of(state: &AppState, jobs: &[Deferred]) -> Vec<Step> {
+    match state.store.backend() {
         Backend::Sqlite => {
             let ranges: Vec<(i64, i64)> = jobs
                 .iter()
@@ -79,140 +111,157 @@ pub(super) async fn run_sweep_activities(
                     .map(|pass| (Some(deferred.job.id), vec![(pass.lo, pass.hi)]))
             })
             .collect(),
-    };
-    // (With no step at all, the jobs are done after the loop.)
-    let last_step = steps.len().saturating_sub(1);
-    for (index, (only, ranges)) in steps.into_iter().enumerate() {
-        if only.is_some_and(|id| !jobs.iter().any(|deferred| deferred.job.id == id)) {
-            // That job has left the batch.
-            continue;
+    }
+}
+
+/// A step as `run_step` writes it: the passes of one job (or of every job,
+/// `None`) over `ranges`, and whether it is the last step, which finishes
+/// the jobs.
+struct StepRun<'a> {
+    only: Option<i64>,
+    ranges: &'a [(i64, i64)],
+    finishing: bool,
+}
+
+/// A job that leaves the batch in a step: its index, and the error of its
+/// pass (`None`: its lease was lost).
+type Left = (usize, Option<anyhow::Error>);
+
+/// Writes one step in a transaction of its own, renewing the leases when
+/// due, and answers whether it committed. When a job's pass failed or its
+/// lease was lost, the transaction is rolled back and the job leaves the
+/// batch (its attempt recorded and the job counted in `ran` when it failed):
+/// the caller writes the step again without it.
+async fn run_step(
+    state: &AppState,
+    jobs: &mut Vec<Deferred>,
+    step: &StepRun<'_>,
+    lease_until: &mut i64,
+    ran: &mut Vec<RanJob>,
+) -> anyhow::Result<bool> {
+    let mut tx = state.store.write_sweep().await?;
+    let (counts, mut failed) = step_passes(&mut tx, jobs, step).await?;
+    // The leases' new end, once this transaction commits.
+    let mut pending_until = None;
+    // The leases are renewed, all in one statement, once a third of
+    // their time has passed: well before they run out, however many
+    // ranges a batch writes.
+    let lease = state.lease_seconds * 1_000_000;
+    let now = real_micros();
+    if failed.is_none() && *lease_until - now < lease - lease / 3 {
+        let renewed_until = now + lease;
+        let ids = UserIds(jobs.iter().map(|deferred| deferred.job.id).collect());
+        let held = tx
+            .renew_leases(&ids, &state.worker_id, renewed_until)
+            .await?;
+        match jobs
+            .iter()
+            .position(|deferred| !held.contains(&deferred.job.id))
+        {
+            Some(at) => failed = Some((at, None)),
+            None => pending_until = Some(renewed_until),
         }
-        loop {
-            let mut tx = state.store.write_sweep().await?;
-            // Taken before this transaction reads anything: the marks of
-            // every pass in it.
-            let stamp = tx.sweep_stamp_now().await?;
-            let mut counts = Vec::with_capacity(jobs.len());
-            let mut failed = None;
-            // The leases' new end, once this transaction commits.
-            let mut pending_until = None;
-            'jobs: for (at, deferred) in jobs.iter().enumerate() {
-                let mut job_counts = SweepCounts::default();
-                if only.is_none_or(|id| id == deferred.job.id) {
-                    for pass in deferred
-                        .plan
-                        .passes
-                        .iter()
-                        .filter(|pass| ranges.contains(&(pass.lo, pass.hi)))
-                    {
-                        match sweep_pass(&mut tx, &deferred.plan, pass, Some(stamp)).await {
-                            Ok(pass_counts) => job_counts = add_counts(job_counts, pass_counts),
-                            Err(error) => {
-                                failed = Some((at, Some(error)));
-                                break 'jobs;
-                            }
-                        }
-                    }
-                }
-                counts.push(job_counts);
-            }
-            // The leases are renewed, all in one statement, once a third of
-            // their time has passed: well before they run out, however many
-            // ranges a batch writes.
-            let lease = state.lease_seconds * 1_000_000;
-            let now = real_micros();
-            if failed.is_none() && lease_until - now < lease - lease / 3 {
-                let renewed_until = now + lease;
-                let ids = UserIds(jobs.iter().map(|deferred| deferred.job.id).collect());
-                let held = tx
-                    .renew_leases(&ids, &state.worker_id, renewed_until)
-                    .await?;
-                match jobs
-                    .iter()
-                    .position(|deferred| !held.contains(&deferred.job.id))
+    }
+    // Last: the sweep's row is shared by the workers.
+    let mut tally = SweepTally::default();
+    if failed.is_none() {
+        for (at, (deferred, pass_counts)) in jobs.iter().zip(&counts).enumerate() {
+            let total = add_counts(deferred.counts, *pass_counts);
+            tally.add_counts(deferred.plan.sweep_id, pass_counts);
+            if step.finishing {
+                match finish_sweep_activity(state, &mut tx, &deferred.job, &deferred.plan, total)
+                    .await?
                 {
-                    Some(at) => failed = Some((at, None)),
-                    None => pending_until = Some(renewed_until),
-                }
-            }
-            // Last: the sweep's row is shared by the workers.
-            let mut tally = SweepTally::default();
-            let finishing = index == last_step;
-            if failed.is_none() {
-                for (at, (deferred, pass_counts)) in jobs.iter().zip(&counts).enumerate() {
-                    let total = add_counts(deferred.counts, *pass_counts);
-                    tally.add_counts(deferred.plan.sweep_id, pass_counts);
-                    if finishing {
-                        match finish_sweep_activity(
-                            state,
-                            &mut tx,
-                            &deferred.job,
-                            &deferred.plan,
-                            total,
-                        )
-                        .await?
-                        {
-                            Some(unchanged) => tally.add(deferred.plan.sweep_id, &unchanged),
-                            None => {
-                                failed = Some((at, None));
-                                break;
-                            }
-                        }
+                    Some(unchanged) => tally.add(deferred.plan.sweep_id, &unchanged),
+                    None => {
+                        failed = Some((at, None));
+                        break;
                     }
                 }
             }
-            if let Some((at, error)) = failed {
-                tx.rollback().await?;
-                let gone = jobs.remove(at);
-                match error {
-                    Some(error) => {
-                        record_failure(state, &gone.job, error, true).await?;
-                        ran.push(RanJob {
-                            job: gone.job,
-                            started: gone.started,
-                        });
-                    }
-                    None => tracing::warn!(job_id = gone.job.id, "lost the lease of a sweep job"),
-                }
-                if jobs.is_empty() {
-                    return Ok(ran);
-                }
-                continue;
-            }
-            if finishing {
-                tally.write(&mut tx, state).await?;
-                // The jobs finish durably, with all their passes before.
-                tx.make_commit_durable().await?;
-            } else {
-                tally.write_counts(&mut tx).await?;
-            }
-            tx.commit().await?;
-            for (deferred, pass_counts) in jobs.iter_mut().zip(&counts) {
-                deferred.counts = add_counts(deferred.counts, *pass_counts);
-            }
-            if let Some(renewed_until) = pending_until {
-                lease_until = renewed_until;
-            }
-            if finishing {
-                for deferred in jobs.drain(..) {
-                    metrics::counter!("roster_sweep_enrollments_created_total")
-                        .increment(deferred.counts.created as u64);
-                    metrics::counter!("roster_jobs_done_total", "kind" => deferred.job.kind.clone())
-                        .increment(1);
-                    ran.push(RanJob {
-                        job: deferred.job,
-                        started: deferred.started,
-                    });
-                }
-            }
-            break;
         }
     }
-    if jobs.is_empty() {
-        return Ok(ran);
+    if let Some((at, error)) = failed {
+        tx.rollback().await?;
+        let gone = jobs.remove(at);
+        match error {
+            Some(error) => {
+                record_failure(state, &gone.job, error, true).await?;
+                ran.push(RanJob {
+                    job: gone.job,
+                    started: gone.started,
+                });
+            }
+            None => tracing::warn!(job_id = gone.job.id, "lost the lease of a sweep job"),
+        }
+        return Ok(false);
     }
-    // The last step was that of a job which had left the batch: the others
-    // are done in a transaction of their own.
+    if step.finishing {
+        tally.write(&mut tx, state).await?;
+        // The jobs finish durably, with all their passes before.
+        tx.make_commit_durable().await?;
+    } else {
+        tally.write_counts(&mut tx).await?;
+    }
+    tx.commit().await?;
+    for (deferred, pass_counts) in jobs.iter_mut().zip(&counts) {
+        deferred.counts = add_counts(deferred.counts, *pass_counts);
+    }
+    if let Some(renewed_until) = pending_until {
+        *lease_until = renewed_until;
+    }
+    if step.finishing {
+        for deferred in jobs.drain(..) {
+            metrics::counter!("roster_sweep_enrollments_created_total")
+                .increment(deferred.counts.created as u64);
+            metrics::counter!("roster_jobs_done_total", "kind" => deferred.job.kind.clone())
+                .increment(1);
+            ran.push(RanJob {
+                job: deferred.job,
+                started: deferred.started,
+            });
+        }
+    }
+    Ok(true)
+}
+
+/// The passes of a step in `tx`, all with the marks' stamp taken before the
+/// transaction reads anything: each job's counts, up to the job whose pass
+/// failed, if one did.
+async fn step_passes(
+    tx: &mut Tx,
+    jobs: &[Deferred],
+    step: &StepRun<'_>,
+) -> anyhow::Result<(Vec<SweepCounts>, Option<Left>)> {
+    let stamp = tx.sweep_stamp_now().await?;
+    let mut counts = Vec::with_capacity(jobs.len());
+    for (at, deferred) in jobs.iter().enumerate() {
+        let mut job_counts = SweepCounts::default();
+        if step.only.is_none_or(|id| id == deferred.job.id) {
+            for pass in deferred
+                .plan
+                .passes
+                .iter()
+                .filter(|pass| step.ranges.contains(&(pass.lo, pass.hi)))
+            {
+                match sweep_pass(tx, &deferred.plan, pass, Some(stamp)).await {
+                    Ok(pass_counts) => job_counts = add_counts(job_counts, pass_counts),
+                    Err(error) => return Ok((counts, Some((at, Some(error))))),
+                }
+            }
+        }
+        counts.push(job_counts);
+    }
+    Ok((counts, None))
+}
+
+/// Finishes the jobs left when the last step was that of a job which had
+/// left the batch, in a transaction of their own.
+async fn finish_left(
+    state: &AppState,
+    jobs: Vec<Deferred>,
+    ran: &mut Vec<RanJob>,
+) -> anyhow::Result<()> {
     let mut tx = state.store.write().await?;
     let mut tally = SweepTally::default();
     let mut done = Vec::new();
@@ -242,7 +291,7 @@ pub(super) async fn run_sweep_activities(
             started: deferred.started,
         });
     }
-    Ok(ran)
+    Ok(())
 }
 
 /// One pass of a sweep job in `tx`: its users swept, the marks of the ranges
