@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod decide;
 pub mod model;
+pub mod payload;
 pub mod retry;
 pub mod validate;
 

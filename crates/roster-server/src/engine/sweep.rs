@@ -6,6 +6,7 @@
 use jiff::civil::Date;
 use roster_core::calendar::{current_period, due_for_new};
 use roster_core::decide::{EnrollmentFacts, UserFacts, plan_sweep};
+use roster_core::payload::{JobPayload, SweepActivityPayload};
 use roster_core::{AutoRule, Period, PostRule, Recurrence, Role, Scope, Source, Trigger};
 use roster_store::{
     ActivitySweep, AuditEntry, AutoEnrollment, Changed, Narrowed, NewJob, StoreError, SweepCounts,
@@ -513,12 +514,15 @@ pub async fn start_sweep(
     let jobs: Vec<NewJob> = activities
         .iter()
         .map(|activity| NewJob {
-            kind: "sweep_activity".into(),
+            kind: SweepActivityPayload::KIND.into(),
             run_at: ctx.micros(),
             dedupe_key: Some(format!("sweep:{sweep_id}:{}", activity.id)),
-            payload:
-                json!({"sweep_id": sweep_id, "activity_id": activity.id, "day": day.to_string()})
-                    .to_string(),
+            payload: SweepActivityPayload {
+                activity_id: activity.id,
+                day,
+                sweep_id,
+            }
+            .to_json(),
             rule_id: None,
             sweep_id: Some(sweep_id),
             user_id: None,

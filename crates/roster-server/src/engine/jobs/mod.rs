@@ -11,6 +11,7 @@ mod sweep_plan;
 mod sweep_run;
 
 use jiff::Timestamp;
+use roster_core::payload::{JobPayload, PostEnrollmentPayload, SweepActivityPayload};
 use roster_store::ClaimedJob;
 
 use crate::state::AppState;
@@ -89,8 +90,10 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
     };
     let started = std::time::Instant::now();
     let batch = match job.kind.as_str() {
-        "post_enrollment" => post::run_batch(state, tx, job, started, lease_until).await?,
-        "sweep_activity" => sweep_batch::run_batch(state, tx, job, lease_until).await?,
+        PostEnrollmentPayload::KIND => {
+            post::run_batch(state, tx, job, started, lease_until).await?
+        }
+        SweepActivityPayload::KIND => sweep_batch::run_batch(state, tx, job, lease_until).await?,
         other => {
             let error = anyhow::anyhow!("unknown job kind {other:?}");
             tx.rollback().await?;

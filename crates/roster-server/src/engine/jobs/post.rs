@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use roster_core::decide::{TargetFacts, decide_target};
+use roster_core::payload::{JobPayload, PayloadError, PostEnrollmentPayload};
 use roster_core::{PostRule, Source, TargetOutcome};
 use roster_store::{ClaimedJob, Tx, UserIds};
 use serde_json::{Value, json};
@@ -33,7 +34,7 @@ pub(super) async fn run_batch(
             &state.worker_id,
             state.clock.now().as_microsecond(),
             lease_until,
-            "post_enrollment",
+            PostEnrollmentPayload::KIND,
             JOB_BATCH - 1,
         )
         .await?,
@@ -45,7 +46,10 @@ pub(super) async fn run_batch(
     // each (learner, target) pair.
     // Each payload is parsed once; one that does not parse fails
     // its job when the job runs.
-    let payloads: Vec<_> = batch.iter().map(PostPayload::parse).collect();
+    let payloads: Vec<_> = batch
+        .iter()
+        .map(|job| PostEnrollmentPayload::from_json(&job.payload))
+        .collect();
     let mut reads = PostReads::default();
     let ctx = match reads.prefetch(state, &mut tx, &payloads).await {
         Ok(ctx) => ctx,
@@ -111,28 +115,6 @@ pub(super) async fn run_batch(
     }
 }
 
-/// The snapshot a post-enrollment job carries (R33).
-struct PostPayload {
-    user_id: i64,
-    rule_id: i64,
-    from_enrollment_id: i64,
-    allow_consecutive: bool,
-    target_ids: Vec<i64>,
-}
-
-impl PostPayload {
-    fn parse(job: &ClaimedJob) -> anyhow::Result<PostPayload> {
-        let payload: Value = serde_json::from_str(&job.payload)?;
-        Ok(PostPayload {
-            user_id: payload["user_id"].as_i64().unwrap_or_default(),
-            rule_id: payload["rule_id"].as_i64().unwrap_or_default(),
-            from_enrollment_id: payload["from_enrollment_id"].as_i64().unwrap_or_default(),
-            allow_consecutive: payload["allow_consecutive"].as_bool().unwrap_or(false),
-            target_ids: serde_json::from_value(payload["target_ids"].clone()).unwrap_or_default(),
-        })
-    }
-}
-
 /// What a batch of post-enrollment jobs reads once, in three statements
 /// before its first job runs, instead of per job and target: the learners
 /// (a job writes no user; locked, so that another worker's batch for the
@@ -159,10 +141,10 @@ impl PostReads {
         &mut self,
         state: &AppState,
         tx: &mut Tx,
-        payloads: &[anyhow::Result<PostPayload>],
+        payloads: &[Result<PostEnrollmentPayload, PayloadError>],
     ) -> anyhow::Result<Ctx> {
         let ctx = state.ctx(tx, None).await?;
-        let payloads: Vec<&PostPayload> = payloads.iter().flatten().collect();
+        let payloads: Vec<&PostEnrollmentPayload> = payloads.iter().flatten().collect();
         let mut user_ids: Vec<i64> = payloads.iter().map(|p| p.user_id).collect();
         user_ids.sort_unstable();
         user_ids.dedup();
@@ -245,15 +227,16 @@ impl PostReads {
 async fn run_post_enrollment(
     tx: &mut Tx,
     ctx: &Ctx,
-    payload: anyhow::Result<PostPayload>,
+    payload: Result<PostEnrollmentPayload, PayloadError>,
     reads: &mut PostReads,
 ) -> anyhow::Result<String> {
-    let PostPayload {
+    let PostEnrollmentPayload {
         user_id,
         rule_id,
         from_enrollment_id,
         allow_consecutive,
         target_ids,
+        ..
     } = payload?;
     let user = reads.users.get(&user_id);
     let user_active = user.is_some_and(|user| user.active);
@@ -310,33 +293,98 @@ async fn run_post_enrollment(
 
 #[cfg(test)]
 mod tests {
+    use roster_core::Trigger;
+    use roster_core::payload::{JobPayload, PostEnrollmentPayload};
     use roster_store::NewJob;
 
     use crate::engine::jobs::{real_micros, run_next_jobs};
+    use crate::state::AppState;
 
     fn post_job(run_at: i64, payload: &str) -> NewJob {
         NewJob {
-            kind: "post_enrollment".into(),
+            kind: PostEnrollmentPayload::KIND.into(),
             run_at,
             payload: payload.into(),
             ..NewJob::default()
         }
     }
 
-    /// A failing job in a batch rolls the batch back: only its attempt is
-    /// counted, and the others run with the next claim, exactly once.
-    #[tokio::test]
-    async fn a_failing_post_enrollment_job_does_not_take_its_batch_with_it() {
+    /// A post-enrollment payload of a rule with no target, as `trigger_job`
+    /// writes it.
+    fn no_target_payload() -> String {
+        PostEnrollmentPayload {
+            activity_id: 1,
+            allow_consecutive: false,
+            delay_days: 0,
+            from_enrollment_id: 1,
+            rule_id: 1,
+            target_ids: Vec::new(),
+            triggered_at: jiff::Timestamp::UNIX_EPOCH,
+            user_id: 1,
+            when: Trigger::Enrolled,
+        }
+        .to_json()
+    }
+
+    /// A state on a fresh SQLite file named after `name`, and the file.
+    async fn offline(name: &str) -> (AppState, std::path::PathBuf) {
         let path = std::env::temp_dir().join(format!(
-            "roster-batch-{}-{}.db",
+            "roster-{name}-{}-{}.db",
             std::process::id(),
             real_micros()
         ));
         let state = crate::app::offline_state(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
+        (state, path)
+    }
+
+    async fn close(state: AppState, path: std::path::PathBuf) {
+        state.store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// R33: a payload missing a field fails its job, naming the field,
+    /// rather than running with id 0.
+    #[tokio::test]
+    async fn r33_a_post_enrollment_payload_missing_a_field_fails_its_job_naming_it() {
+        let (state, path) = offline("payload").await;
         let now = state.clock.now().as_microsecond();
-        let empty = r#"{"user_id":1,"rule_id":1,"from_enrollment_id":1,"target_ids":[]}"#;
+        let mut payload: serde_json::Value = serde_json::from_str(&no_target_payload()).unwrap();
+        payload.as_object_mut().unwrap().remove("rule_id");
+        let mut tx = state.store.write().await.unwrap();
+        let job = tx
+            .enqueue(&post_job(now - 1, &payload.to_string()), now)
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let ran = run_next_jobs(&state).await.unwrap();
+        assert_eq!(
+            ran.iter().map(|ran| ran.job.id).collect::<Vec<_>>(),
+            vec![job]
+        );
+        let mut tx = state.store.read().await.unwrap();
+        let failed = tx.get_job(job).await.unwrap().unwrap();
+        assert_eq!((failed.state.as_str(), failed.attempts), ("pending", 1));
+        assert_eq!(
+            failed.last_error.as_deref(),
+            Some("post_enrollment payload: missing field `rule_id`")
+        );
+        tx.rollback().await.unwrap();
+        close(state, path).await;
+    }
+
+    /// A failing job in a batch rolls the batch back: only its attempt is
+    /// counted, and the others run with the next claim, exactly once.
+    #[tokio::test]
+    async fn a_failing_post_enrollment_job_does_not_take_its_batch_with_it() {
+        let (state, path) = offline("batch").await;
+        let now = state.clock.now().as_microsecond();
+        let empty = &no_target_payload();
         let mut tx = state.store.write().await.unwrap();
         let first = tx.enqueue(&post_job(now - 3, empty), now).await.unwrap();
         let broken = tx
@@ -379,9 +427,6 @@ mod tests {
             assert_eq!((job.state.as_str(), job.attempts), ("done", 1), "{job:?}");
         }
         tx.rollback().await.unwrap();
-        state.store.close().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        close(state, path).await;
     }
 }

@@ -3,6 +3,7 @@
 //! those with whole ranges to write deferred to `sweep_run` after the claim
 //! commits.
 
+use roster_core::payload::{JobPayload, SweepActivityPayload};
 use roster_store::{Backend, ClaimedJob, MarksWrite, SweepCounts, Tx, UserIds};
 use serde_json::json;
 
@@ -34,7 +35,7 @@ pub(super) async fn run_batch(
                 &state.worker_id,
                 state.clock.now().as_microsecond(),
                 lease_until,
-                "sweep_activity",
+                SweepActivityPayload::KIND,
                 SWEEP_JOB_BATCH - 1,
             )
             .await?,

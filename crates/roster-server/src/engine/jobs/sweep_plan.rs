@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
+use roster_core::payload::{JobPayload, SweepActivityPayload};
 use roster_core::{AutoRule, PostRule};
 use roster_store::{
     AutoEnrollment, Changed, ClaimedJob, Narrowed, SweepMark, SweepSince, SweepUser, Tx, UserIds,
 };
-use serde_json::Value;
 
 use crate::engine::rules::{Activity, activity_from, load_activity, post_rule_from};
 use crate::engine::sweep::{
@@ -74,10 +74,11 @@ impl BatchReads {
         tx: &mut Tx,
         jobs: &[ClaimedJob],
     ) -> anyhow::Result<()> {
+        // A payload that does not read fails its job when the job is planned.
         let ids: Vec<i64> = jobs
             .iter()
-            .filter_map(|job| serde_json::from_str::<Value>(&job.payload).ok())
-            .filter_map(|payload| payload["activity_id"].as_i64())
+            .filter_map(|job| SweepActivityPayload::from_json(&job.payload).ok())
+            .map(|payload| payload.activity_id)
             .collect();
         let ids = UserIds(ids);
         for &id in &ids.0 {
@@ -222,14 +223,12 @@ pub(super) async fn plan_sweep_activity(
     job: &ClaimedJob,
     reads: &mut BatchReads,
 ) -> anyhow::Result<SweepPlan> {
-    let payload: Value = serde_json::from_str(&job.payload)?;
-    let sweep_id = payload["sweep_id"].as_i64().unwrap_or_default();
-    let activity_id = payload["activity_id"].as_i64().unwrap_or_default();
-    let day = payload["day"].as_str().and_then(crate::body::parse_date);
-    let ctx = match day {
-        Some(day) => state.ctx_on(day),
-        None => state.ctx(tx, None).await?,
-    };
+    let SweepActivityPayload {
+        activity_id,
+        day,
+        sweep_id,
+    } = SweepActivityPayload::from_json(&job.payload)?;
+    let ctx = state.ctx_on(day);
     let today = ctx.today.to_string();
     let activity = reads
         .activity(tx, activity_id)
