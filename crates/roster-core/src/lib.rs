@@ -7,6 +7,7 @@ pub mod decide;
 pub mod model;
 pub mod payload;
 pub mod retry;
+pub mod sweep;
 pub mod validate;
 
 pub use model::*;

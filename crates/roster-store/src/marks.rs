@@ -20,6 +20,8 @@ use sqlx::{Postgres, Sqlite};
 
 use std::collections::HashMap;
 
+pub use roster_core::sweep::SweepUser;
+
 use crate::db::{Backend, Result, Tx};
 use crate::records::EnrollmentRecord;
 
@@ -98,20 +100,6 @@ impl<'q> sqlx::Encode<'q, Postgres> for UserIds {
     ) -> std::result::Result<IsNull, BoxDynError> {
         <Vec<i64> as sqlx::Encode<'q, Postgres>>::encode_by_ref(&self.0, buf)
     }
-}
-
-/// What a rule's scope reads of a user, and where a skip is recorded for
-/// them (`Tx::sweep_user_facts`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SweepUser {
-    pub id: i64,
-    pub active: bool,
-    /// A service account (role `integration`), which no rule enrolls (R10).
-    pub integration: bool,
-    pub hired_on: Option<String>,
-    pub groups: Vec<i64>,
-    /// The activities whose rule recorded a skip for the user.
-    pub skipped_in: Vec<i64>,
 }
 
 /// An enrollment as `Tx::sweep_user_records` reads it: (user, activity,

@@ -6,16 +6,14 @@
 use std::collections::HashMap;
 
 use roster_core::payload::{JobPayload, SweepActivityPayload};
+use roster_core::sweep::{Exempted, Held, SweepOn, decide, narrow, rollover_may_close};
 use roster_core::{AutoRule, PostRule};
 use roster_store::{
     AutoEnrollment, Changed, ClaimedJob, Narrowed, SweepMark, SweepSince, SweepUser, Tx, UserIds,
 };
 
 use crate::engine::rules::{Activity, activity_from, load_activity, post_rule_from};
-use crate::engine::sweep::{
-    BATCH_USERS, Exempted, Held, activity_sweep, after_sweep_create, decide, fingerprint, narrow,
-    rollover_may_close,
-};
+use crate::engine::sweep::{BATCH_USERS, activity_sweep, after_sweep_create, fingerprint};
 use crate::state::{AppState, Ctx};
 
 /// What one sweep job is to do: the activity and its rule, the day, and the
@@ -177,7 +175,12 @@ impl BatchReads {
             self.facts.extend(found);
             self.facts.sort_unstable_by_key(|user| user.id);
         }
-        Ok(narrow(activity_id, rule, users, &self.facts))
+        let narrowing = narrow(activity_id, rule, users, &self.facts);
+        Ok(Narrowed {
+            candidates: UserIds(narrowing.candidates),
+            skipped: narrowing.skipped,
+            ..Narrowed::default()
+        })
     }
 }
 
@@ -519,9 +522,15 @@ fn decide_ahead(
             pass.lo,
             pass.hi,
         );
+        let on = SweepOn {
+            activity_id: sweep.activity_id,
+            period: &sweep.period,
+            today: &sweep.today,
+            source_json: &sweep.source_json,
+        };
         let (rows, decided) = decide(
             rule,
-            &sweep,
+            &on,
             &candidates,
             &reads.facts,
             enrollments
