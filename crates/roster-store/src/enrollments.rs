@@ -15,6 +15,12 @@ const RETURNING_COLUMNS_QUALIFIED: &str = "enrollments.id, enrollments.user_id, 
 const ENROLLMENT_COLUMNS: &str = "e.id, e.user_id, e.activity_id, e.type, e.status, e.due_on, \
      e.required_by, e.reason, e.enrolled_at, e.completed_at, e.source_kind, e.source, e.period";
 
+/// R61's overdue rule (`roster_core::is_overdue`: open and due before
+/// today) in SQL, up to the day, which the caller binds next; the store's
+/// conformance suite checks the two agree row for row.
+const OVERDUE_BEFORE: &str =
+    " = (e.status = 'in_progress' AND e.due_on IS NOT NULL AND e.due_on < ";
+
 /// The fields of an enrollment as the database writes them into a JSON
 /// array (`list_enrollments`); the same on both backends.
 macro_rules! record_json_fields {
@@ -667,7 +673,7 @@ impl Tx {
                 query
                     .push(" AND (")
                     .push_bind(overdue)
-                    .push(" = (e.status = 'in_progress' AND e.due_on IS NOT NULL AND e.due_on < ")
+                    .push(OVERDUE_BEFORE)
                     .push_bind(&filter.today)
                     .push("))");
             }
