@@ -32,8 +32,14 @@ macro_rules! push_job_row {
     }};
 }
 
-const JOB_COLUMNS: &str = "id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
-     attempts, last_error, outcome, created_at, finished_at";
+/// The columns a record is read from, written once as a macro so that the
+/// statements reading them are constant (`concat!`), not formatted.
+macro_rules! job_columns {
+    () => {
+        "id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
+     attempts, last_error, outcome, created_at, finished_at"
+    };
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct NewJob {
@@ -280,15 +286,24 @@ impl Tx {
         now: i64,
     ) -> Result<u64> {
         self.flush_jobs().await?;
-        const SET: &str = "UPDATE jobs SET state = 'done', outcome = d.outcome, finished_at = $4, \
-             lease_owner = NULL, lease_expires_at = NULL FROM ";
-        const WHERE: &str =
-            " WHERE jobs.id = d.id AND jobs.lease_owner = $3 AND jobs.state = 'running'";
+        macro_rules! done_set {
+            () => {
+                "UPDATE jobs SET state = 'done', outcome = d.outcome, finished_at = $4, \
+             lease_owner = NULL, lease_expires_at = NULL FROM "
+            };
+        }
+        macro_rules! done_where {
+            () => {
+                " WHERE jobs.id = d.id AND jobs.lease_owner = $3 AND jobs.state = 'running'"
+            };
+        }
         Ok(match self {
-            Tx::Sqlite(transaction) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{SET}(SELECT i.value AS id, o.value AS outcome FROM json_each($1) i \
-                 JOIN json_each($2) o ON o.key = i.key) AS d{WHERE}"
-            )))
+            Tx::Sqlite(transaction) => sqlx::query(concat!(
+                done_set!(),
+                "(SELECT i.value AS id, o.value AS outcome FROM json_each($1) i \
+                 JOIN json_each($2) o ON o.key = i.key) AS d",
+                done_where!()
+            ))
             .bind(ids)
             .bind(serde_json::to_string(outcomes).map_err(|error| {
                 crate::db::StoreError::Corrupt(format!("job outcomes: {error}"))
@@ -298,9 +313,11 @@ impl Tx {
             .execute(&mut ***transaction)
             .await?
             .rows_affected(),
-            Tx::Postgres(transaction) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{SET}unnest($1::bigint[], $2::text[]) AS d(id, outcome){WHERE}"
-            )))
+            Tx::Postgres(transaction) => sqlx::query(concat!(
+                done_set!(),
+                "unnest($1::bigint[], $2::text[]) AS d(id, outcome)",
+                done_where!()
+            ))
             .bind(ids)
             .bind(outcomes)
             .bind(owner)
@@ -429,9 +446,7 @@ impl Tx {
     pub async fn get_job(&mut self, id: i64) -> Result<Option<JobRecord>> {
         self.flush_jobs().await?;
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"))
         .bind(id)
         .fetch_optional(c)
         .await?),
@@ -441,10 +456,8 @@ impl Tx {
     pub async fn list_jobs(&mut self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
         self.flush_jobs().await?;
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > $1 AND ($2 IS NULL OR state = $2) \
-             AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR rule_id = $4) ORDER BY id LIMIT $5"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM jobs WHERE id > $1 AND ($2 IS NULL OR state = $2) \
+             AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR rule_id = $4) ORDER BY id LIMIT $5"))
         .bind(filter.after_id)
         .bind(&filter.state)
         .bind(&filter.kind)
@@ -481,9 +494,7 @@ impl Tx {
     pub async fn pending_jobs_of_user(&mut self, user_id: i64) -> Result<Vec<JobRecord>> {
         self.flush_jobs().await?;
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = $1 AND state IN ('pending', 'running') ORDER BY run_at, id"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM jobs WHERE user_id = $1 AND state IN ('pending', 'running') ORDER BY run_at, id"))
         .bind(user_id)
         .fetch_all(c)
         .await?),
@@ -494,9 +505,7 @@ impl Tx {
     pub async fn pending_jobs_between(&mut self, from: i64, to: i64) -> Result<Vec<JobRecord>> {
         self.flush_jobs().await?;
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'pending' AND run_at >= $1 AND run_at < $2 ORDER BY run_at, id"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM jobs WHERE state = 'pending' AND run_at >= $1 AND run_at < $2 ORDER BY run_at, id"))
         .bind(from)
         .bind(to)
         .fetch_all(c)

@@ -26,7 +26,14 @@ use crate::db::{Backend, Result, Tx};
 use crate::records::EnrollmentRecord;
 
 const SQLITE_STAMP: &str = "(SELECT value FROM sweep_clock WHERE id = 1)";
-const POSTGRES_STAMP: &str = "pg_current_xact_id()::text::bigint";
+/// The stamp PostgreSQL gives the users a statement writes, as a macro so
+/// that constant statements are built with `concat!`.
+macro_rules! postgres_stamp {
+    () => {
+        "pg_current_xact_id()::text::bigint"
+    };
+}
+const POSTGRES_STAMP: &str = postgres_stamp!();
 
 /// The marks of one activity's ranges, as a pass writes them
 /// (`Tx::put_sweep_marks_many`).
@@ -174,11 +181,13 @@ pub(crate) fn stamped(statement: &str) -> String {
 
 /// What `stamped` writes before and after the statement, for a statement
 /// built in pieces (a multi-row write).
-pub(crate) fn stamped_parts() -> (&'static str, String) {
+pub(crate) fn stamped_parts() -> (&'static str, &'static str) {
     (
         "WITH written AS (",
-        format!(
-            "), stamp AS (UPDATE users SET sweep_stamp = {POSTGRES_STAMP} \
+        concat!(
+            "), stamp AS (UPDATE users SET sweep_stamp = ",
+            postgres_stamp!(),
+            " \
              WHERE id IN (SELECT user_id FROM written)) SELECT * FROM written"
         ),
     )
