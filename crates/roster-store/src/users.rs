@@ -14,6 +14,14 @@ macro_rules! user_columns {
 }
 const USER_COLUMNS: &str = user_columns!();
 
+/// `user_columns!` of the user named `u` in a join.
+macro_rules! user_columns_of_u {
+    () => {
+        "u.id, u.username, u.email, u.display_name, u.active, u.hired_on, u.external_id, \
+         u.employee_number, u.role, u.password_hash, u.created_at"
+    };
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct UserInsert {
     pub username: String,
@@ -146,15 +154,12 @@ impl Tx {
     }
 
     pub async fn find_user_by_token_hash(&mut self, hash: &str) -> Result<Option<UserRecord>> {
-        Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = $1",
-            USER_COLUMNS.split(", ").map(|column| format!("u.{column}")).collect::<Vec<_>>().join(", ")
-        )))
+        Ok(on_tx!(self, c => sqlx::query_as(concat!(
+            "SELECT ", user_columns_of_u!(), " FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = $1"
+        ))
         .bind(hash)
         .fetch_optional(c)
-        .await?),
-        )
+        .await?))
     }
 
     pub async fn list_users(&mut self, filter: &UserFilter) -> Result<Vec<UserRecord>> {
