@@ -6,7 +6,11 @@ pub mod calendar;
 pub mod date;
 pub mod decide;
 pub mod model;
+pub mod overdue;
+pub mod payload;
 pub mod retry;
+pub mod sweep;
 pub mod validate;
 
 pub use model::*;
+pub use overdue::is_overdue;

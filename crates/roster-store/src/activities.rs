@@ -4,12 +4,22 @@ use crate::db::{Result, Tx, on_constraint};
 use crate::marks::UserIds;
 use crate::records::{ActivityBrief, ActivityRecord, PostRuleRecord};
 
-const ACTIVITY_COLUMNS: &str =
-    "id, title, kind, active, in_catalog, allow_failure, enrollment_token, auto_rule, created_at";
+/// The columns a record is read from, written once as a macro so that the
+/// statements reading them are constant (`concat!`), not formatted.
+macro_rules! activity_columns {
+    () => {
+        "id, title, kind, active, in_catalog, allow_failure, enrollment_token, auto_rule, created_at"
+    };
+}
+const ACTIVITY_COLUMNS: &str = activity_columns!();
 
 /// `ACTIVITY_COLUMNS` of the activity named `a` in a join.
-const ACTIVITY_COLUMNS_OF_A: &str = "a.id, a.title, a.kind, a.active, a.in_catalog, a.allow_failure, \
-     a.enrollment_token, a.auto_rule, a.created_at";
+macro_rules! activity_columns_of_a {
+    () => {
+        "a.id, a.title, a.kind, a.active, a.in_catalog, a.allow_failure, \
+     a.enrollment_token, a.auto_rule, a.created_at"
+    };
+}
 
 impl Tx {
     pub async fn insert_activity(&mut self, activity: &ActivityRecord, now: i64) -> Result<i64> {
@@ -57,9 +67,7 @@ impl Tx {
 
     pub async fn get_activity(&mut self, id: i64) -> Result<Option<ActivityRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id = $1"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", activity_columns!(), " FROM activities WHERE id = $1"))
         .bind(id)
         .fetch_optional(c)
         .await?),
@@ -84,11 +92,9 @@ impl Tx {
             target_ids: Option<String>,
             allow_consecutive: Option<bool>,
         }
-        let rows: Vec<Row> = on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACTIVITY_COLUMNS_OF_A}, EXISTS (SELECT 1 FROM activity_items i WHERE i.item_id = $1) AS is_item, \
+        let rows: Vec<Row> = on_tx!(self, c => sqlx::query_as(concat!("SELECT ", activity_columns_of_a!(), ", EXISTS (SELECT 1 FROM activity_items i WHERE i.item_id = $1) AS is_item, \
              p.id AS rule_id, p.trigger_on, p.delay_days, p.target_ids, p.allow_consecutive \
-             FROM activities a LEFT JOIN post_rules p ON p.activity_id = a.id WHERE a.id = $1 ORDER BY p.id"
-        )))
+             FROM activities a LEFT JOIN post_rules p ON p.activity_id = a.id WHERE a.id = $1 ORDER BY p.id"))
         .bind(id)
         .fetch_all(c)
         .await?);
@@ -126,9 +132,7 @@ impl Tx {
 
     pub async fn find_activity_by_token(&mut self, token: &str) -> Result<Option<ActivityRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE enrollment_token = $1"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", activity_columns!(), " FROM activities WHERE enrollment_token = $1"))
         .bind(token)
         .fetch_optional(c)
         .await?),
@@ -147,11 +151,9 @@ impl Tx {
     ) -> Result<Vec<ActivityRecord>> {
         let pattern = q.map(|q| format!("%{}%", q.to_lowercase()));
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE id > $1 \
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", activity_columns!(), " FROM activities WHERE id > $1 \
              AND ($2 IS NULL OR LOWER(title) LIKE $2) AND ($3 IS NULL OR kind = $3) \
-             AND ($4 = FALSE OR (active AND in_catalog)) ORDER BY id LIMIT $5"
-        )))
+             AND ($4 = FALSE OR (active AND in_catalog)) ORDER BY id LIMIT $5"))
         .bind(after_id)
         .bind(&pattern)
         .bind(kind)
@@ -165,9 +167,7 @@ impl Tx {
     /// Every activity that has an auto-enrollment rule, by id.
     pub async fn activities_with_rules(&mut self) -> Result<Vec<ActivityRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE auto_rule IS NOT NULL ORDER BY id"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", activity_columns!(), " FROM activities WHERE auto_rule IS NOT NULL ORDER BY id"))
         .fetch_all(c)
         .await?),
         )

@@ -5,15 +5,38 @@ use crate::db::{Result, Tx, on_constraint};
 use crate::marks::{UserIds, stamped, stamped_parts};
 use crate::records::{EnrollmentRecord, EnrollmentRow};
 
-const RETURNING_COLUMNS: &str = "id, user_id, activity_id, type, status, due_on, required_by, reason, \
-     enrolled_at, completed_at, source_kind, source, period";
+/// The columns a record is read from, written once as a macro so that the
+/// statements reading them are constant (`concat!`), not formatted.
+macro_rules! returning_columns {
+    () => {
+        "id, user_id, activity_id, type, status, due_on, required_by, reason, \
+     enrolled_at, completed_at, source_kind, source, period"
+    };
+}
+const RETURNING_COLUMNS: &str = returning_columns!();
 /// `RETURNING_COLUMNS` of an `UPDATE … FROM` another table.
-const RETURNING_COLUMNS_QUALIFIED: &str = "enrollments.id, enrollments.user_id, \
+macro_rules! returning_columns_qualified {
+    () => {
+        "enrollments.id, enrollments.user_id, \
      enrollments.activity_id, enrollments.type, enrollments.status, enrollments.due_on, \
      enrollments.required_by, enrollments.reason, enrollments.enrolled_at, \
-     enrollments.completed_at, enrollments.source_kind, enrollments.source, enrollments.period";
-const ENROLLMENT_COLUMNS: &str = "e.id, e.user_id, e.activity_id, e.type, e.status, e.due_on, \
-     e.required_by, e.reason, e.enrolled_at, e.completed_at, e.source_kind, e.source, e.period";
+     enrollments.completed_at, enrollments.source_kind, enrollments.source, enrollments.period"
+    };
+}
+/// The columns a record is read from, written once as a macro so that the
+/// statements reading them are constant (`concat!`), not formatted.
+macro_rules! enrollment_columns {
+    () => {
+        "e.id, e.user_id, e.activity_id, e.type, e.status, e.due_on, \
+     e.required_by, e.reason, e.enrolled_at, e.completed_at, e.source_kind, e.source, e.period"
+    };
+}
+
+/// R61's overdue rule (`roster_core::is_overdue`: open and due before
+/// today) in SQL, up to the day, which the caller binds next; the store's
+/// conformance suite checks the two agree row for row.
+const OVERDUE_BEFORE: &str =
+    " = (e.status = 'in_progress' AND e.due_on IS NOT NULL AND e.due_on < ";
 
 /// The fields of an enrollment as the database writes them into a JSON
 /// array (`list_enrollments`); the same on both backends.
@@ -260,14 +283,14 @@ impl Tx {
         let mut created = Vec::with_capacity(new.len());
         let insert = "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
              enrolled_at, completed_at, source_kind, source, period, updated_at) ";
-        let returning = format!(" ON CONFLICT DO NOTHING RETURNING {RETURNING_COLUMNS}");
+        let returning = concat!(" ON CONFLICT DO NOTHING RETURNING ", returning_columns!());
         // On PostgreSQL the users are stamped in the same statement, as one
         // insert does: the statement goes inside `stamped`'s CTE.
         let (head, tail) = stamped_parts();
         for chunk in new.chunks(500) {
             let rows: Vec<EnrollmentRecord> = on_tx_sql!(
                 self,
-                (insert.to_string(), returning.clone()),
+                (insert.to_string(), returning),
                 (format!("{head}{insert}"), format!("{returning}{tail}")),
                 sql,
                 c => {
@@ -304,9 +327,7 @@ impl Tx {
 
     pub async fn get_enrollment(&mut self, id: i64) -> Result<Option<EnrollmentRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.id = $1"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", enrollment_columns!(), " FROM enrollments e WHERE e.id = $1"))
         .bind(id)
         .fetch_optional(c)
         .await?),
@@ -322,9 +343,7 @@ impl Tx {
         let mut found = std::collections::HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
             let rows: Vec<EnrollmentRecord> = on_tx!(self, c => {
-                let mut builder = sqlx::QueryBuilder::new(format!(
-                    "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.id IN ("
-                ));
+                let mut builder = sqlx::QueryBuilder::new(concat!("SELECT ", enrollment_columns!(), " FROM enrollments e WHERE e.id IN ("));
                 let mut separated = builder.separated(", ");
                 for id in chunk {
                     separated.push_bind(*id);
@@ -390,15 +409,16 @@ impl Tx {
         let update = "UPDATE enrollments SET type = vals.column2, status = vals.column3, \
              due_on = vals.column4, required_by = vals.column5, reason = vals.column6, \
              completed_at = vals.column7, period = vals.column8, updated_at = vals.column9 FROM (";
-        let returning = format!(
-            ") AS vals WHERE enrollments.id = vals.column1 RETURNING {RETURNING_COLUMNS_QUALIFIED}"
+        let returning = concat!(
+            ") AS vals WHERE enrollments.id = vals.column1 RETURNING ",
+            returning_columns_qualified!()
         );
         let (head, tail) = stamped_parts();
         let mut updated = Vec::with_capacity(patches.len());
         for chunk in patches.chunks(500) {
             let rows: Vec<EnrollmentRecord> = on_tx_sql!(
                 self,
-                (update.to_string(), returning.clone()),
+                (update.to_string(), returning),
                 (format!("{head}{update}"), format!("{returning}{tail}")),
                 sql,
                 c => {
@@ -501,10 +521,8 @@ impl Tx {
         activity_id: i64,
     ) -> Result<Option<EnrollmentRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.user_id = $1 AND e.activity_id = $2 \
-             AND e.status = 'in_progress'"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", enrollment_columns!(), " FROM enrollments e WHERE e.user_id = $1 AND e.activity_id = $2 \
+             AND e.status = 'in_progress'"))
         .bind(user_id)
         .bind(activity_id)
         .fetch_optional(c)
@@ -519,9 +537,7 @@ impl Tx {
         activity_id: i64,
     ) -> Result<Vec<EnrollmentRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.user_id = $1 AND e.activity_id = $2 ORDER BY e.id"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", enrollment_columns!(), " FROM enrollments e WHERE e.user_id = $1 AND e.activity_id = $2 ORDER BY e.id"))
         .bind(user_id)
         .bind(activity_id)
         .fetch_all(c)
@@ -623,14 +639,12 @@ impl Tx {
         Ok(on_tx!(self, c => {
             let mut query = sqlx::QueryBuilder::new(if as_json { json_open.as_str() } else { "" });
             if joined {
-                query.push(format!(
-                    "SELECT {ENROLLMENT_COLUMNS}, a.title AS activity_title, a.kind AS activity_kind, \
+                query.push(concat!("SELECT ", enrollment_columns!(), ", a.title AS activity_title, a.kind AS activity_kind, \
                      a.active AS activity_active, u.username \
                      FROM enrollments e JOIN activities a ON a.id = e.activity_id \
-                     JOIN users u ON u.id = e.user_id WHERE TRUE"
-                ));
+                     JOIN users u ON u.id = e.user_id WHERE TRUE"));
             } else {
-                query.push(format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e"));
+                query.push(concat!("SELECT ", enrollment_columns!(), " FROM enrollments e"));
                 if pattern.is_some() || filter.activity_active.is_some() {
                     query.push(" JOIN activities a ON a.id = e.activity_id");
                 }
@@ -667,7 +681,7 @@ impl Tx {
                 query
                     .push(" AND (")
                     .push_bind(overdue)
-                    .push(" = (e.status = 'in_progress' AND e.due_on IS NOT NULL AND e.due_on < ")
+                    .push(OVERDUE_BEFORE)
                     .push_bind(&filter.today)
                     .push("))");
             }
@@ -749,9 +763,7 @@ impl Tx {
     /// Open enrollments of one activity, for bundle retroactivity (R40).
     pub async fn open_enrollments_in(&mut self, activity_id: i64) -> Result<Vec<EnrollmentRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.activity_id = $1 AND e.status = 'in_progress' ORDER BY e.id"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", enrollment_columns!(), " FROM enrollments e WHERE e.activity_id = $1 AND e.status = 'in_progress' ORDER BY e.id"))
         .bind(activity_id)
         .fetch_all(c)
         .await?),
@@ -765,10 +777,8 @@ impl Tx {
         item_id: i64,
     ) -> Result<Vec<EnrollmentRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e JOIN activity_items i ON i.activity_id = e.activity_id \
-             WHERE e.user_id = $1 AND i.item_id = $2 AND e.status = 'in_progress' ORDER BY e.id"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", enrollment_columns!(), " FROM enrollments e JOIN activity_items i ON i.activity_id = e.activity_id \
+             WHERE e.user_id = $1 AND i.item_id = $2 AND e.status = 'in_progress' ORDER BY e.id"))
         .bind(user_id)
         .bind(item_id)
         .fetch_all(c)
@@ -797,10 +807,8 @@ impl Tx {
     /// In-progress enrollments of inactive users (R54), oldest first.
     pub async fn purge_candidates(&mut self) -> Result<Vec<EnrollmentRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e JOIN users u ON u.id = e.user_id \
-             WHERE u.active = FALSE AND e.status = 'in_progress' ORDER BY e.id"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", enrollment_columns!(), " FROM enrollments e JOIN users u ON u.id = e.user_id \
+             WHERE u.active = FALSE AND e.status = 'in_progress' ORDER BY e.id"))
         .fetch_all(c)
         .await?),
         )

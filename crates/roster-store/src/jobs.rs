@@ -32,26 +32,30 @@ macro_rules! push_job_row {
     }};
 }
 
-const JOB_COLUMNS: &str = "id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
-     attempts, last_error, outcome, created_at, finished_at";
+/// The columns a record is read from, written once as a macro so that the
+/// statements reading them are constant (`concat!`), not formatted.
+macro_rules! job_columns {
+    () => {
+        "id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
+     attempts, last_error, outcome, created_at, finished_at"
+    };
+}
 
 /// `list_jobs`: the payload is a JSON snapshot; reading the activity out of
 /// it, rather than keeping a column, serves this administrative list
 /// without widening every job row.
-const LIST_JOBS_SQLITE: &str = "SELECT id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
-     attempts, last_error, outcome, created_at, finished_at FROM jobs \
+const LIST_JOBS_SQLITE: &str = concat!("SELECT ", job_columns!(), " FROM jobs \
      WHERE id > $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR kind = $3) \
      AND ($4 IS NULL OR rule_id = $4) AND ($6 IS NULL OR user_id = $6) \
      AND ($7 IS NULL OR json_extract(payload, '$.activity_id') = $7 \
           OR EXISTS (SELECT 1 FROM json_each(payload, '$.target_ids') t WHERE t.value = $7)) \
-     ORDER BY id LIMIT $5";
-const LIST_JOBS_POSTGRES: &str = "SELECT id, kind, state, run_at, dedupe_key, payload, rule_id, sweep_id, user_id, \
-     attempts, last_error, outcome, created_at, finished_at FROM jobs \
+     ORDER BY id LIMIT $5");
+const LIST_JOBS_POSTGRES: &str = concat!("SELECT ", job_columns!(), " FROM jobs \
      WHERE id > $1 AND ($2::TEXT IS NULL OR state = $2) AND ($3::TEXT IS NULL OR kind = $3) \
      AND ($4::BIGINT IS NULL OR rule_id = $4) AND ($6::BIGINT IS NULL OR user_id = $6) \
      AND ($7::BIGINT IS NULL OR (payload::jsonb ->> 'activity_id')::BIGINT = $7 \
           OR payload::jsonb -> 'target_ids' @> to_jsonb($7::BIGINT)) \
-     ORDER BY id LIMIT $5";
+     ORDER BY id LIMIT $5");
 
 #[derive(Clone, Debug, Default)]
 pub struct NewJob {
@@ -300,15 +304,24 @@ impl Tx {
         now: i64,
     ) -> Result<u64> {
         self.flush_jobs().await?;
-        const SET: &str = "UPDATE jobs SET state = 'done', outcome = d.outcome, finished_at = $4, \
-             lease_owner = NULL, lease_expires_at = NULL FROM ";
-        const WHERE: &str =
-            " WHERE jobs.id = d.id AND jobs.lease_owner = $3 AND jobs.state = 'running'";
+        macro_rules! done_set {
+            () => {
+                "UPDATE jobs SET state = 'done', outcome = d.outcome, finished_at = $4, \
+             lease_owner = NULL, lease_expires_at = NULL FROM "
+            };
+        }
+        macro_rules! done_where {
+            () => {
+                " WHERE jobs.id = d.id AND jobs.lease_owner = $3 AND jobs.state = 'running'"
+            };
+        }
         Ok(match self {
-            Tx::Sqlite(transaction) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{SET}(SELECT i.value AS id, o.value AS outcome FROM json_each($1) i \
-                 JOIN json_each($2) o ON o.key = i.key) AS d{WHERE}"
-            )))
+            Tx::Sqlite(transaction) => sqlx::query(concat!(
+                done_set!(),
+                "(SELECT i.value AS id, o.value AS outcome FROM json_each($1) i \
+                 JOIN json_each($2) o ON o.key = i.key) AS d",
+                done_where!()
+            ))
             .bind(ids)
             .bind(serde_json::to_string(outcomes).map_err(|error| {
                 crate::db::StoreError::Corrupt(format!("job outcomes: {error}"))
@@ -318,9 +331,11 @@ impl Tx {
             .execute(&mut ***transaction)
             .await?
             .rows_affected(),
-            Tx::Postgres(transaction) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{SET}unnest($1::bigint[], $2::text[]) AS d(id, outcome){WHERE}"
-            )))
+            Tx::Postgres(transaction) => sqlx::query(concat!(
+                done_set!(),
+                "unnest($1::bigint[], $2::text[]) AS d(id, outcome)",
+                done_where!()
+            ))
             .bind(ids)
             .bind(outcomes)
             .bind(owner)
@@ -449,9 +464,7 @@ impl Tx {
     pub async fn get_job(&mut self, id: i64) -> Result<Option<JobRecord>> {
         self.flush_jobs().await?;
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1"))
         .bind(id)
         .fetch_optional(c)
         .await?),
@@ -506,9 +519,7 @@ impl Tx {
     pub async fn pending_jobs_of_user(&mut self, user_id: i64) -> Result<Vec<JobRecord>> {
         self.flush_jobs().await?;
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = $1 AND state IN ('pending', 'running') ORDER BY run_at, id"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM jobs WHERE user_id = $1 AND state IN ('pending', 'running') ORDER BY run_at, id"))
         .bind(user_id)
         .fetch_all(c)
         .await?),
@@ -519,9 +530,7 @@ impl Tx {
     pub async fn pending_jobs_between(&mut self, from: i64, to: i64) -> Result<Vec<JobRecord>> {
         self.flush_jobs().await?;
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'pending' AND run_at >= $1 AND run_at < $2 ORDER BY run_at, id"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", job_columns!(), " FROM jobs WHERE state = 'pending' AND run_at >= $1 AND run_at < $2 ORDER BY run_at, id"))
         .bind(from)
         .bind(to)
         .fetch_all(c)

@@ -20,11 +20,20 @@ use sqlx::{Postgres, Sqlite};
 
 use std::collections::HashMap;
 
+pub use roster_core::sweep::SweepUser;
+
 use crate::db::{Backend, Result, Tx};
 use crate::records::EnrollmentRecord;
 
 const SQLITE_STAMP: &str = "(SELECT value FROM sweep_clock WHERE id = 1)";
-const POSTGRES_STAMP: &str = "pg_current_xact_id()::text::bigint";
+/// The stamp PostgreSQL gives the users a statement writes, as a macro so
+/// that constant statements are built with `concat!`.
+macro_rules! postgres_stamp {
+    () => {
+        "pg_current_xact_id()::text::bigint"
+    };
+}
+const POSTGRES_STAMP: &str = postgres_stamp!();
 
 /// The marks of one activity's ranges, as a pass writes them
 /// (`Tx::put_sweep_marks_many`).
@@ -100,20 +109,6 @@ impl<'q> sqlx::Encode<'q, Postgres> for UserIds {
     }
 }
 
-/// What a rule's scope reads of a user, and where a skip is recorded for
-/// them (`Tx::sweep_user_facts`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SweepUser {
-    pub id: i64,
-    pub active: bool,
-    /// A service account (role `integration`), which no rule enrolls (R10).
-    pub integration: bool,
-    pub hired_on: Option<String>,
-    pub groups: Vec<i64>,
-    /// The activities whose rule recorded a skip for the user.
-    pub skipped_in: Vec<i64>,
-}
-
 /// An enrollment as `Tx::sweep_user_records` reads it: (user, activity,
 /// enrollment id, status, period, due_on).
 pub type UserEnrollment = (i64, i64, i64, String, Option<String>, Option<String>);
@@ -186,11 +181,13 @@ pub(crate) fn stamped(statement: &str) -> String {
 
 /// What `stamped` writes before and after the statement, for a statement
 /// built in pieces (a multi-row write).
-pub(crate) fn stamped_parts() -> (&'static str, String) {
+pub(crate) fn stamped_parts() -> (&'static str, &'static str) {
     (
         "WITH written AS (",
-        format!(
-            "), stamp AS (UPDATE users SET sweep_stamp = {POSTGRES_STAMP} \
+        concat!(
+            "), stamp AS (UPDATE users SET sweep_stamp = ",
+            postgres_stamp!(),
+            " \
              WHERE id IN (SELECT user_id FROM written)) SELECT * FROM written"
         ),
     )

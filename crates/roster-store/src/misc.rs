@@ -4,8 +4,14 @@ use crate::db::{Result, Tx};
 use crate::records::{AttachmentRecord, ExemptionRecord, SweepRecord, TaskRecord};
 use crate::sweep::SweepCounts;
 
-const SWEEP_COLUMNS: &str = "id, state, dry_run, trigger_by, day, started_at, finished_at, created, \
-     adopted, closed, skipped, jobs_total, jobs_done, duration_ms";
+/// The columns a record is read from, written once as a macro so that the
+/// statements reading them are constant (`concat!`), not formatted.
+macro_rules! sweep_columns {
+    () => {
+        "id, state, dry_run, trigger_by, day, started_at, finished_at, created, \
+     adopted, closed, skipped, jobs_total, jobs_done, duration_ms"
+    };
+}
 
 /// Real time in microseconds: sweep durations are operational, not business time.
 fn real_now() -> i64 {
@@ -210,9 +216,7 @@ impl Tx {
 
     pub async fn get_sweep(&mut self, id: i64) -> Result<Option<SweepRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id = $1"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", sweep_columns!(), " FROM sweeps WHERE id = $1"))
         .bind(id)
         .fetch_optional(c)
         .await?),
@@ -221,9 +225,7 @@ impl Tx {
 
     pub async fn running_sweep(&mut self) -> Result<Option<SweepRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SWEEP_COLUMNS} FROM sweeps WHERE state IN ('queued', 'running') ORDER BY id LIMIT 1"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", sweep_columns!(), " FROM sweeps WHERE state IN ('queued', 'running') ORDER BY id LIMIT 1"))
         .fetch_optional(c)
         .await?),
         )
@@ -245,9 +247,7 @@ impl Tx {
         limit: i64,
     ) -> Result<Vec<SweepRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SWEEP_COLUMNS} FROM sweeps WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", sweep_columns!(), " FROM sweeps WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"))
         .bind(before_id)
         .bind(limit)
         .fetch_all(c)

@@ -3,6 +3,8 @@
 //! the database; the unique key (activity, user, period) makes every step
 //! safe to repeat after a crash or alongside another process.
 
+pub use roster_core::sweep::AutoEnrollment;
+
 use crate::db::Backend;
 use crate::db::{Result, StoreError, Tx};
 use crate::marks::{SweepSince, UserIds, bind_since};
@@ -79,17 +81,6 @@ pub struct Narrowed {
     /// one an annual rule's rollover has nothing to close among them
     /// (`sweep_close_earlier` runs no statement then).
     pub close: Option<bool>,
-}
-
-/// An enrollment a rule creates, decided beforehand for a batch of
-/// incremental passes (`Tx::sweep_create_many`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AutoEnrollment {
-    pub activity_id: i64,
-    pub user_id: i64,
-    pub due_on: Option<String>,
-    pub period: String,
-    pub source_json: String,
 }
 
 impl Matching {

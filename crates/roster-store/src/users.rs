@@ -4,8 +4,23 @@ use crate::db::{Result, Tx, on_constraint};
 use crate::marks::UserIds;
 use crate::records::{GroupRecord, UserRecord};
 
-const USER_COLUMNS: &str = "id, username, email, display_name, active, hired_on, external_id, \
-     employee_number, role, password_hash, created_at";
+/// The columns a record is read from, written once as a macro so that the
+/// statements reading them are constant (`concat!`), not formatted.
+macro_rules! user_columns {
+    () => {
+        "id, username, email, display_name, active, hired_on, external_id, \
+     employee_number, role, password_hash, created_at"
+    };
+}
+const USER_COLUMNS: &str = user_columns!();
+
+/// `user_columns!` of the user named `u` in a join.
+macro_rules! user_columns_of_u {
+    () => {
+        "u.id, u.username, u.email, u.display_name, u.active, u.hired_on, u.external_id, \
+         u.employee_number, u.role, u.password_hash, u.created_at"
+    };
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct UserInsert {
@@ -80,9 +95,7 @@ impl Tx {
 
     pub async fn get_user(&mut self, id: i64) -> Result<Option<UserRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
         .bind(id)
         .fetch_optional(c)
         .await?),
@@ -133,9 +146,7 @@ impl Tx {
 
     pub async fn find_user_by_username(&mut self, username: &str) -> Result<Option<UserRecord>> {
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
-        )))
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE username = $1"))
         .bind(username)
         .fetch_optional(c)
         .await?),
@@ -143,27 +154,22 @@ impl Tx {
     }
 
     pub async fn find_user_by_token_hash(&mut self, hash: &str) -> Result<Option<UserRecord>> {
-        Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = $1",
-            USER_COLUMNS.split(", ").map(|column| format!("u.{column}")).collect::<Vec<_>>().join(", ")
-        )))
+        Ok(on_tx!(self, c => sqlx::query_as(concat!(
+            "SELECT ", user_columns_of_u!(), " FROM users u JOIN api_tokens t ON t.user_id = u.id WHERE t.token_hash = $1"
+        ))
         .bind(hash)
         .fetch_optional(c)
-        .await?),
-        )
+        .await?))
     }
 
     pub async fn list_users(&mut self, filter: &UserFilter) -> Result<Vec<UserRecord>> {
         let pattern = filter.q.as_ref().map(|q| format!("%{}%", q.to_lowercase()));
         Ok(
-            on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id > $1 \
+            on_tx!(self, c => sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1 \
              AND ($2 IS NULL OR LOWER(username) LIKE $2 OR LOWER(display_name) LIKE $2 OR LOWER(email) LIKE $2) \
              AND ($3 IS NULL OR active = $3) \
              AND ($4 IS NULL OR id IN (SELECT user_id FROM group_members WHERE group_id = $4)) \
-             ORDER BY id LIMIT $5"
-        )))
+             ORDER BY id LIMIT $5"))
         .bind(filter.after_id)
         .bind(&pattern)
         .bind(filter.active)

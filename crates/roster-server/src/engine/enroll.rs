@@ -8,6 +8,7 @@ use std::pin::Pin;
 use jiff::ToSpan;
 use jiff::civil::Date;
 use roster_core::calendar::next_period_on_completion;
+use roster_core::payload::{JobPayload, PostEnrollmentPayload};
 use roster_core::{
     ActivityKind, EnrollmentType, Period, PostRule, Recurrence, Source, Status, Trigger,
 };
@@ -419,22 +420,22 @@ pub fn trigger_job(
         .now
         .checked_add((rule.delay_days as i64 * 24).hours())
         .unwrap_or(ctx.now);
-    let payload = json!({
-        "rule_id": rule.id,
-        "activity_id": rule.activity_id,
-        "when": trigger.as_str(),
-        "delay_days": rule.delay_days,
-        "from_enrollment_id": enrollment_id,
-        "user_id": user_id,
-        "target_ids": rule.target_ids,
-        "allow_consecutive": rule.allow_consecutive,
-        "triggered_at": ctx.now.to_string(),
-    });
+    let payload = PostEnrollmentPayload {
+        activity_id: rule.activity_id,
+        allow_consecutive: rule.allow_consecutive,
+        delay_days: rule.delay_days,
+        from_enrollment_id: enrollment_id,
+        rule_id: rule.id,
+        target_ids: rule.target_ids.clone(),
+        triggered_at: ctx.now,
+        user_id,
+        when: trigger,
+    };
     NewJob {
-        kind: "post_enrollment".into(),
+        kind: PostEnrollmentPayload::KIND.into(),
         run_at: run_at.as_microsecond(),
         dedupe_key: None,
-        payload: payload.to_string(),
+        payload: payload.to_json(),
         rule_id: Some(rule.id),
         sweep_id: None,
         user_id: Some(user_id),

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use roster_core::decide::{Mismatch, UserFacts, match_user};
+use roster_core::payload::{JobPayload, PostEnrollmentPayload};
 use roster_core::{ActivityKind, Role, Scope, Source};
 use roster_store::{ActivityRecord, EnrollmentRecord, Tx, UserRecord};
 use serde_json::{Value, json};
@@ -283,9 +284,11 @@ pub async fn explain_pair(
     }
     let mut pending = Vec::new();
     for job in tx.pending_jobs_of_user(user.id).await? {
-        let payload: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
-        let targets: Vec<i64> =
-            serde_json::from_value(payload["target_ids"].clone()).unwrap_or_default();
+        // A payload that does not read names no target here; its job fails
+        // when it runs.
+        let targets = PostEnrollmentPayload::from_json(&job.payload)
+            .map(|payload| payload.target_ids)
+            .unwrap_or_default();
         if targets.contains(&activity.record.id) {
             pending.push(json!({"job_id": job.id, "run_at": crate::api::timestamp_text(job.run_at), "rule_id": job.rule_id}));
         }

@@ -451,6 +451,28 @@ pub async fn r55_enrollment_lists_filter_by_every_field(store: Store) {
         vec![s.e5],
     )
     .await;
+    // Overdue: the filter is the core's R61 rule (`roster_core::is_overdue`),
+    // row for row, whatever the day.
+    for today in ["2027-01-09", "2027-01-10", "2027-01-11", "2027-03-02"] {
+        let every = check(with(&all, |f| f.today = today.into()), ids(&rows)).await;
+        let overdue: Vec<i64> = every
+            .iter()
+            .map(|row| &row.enrollment)
+            .filter(|record| {
+                let status: roster_core::Status = record.status.parse().unwrap();
+                roster_core::is_overdue(status, record.due_on.as_deref(), today)
+            })
+            .map(|record| record.id)
+            .collect();
+        check(
+            with(&all, |f| {
+                f.overdue = Some(true);
+                f.today = today.into();
+            }),
+            overdue,
+        )
+        .await;
+    }
     // Overdue: open and due before today; closed ones are never overdue.
     check(with(&all, |f| f.overdue = Some(true)), vec![s.e1]).await;
     check(
