@@ -93,6 +93,26 @@ pub async fn offline_state(url: &str) -> anyhow::Result<AppState> {
     .await
 }
 
+/// State over the database at `url` with the manual clock, attachments
+/// under `data_dir` and an admin `admin` who owns `admin_token`: what
+/// in-process tests of the router build (`app::router` + `oneshot`).
+pub async fn manual_state(
+    url: &str,
+    data_dir: std::path::PathBuf,
+    admin_token: &str,
+) -> anyhow::Result<AppState> {
+    let store = open_store(url).await?;
+    let state = build_state(
+        store,
+        ClockMode::Manual,
+        data_dir,
+        crate::engine::jobs::LEASE_SECONDS,
+    )
+    .await?;
+    bootstrap_admin(&state, admin_token).await?;
+    Ok(state)
+}
+
 /// Makes sure the admin user `admin` exists and owns `token`. Processes
 /// starting together on one database may race to create it: the loser of
 /// the race tries again and finds it.
