@@ -16,9 +16,7 @@ use jiff::{Timestamp, ToSpan};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{
-    Backend, ClockMode, Database, Node, assert_clean_logs, id, settled_jobs,
-};
+use crate::support::{Backend, ClockMode, Database, Node, assert_clean_logs, id, settled_jobs};
 
 /// A fixed-offset IANA zone in which it is now between 06:00 and 07:00, so
 /// that neither a local midnight nor a chosen nightly time is crossed while
