@@ -13,5 +13,6 @@ mod learner_views;
 mod malformed;
 mod operations;
 mod purge;
+mod readme_tour;
 mod self_enrollment;
 mod users;

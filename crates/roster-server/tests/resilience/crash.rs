@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     Backend, ClockMode, Database, Node, assert_clean_logs, assert_same_rows, id, jitter,
-    settled_jobs, skip_unless,
+    settled_jobs,
 };
 
 // ---------------------------------------------------------------------------
@@ -283,17 +283,11 @@ async fn sweep_killed_mid_run(backend: Backend) {
 
 #[tokio::test]
 async fn sweep_killed_mid_run_resumes_without_loss_or_duplicates_sqlite() {
-    if skip_unless(Backend::Sqlite) {
-        return;
-    }
     sweep_killed_mid_run(Backend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn sweep_killed_mid_run_resumes_without_loss_or_duplicates_postgres() {
-    if skip_unless(Backend::Postgres) {
-        return;
-    }
     sweep_killed_mid_run(Backend::Postgres).await;
 }
 
@@ -481,17 +475,11 @@ async fn burst_killed_in_flight(backend: Backend) {
 
 #[tokio::test]
 async fn post_enrollment_burst_killed_in_flight_runs_every_job_once_sqlite() {
-    if skip_unless(Backend::Sqlite) {
-        return;
-    }
     burst_killed_in_flight(Backend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn post_enrollment_burst_killed_in_flight_runs_every_job_once_postgres() {
-    if skip_unless(Backend::Postgres) {
-        return;
-    }
     burst_killed_in_flight(Backend::Postgres).await;
 }
 
@@ -650,16 +638,10 @@ async fn bulk_enrollment_killed(backend: Backend) {
 
 #[tokio::test]
 async fn bulk_enrollment_killed_mid_request_is_all_or_nothing_sqlite() {
-    if skip_unless(Backend::Sqlite) {
-        return;
-    }
     bulk_enrollment_killed(Backend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn bulk_enrollment_killed_mid_request_is_all_or_nothing_postgres() {
-    if skip_unless(Backend::Postgres) {
-        return;
-    }
     bulk_enrollment_killed(Backend::Postgres).await;
 }

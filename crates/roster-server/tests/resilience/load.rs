@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     ADMIN_TOKEN, Backend, ClockMode, Database, Node, assert_clean_logs, id, jitter, percentile,
-    settled_jobs, skip_unless,
+    settled_jobs,
 };
 
 const USERS: usize = 300;
@@ -58,10 +58,7 @@ async fn timed(node: &Node, token: &str, method: Method, path: &str, body: &Valu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_and_readers_on_sqlite_never_fail_or_lock() {
-    if skip_unless(Backend::Sqlite) {
-        return;
-    }
+async fn concurrent_writers_and_readers_never_fail_or_lock_sqlite() {
     let db = Database::create(Backend::Sqlite).await;
     let node = Arc::new(db.start(ClockMode::Manual).await);
 

@@ -8,9 +8,12 @@
 //!   uninterrupted run does — on SQLite and on PostgreSQL.
 //! - `load`: concurrent admin writers and learner readers on SQLite.
 //!
-//! Each test names its backend; `ROSTER_TEST_BACKEND`, when set, runs only
-//! that backend's tests (see `support::skip_unless`). PostgreSQL is reached
-//! at `ROSTER_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! Each test names its backend with a `_sqlite` or `_postgres` suffix and
+//! always runs on that backend, whatever `ROSTER_TEST_BACKEND` says;
+//! `scripts/test` selects them per phase with nextest filters
+//! (`test(/_postgres$/)`), so that each phase counts only what ran there.
+//! PostgreSQL is reached at `ROSTER_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`).
 
 mod crash;
 mod load;

@@ -16,9 +16,7 @@ use jiff::{Timestamp, ToSpan};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{
-    Backend, ClockMode, Database, Node, assert_clean_logs, id, settled_jobs, skip_unless,
-};
+use crate::support::{Backend, ClockMode, Database, Node, assert_clean_logs, id, settled_jobs};
 
 /// A fixed-offset IANA zone in which it is now between 06:00 and 07:00, so
 /// that neither a local midnight nor a chosen nightly time is crossed while
@@ -67,10 +65,7 @@ async fn count(db: &Database, sql: &'static str) -> i64 {
 }
 
 #[tokio::test]
-async fn several_processes_start_at_once_on_a_fresh_database() {
-    if skip_unless(Backend::Postgres) {
-        return;
-    }
+async fn several_processes_start_at_once_on_a_fresh_database_postgres() {
     let db = Database::create(Backend::Postgres).await;
     // Three processes race through migrations and the bootstrap admin.
     let nodes = db.start_many(3, ClockMode::Manual).await;
@@ -89,10 +84,7 @@ async fn several_processes_start_at_once_on_a_fresh_database() {
 }
 
 #[tokio::test]
-async fn two_processes_run_every_post_enrollment_job_once() {
-    if skip_unless(Backend::Postgres) {
-        return;
-    }
+async fn two_processes_run_every_post_enrollment_job_once_postgres() {
     const USERS: usize = 400;
     let began = Instant::now();
     let db = Database::create(Backend::Postgres).await;
@@ -159,10 +151,7 @@ async fn two_processes_run_every_post_enrollment_job_once() {
 }
 
 #[tokio::test]
-async fn a_sweep_started_on_one_process_is_shared_by_both() {
-    if skip_unless(Backend::Postgres) {
-        return;
-    }
+async fn a_sweep_started_on_one_process_is_shared_by_both_postgres() {
     // A claimant keeps up to 16 sweep jobs with whole ranges to write at once
     // (`JOB_BATCH`, on PostgreSQL) and writes them range by range. The
     // process that starts the sweep has three claimants at once (its two
@@ -253,10 +242,7 @@ async fn a_sweep_started_on_one_process_is_shared_by_both() {
 }
 
 #[tokio::test]
-async fn the_nightly_sweep_starts_once_whichever_process_sees_the_time_first() {
-    if skip_unless(Backend::Postgres) {
-        return;
-    }
+async fn the_nightly_sweep_starts_once_whichever_process_sees_the_time_first_postgres() {
     const USERS: usize = 500;
     let began = Instant::now();
     let db = Database::create(Backend::Postgres).await;

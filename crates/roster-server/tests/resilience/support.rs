@@ -41,23 +41,6 @@ impl Backend {
     }
 }
 
-/// Each test names its backend. The CI script runs the whole suite once with
-/// `ROSTER_TEST_BACKEND=sqlite` and the server suites again with `postgres`:
-/// when the variable is set, only the tests of that backend run here, so that
-/// every test of this binary runs exactly once per CI run. Unset, all run.
-pub fn skip_unless(backend: Backend) -> bool {
-    match std::env::var("ROSTER_TEST_BACKEND") {
-        Ok(selected) if !selected.is_empty() && selected != backend.name() => {
-            eprintln!(
-                "skipped: a {} test, and ROSTER_TEST_BACKEND={selected}",
-                backend.name()
-            );
-            true
-        }
-        _ => false,
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClockMode {
     System,
