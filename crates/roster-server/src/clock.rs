@@ -1,6 +1,11 @@
 //! The one clock every rule reads. `system` follows real time; `manual` starts
 //! at the real time, moves only when told, and is kept in the database so a
 //! restart resumes from it.
+//!
+//! Every time-dependent rule reads this clock through `Ctx` (`now`, and
+//! `today` in the organisation's time zone). Nothing else reads the system
+//! clock but the jobs' leases, which are real time whatever the clock says,
+//! and the sweep's durations.
 
 use std::sync::Mutex;
 

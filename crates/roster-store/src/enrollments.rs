@@ -1,5 +1,12 @@
 //! Enrollments: insert under R2, read, change, delete and the filtered lists
 //! of R55 and R60–R62.
+//!
+//! R2 and R14 are unique indexes, not checks, on both backends: at most one
+//! open enrollment per (user, activity) (`enrollments_one_open`), and at most
+//! one enrollment per (activity, user, period) (`enrollments_period`; a rule
+//! is one per activity). A rerun, a concurrent run or a crash therefore cannot
+//! duplicate an enrollment; a violation becomes a conflict in one place
+//! (`on_constraint`).
 
 use crate::db::{Result, Tx, on_constraint};
 use crate::marks::{UserIds, stamped, stamped_parts};

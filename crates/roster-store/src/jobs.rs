@@ -1,6 +1,13 @@
 //! Durable jobs: enqueued in the caller's transaction, claimed under a lease
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite),
 //! completed in the handler's transaction, retried with backoff.
+//!
+//! A job's `run_at` is business time (the clock passed in); its lease is real
+//! time. Completion checks the lease owner (`complete_job`, and
+//! `complete_jobs` for a batch in one statement), so a job whose lease was
+//! taken over cannot commit twice; `release_jobs` gives claimed jobs back,
+//! pending, with their attempt uncounted. The jobs a transaction sets off are
+//! written in one multi-row insert when it commits (`enqueue_at_commit`).
 
 use crate::audit::{
     AUDIT_ARRAYS_FROM, AUDIT_CHUNK, INSERT_AUDIT, push_audit_arrays, push_audit_row,

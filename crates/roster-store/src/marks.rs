@@ -11,6 +11,13 @@
 //! range's mark is the oldest transaction id still running when the range
 //! started: whatever the range could not see was written by a transaction
 //! at or after the mark.
+//!
+//! A sweep of an (activity, user range) re-evaluates only the users stamped at
+//! or after the range's mark, so a write path that forgets to stamp is a sweep
+//! that misses a user: new write paths go through the store functions that
+//! stamp (`Tx::stamp_user`, or `stamped` on PostgreSQL, where the stamp rides
+//! in the statement that writes the enrollment). The sweep's own statements
+//! do not stamp.
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;

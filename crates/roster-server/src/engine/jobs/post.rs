@@ -1,5 +1,17 @@
 //! Post-enrollment jobs (R33–R36): a batch of them claimed, run and marked
 //! done in one transaction, with what they read fetched once for the batch.
+//!
+//! Up to `JOB_BATCH` jobs are claimed, run and completed in the one
+//! transaction: a crash leaves them pending with nothing written, and a
+//! failing one rolls the batch back with only its own attempt counted. Before
+//! the first job runs, the batch reads in three statements its learners (on
+//! PostgreSQL locked in id order, so another worker's batch for the same
+//! learner waits and then reads what this one wrote), its target activities
+//! with their post-enrollment rules (no job writes a user, an activity or a
+//! rule), and the facts of each (learner, target) pair; those facts hold for
+//! a learner until a job of the batch enrolls them, and are then read again
+//! when used (`PostReads`). The jobs are marked done in one statement
+//! (`Tx::complete_jobs`), which checks each lease.
 
 use std::collections::HashMap;
 

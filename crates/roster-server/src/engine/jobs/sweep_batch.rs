@@ -2,6 +2,17 @@
 //! transaction; those with a few changed users swept and finished there,
 //! those with whole ranges to write deferred to `sweep_run` after the claim
 //! commits.
+//!
+//! Up to `SWEEP_JOB_BATCH` jobs are claimed and planned together. Those with
+//! nothing changed since their marks, or fewer than `BATCH_USERS` changed
+//! users, finish in the claiming transaction: their marks written in one
+//! statement (`Tx::put_sweep_marks_many`, which counts each range's skips)
+//! and the jobs done in another (`Tx::complete_jobs`). Jobs with whole ranges
+//! to write commit their claim with the batch; on PostgreSQL a worker keeps
+//! at most `JOB_BATCH` of them and gives the others back (`Tx::release_jobs`)
+//! so that the workers share a cold sweep. The batch adds its jobs' counts to
+//! the sweep's row in one statement, last, because that row is what
+//! concurrent workers share.
 
 use roster_core::payload::{JobPayload, SweepActivityPayload};
 use roster_store::{Backend, ClaimedJob, MarksWrite, SweepCounts, Tx, UserIds};

@@ -2,6 +2,16 @@
 //! over, since their marks or in full (R14, R16), read in the claiming
 //! transaction with what the batch's jobs share; and the creations decided
 //! ahead for the passes over a few changed users.
+//!
+//! Deciding ahead (`create_ahead`): the changed users' enrollments and
+//! exemptions in the batch's activities are read in two statements;
+//! `roster_core::sweep::decide` applies the core's reference sweep
+//! (`roster_core::decide::plan_sweep`, which the conformance suite holds the
+//! SQL to) to each changed user; and the courses' new enrollments are written
+//! in one statement (`Tx::sweep_create_many`) with their audit entries and
+//! `enrolled` jobs. The per-activity statements still run for what cannot be
+//! decided so (adoption, skips, an annual rollover among the changed users,
+//! curricula and bundles), and check every user they touch.
 
 use std::collections::HashMap;
 

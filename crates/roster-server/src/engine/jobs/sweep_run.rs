@@ -1,5 +1,16 @@
 //! The passes of deferred sweep jobs over whole ranges of users, after their
 //! claims commit: in steps of one transaction each, under the jobs' leases.
+//!
+//! On SQLite one transaction holds every deferred job's passes over
+//! consecutive ranges, up to `SWEEP_JOB_BATCH` passes, so each page of the
+//! enrollments' user index is written once per range and batch and a
+//! rollover of a few activities commits all its ranges at once. On
+//! PostgreSQL each job's range is its own transaction: there is nothing to
+//! gain from sharing, and a long transaction holds its rows' locks against
+//! the other workers. The leases are renewed in one statement once a third of
+//! their time has passed; the jobs are marked done in the last transaction;
+//! a job whose pass fails leaves the batch with its attempt counted, and the
+//! step is written again without it.
 
 use roster_store::{Backend, SweepCounts, Tx, UserIds};
 
