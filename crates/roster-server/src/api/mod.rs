@@ -3,7 +3,10 @@
 
 pub mod activities;
 pub mod admin;
+pub mod attachments;
+pub mod enrollment_bulk;
 pub mod enrollments;
+pub mod explain;
 pub mod groups;
 pub mod learner;
 pub mod users;
@@ -27,10 +30,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(users::routes())
         .merge(groups::routes())
-        .route(
-            "/users/{id}/enrollments",
-            get(enrollments::list_user_enrollments),
-        )
+        .merge(enrollments::routes())
+        .merge(enrollment_bulk::routes())
+        .merge(attachments::routes())
+        .merge(explain::routes())
         .route(
             "/activities",
             post(activities::create_activity).get(activities::list_activities),
@@ -54,40 +57,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .route(
             "/activities/{id}/post-enrollments/{rule_id}",
             axum::routing::patch(activities::patch_post_rule).delete(activities::delete_post_rule),
-        )
-        .route(
-            "/activities/{id}/enrollments",
-            post(enrollments::enroll_users).get(enrollments::list_activity_enrollments),
-        )
-        .route("/enrollments", get(enrollments::list_enrollments))
-        .route("/enrollments/bulk-update", post(enrollments::bulk_update))
-        .route("/enrollments/bulk-delete", post(enrollments::bulk_delete))
-        .route(
-            "/enrollments/{id}",
-            get(enrollments::get_enrollment).patch(enrollments::patch_enrollment),
-        )
-        .route(
-            "/enrollments/{id}/explain",
-            get(enrollments::explain_enrollment),
-        )
-        .route(
-            "/enrollments/{id}/attachments",
-            post(enrollments::upload_attachment)
-                .layer(DefaultBodyLimit::disable())
-                .get(enrollments::list_attachments),
-        )
-        .route(
-            "/enrollments/{id}/attachments/{aid}",
-            get(enrollments::download_attachment).delete(enrollments::delete_attachment),
-        )
-        .route(
-            "/enrollments/{id}/tasks",
-            post(enrollments::create_task).get(enrollments::list_tasks),
-        )
-        .route("/explain", get(enrollments::explain_pair))
-        .route(
-            "/maintenance/purge-inactive",
-            post(enrollments::purge_inactive),
         )
         .route("/catalog", get(learner::catalog))
         .route("/me/enrollments", post(learner::self_enroll))
@@ -221,29 +190,49 @@ pub fn post_rule_json(rule: &roster_core::PostRule) -> Value {
 /// Serialized straight from the record (the stored `source` JSON is written
 /// through as it is), so lists of hundreds of enrollments cost no tree of
 /// values.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Enrollment)]
 pub struct EnrollmentView<'a> {
     pub id: i64,
     pub user_id: i64,
     pub activity_id: i64,
     #[serde(rename = "type")]
+    #[schema(value_type = roster_core::EnrollmentType)]
     pub enrollment_type: &'a str,
+    #[schema(value_type = roster_core::Status)]
     pub status: &'a str,
+    #[schema(value_type = Option<roster_core::date::Day>, required = true)]
     pub due_on: Option<&'a str>,
+    #[schema(value_type = Option<String>, required = true)]
     pub required_by: Option<&'a str>,
+    #[schema(value_type = Option<String>, required = true)]
     pub reason: Option<&'a str>,
-    pub enrolled_at: TimestampText,
-    pub completed_at: Option<TimestampText>,
+    pub enrolled_at: views::TimestampText,
+    /// Set when the status is `passed` or `failed` (R5).
+    #[schema(value_type = Option<views::TimestampText>, required = true)]
+    pub completed_at: Option<views::TimestampText>,
+    #[schema(value_type = roster_core::Source, required = true)]
     pub source: Option<&'a serde_json::value::RawValue>,
+    /// The auto-enrollment period the enrollment holds (R14).
+    #[schema(value_type = Option<String>, required = true)]
     pub period: Option<&'a str>,
+    /// In progress and due before today (R61).
     pub overdue: bool,
     /// With a row: the activity's title and kind and the learner's username.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub activity_title: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<roster_core::ActivityKind>)]
     pub activity_kind: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub username: Option<&'a str>,
+    /// In the answer of `GET /enrollments/{id}`: the learner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<views::User>)]
+    pub user: Option<&'a views::User>,
 }
 
 impl<'a> EnrollmentView<'a> {
@@ -257,8 +246,8 @@ impl<'a> EnrollmentView<'a> {
             due_on: record.due_on.as_deref(),
             required_by: record.required_by.as_deref(),
             reason: record.reason.as_deref(),
-            enrolled_at: TimestampText(record.enrolled_at),
-            completed_at: record.completed_at.map(TimestampText),
+            enrolled_at: views::TimestampText(record.enrolled_at),
+            completed_at: record.completed_at.map(views::TimestampText),
             source: serde_json::from_str(&record.source).ok(),
             period: record.period.as_deref(),
             overdue: record.status == "in_progress"
@@ -266,6 +255,7 @@ impl<'a> EnrollmentView<'a> {
             activity_title: None,
             activity_kind: None,
             username: None,
+            user: None,
         }
     }
 
