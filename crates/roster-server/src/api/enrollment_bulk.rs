@@ -12,7 +12,8 @@ use roster_store::{AuditEntry, EnrollmentRecord, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -161,12 +162,35 @@ pub struct BulkDeleteAnswer {
 
 /// The body of `POST /maintenance/purge-inactive` (R54): `dry_run` to see
 /// what would be deleted, then `confirm` to delete it.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurgeBody {
     pub dry_run: Option<bool>,
     pub confirm: Option<bool>,
 }
+
+// Written by hand so that the document says what the handler needs: one of
+// the two fields is `true`.
+impl utoipa::PartialSchema for PurgeBody {
+    fn schema() -> RefOr<Schema> {
+        let with_true = |name: &str, other: &str| {
+            ObjectBuilder::new()
+                .property(name, only_true())
+                .required(name)
+                .property(other, ObjectBuilder::new().schema_type(Type::Boolean))
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        AnyOfBuilder::new()
+            .description(Some(
+                "`{\"dry_run\": true}` lists what would be deleted; `{\"confirm\": true}` deletes it",
+            ))
+            .item(with_true("dry_run", "confirm"))
+            .item(with_true("confirm", "dry_run"))
+            .into()
+    }
+}
+
+impl ToSchema for PurgeBody {}
 
 /// Whether a purge only shows what it would delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
