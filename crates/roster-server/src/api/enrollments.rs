@@ -1,62 +1,301 @@
 //! Enrollments for administrators: manual enrollment (R50), lists and CSV
-//! (R55), details, bulk update (R51), bulk delete (R53), attachments and
-//! tasks (R52), explain (R20) and the purge of inactive users' enrollments
-//! (R54). Learners reach their own enrollments by id (R63).
+//! (R55), details and changes. Learners reach their own enrollments by id
+//! (R63). Bulk actions and the purge are in `enrollment_bulk`, attachments
+//! and tasks in `attachments`, explanations in `explain`.
 
-use axum::Json;
-use axum::body::Body;
-use axum::extract::{Multipart, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use std::collections::HashSet;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use roster_core::date::Day;
 use roster_core::{EnrollmentType, Source, Status};
-use roster_store::{
-    AttachmentRecord, AuditEntry, EnrollmentFilter, EnrollmentRecord, StoreError, TaskRecord, Tx,
-};
-use serde_json::{Value, json};
+use roster_store::{EnrollmentFilter, EnrollmentRecord, StoreError, Tx};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::api::{
-    EnrollmentView, Page, enrollment_view, enrollments_csv, timestamp_text, wants_csv,
-};
-use crate::auth::{Actor, new_token};
-use crate::body::{JsonBody, QueryParams, path_id};
-use crate::engine::enroll::{
-    Change, Created, NewEnrollment, change, change_fields_of_many, create_many_in, enrollment_json,
-};
-use crate::engine::explain;
+use crate::api::views::{Page, User, page_bounds};
+use crate::api::{EnrollmentView, enrollments_csv, json_response, wants_csv};
+use crate::auth::Actor;
+use crate::engine::enroll::{Change, Created, NewEnrollment, change, create_many_in};
 use crate::engine::rules::load_activity;
-use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, Ctx};
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::input::{Body, Query, nullable, path_id};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(enroll_users, list_activity_enrollments))
+        .routes(routes!(list_user_enrollments))
+        .routes(routes!(list_enrollments))
+        .routes(routes!(get_enrollment, patch_enrollment))
+}
+
+/// The types an administrator may give an enrollment: `elected` is the
+/// learner's own choice. (The document's names; the body reads
+/// [`EnrollmentType`] so that `elected` is refused with a reason.)
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AssignedType {
+    Recommended,
+    Required,
+}
+
+/// The body of `POST /activities/{id}/enrollments` (R50).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollBody {
+    /// The users to enroll; the answer has one result for each, in order.
+    #[schema(min_items = 1)]
+    pub user_ids: Vec<i64>,
+    pub due_on: Option<Day>,
+    /// Default `in_progress`; a closed status records a completion.
+    pub status: Option<Status>,
+    /// Default `recommended`.
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<AssignedType>)]
+    pub enrollment_type: Option<EnrollmentType>,
+    /// Default: the administrator's name; `null` records nobody.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub required_by: Option<Option<String>>,
+    pub reason: Option<String>,
+}
+
+/// A manual enrollment as validated (R50).
+#[derive(Debug)]
+pub struct ManualEnrollment {
+    pub user_ids: Vec<i64>,
+    pub enrollment_type: EnrollmentType,
+    pub status: Status,
+    pub due_on: Option<Day>,
+    /// `None`: the administrator's name.
+    pub required_by: Option<Option<String>>,
+    pub reason: Option<String>,
+}
+
+impl TryFrom<EnrollBody> for ManualEnrollment {
+    type Error = FieldErrors;
+
+    fn try_from(body: EnrollBody) -> Result<ManualEnrollment, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        errors.check(
+            !body.user_ids.is_empty(),
+            "user_ids",
+            "needs at least one user",
+        );
+        errors.check(
+            body.enrollment_type != Some(EnrollmentType::Elected),
+            "type",
+            "elected enrollments are the learner's own choice; use recommended or required",
+        );
+        errors.finish(ManualEnrollment {
+            user_ids: body.user_ids,
+            enrollment_type: body.enrollment_type.unwrap_or(EnrollmentType::Recommended),
+            status: body.status.unwrap_or(Status::InProgress),
+            due_on: body.due_on,
+            required_by: body.required_by,
+            reason: body.reason,
+        })
+    }
+}
+
+/// What a manual enrollment did for one user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollOutcome {
+    Created,
+    /// The user has an open enrollment in the activity (R2).
+    AlreadyEnrolled,
+    UserNotFound,
+}
+
+/// One user's result; `enrollment` comes with `created`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResult<'a> {
+    pub user_id: i64,
+    pub outcome: EnrollOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EnrollmentView>)]
+    pub enrollment: Option<EnrollmentView<'a>>,
+}
+
+/// The answer of a manual enrollment: one result per user, in the order
+/// of the request (a repeated user once).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollAnswer<'a> {
+    #[schema(value_type = Vec<EnrollResult>)]
+    pub results: Vec<EnrollResult<'a>>,
+}
+
+/// The body of `PATCH /enrollments/{id}`: only the fields given change;
+/// `null` clears `due_on`, `required_by` and `reason`. A learner may only
+/// set the status of their own enrollment to `dropped` or `in_progress`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentChangeBody {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Day>)]
+    pub due_on: Option<Option<Day>>,
+    pub status: Option<Status>,
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<AssignedType>)]
+    pub enrollment_type: Option<EnrollmentType>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub required_by: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<Option<String>>,
+}
+
+impl TryFrom<EnrollmentChangeBody> for Change {
+    type Error = FieldErrors;
+
+    fn try_from(body: EnrollmentChangeBody) -> Result<Change, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        check_not_elected(&mut errors, body.enrollment_type);
+        errors.finish(Change {
+            enrollment_type: body.enrollment_type,
+            status: body.status,
+            due_on: body.due_on.map(|due| due.map(Day::date)),
+            required_by: body.required_by,
+            reason: body.reason,
+        })
+    }
+}
+
+/// An administrator cannot make an enrollment elected.
+pub fn check_not_elected(errors: &mut FieldErrors, enrollment_type: Option<EnrollmentType>) {
+    errors.check(
+        enrollment_type != Some(EnrollmentType::Elected),
+        "type",
+        "an administrator cannot make an enrollment elected",
+    );
+}
+
+/// The kinds of source an enrollment list filters by (R55): the `kind` of
+/// [`Source`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Manual,
+    #[serde(rename = "self")]
+    SelfEnrolled,
+    Url,
+    AutoEnrollment,
+    PostEnrollment,
+    Curriculum,
+    Bundle,
+    Import,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 8] = [
+        SourceKind::Manual,
+        SourceKind::SelfEnrolled,
+        SourceKind::Url,
+        SourceKind::AutoEnrollment,
+        SourceKind::PostEnrollment,
+        SourceKind::Curriculum,
+        SourceKind::Bundle,
+        SourceKind::Import,
+    ];
+
+    /// The stored kind, one of [`Source::KINDS`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Manual => "manual",
+            SourceKind::SelfEnrolled => "self",
+            SourceKind::Url => "url",
+            SourceKind::AutoEnrollment => "auto_enrollment",
+            SourceKind::PostEnrollment => "post_enrollment",
+            SourceKind::Curriculum => "curriculum",
+            SourceKind::Bundle => "bundle",
+            SourceKind::Import => "import",
+        }
+    }
+}
+
+/// The query of the three enrollment lists (R55). The lists answer CSV
+/// with one row per enrollment to `Accept: text/csv`, every match when no
+/// `cursor` is given.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EnrollmentListQuery {
+    /// Only this user's enrollments (the user's own list ignores it).
+    pub user_id: Option<i64>,
+    /// Only this activity's enrollments (the activity's own list ignores it).
+    pub activity_id: Option<i64>,
+    #[param(inline)]
+    pub status: Option<Status>,
+    #[serde(rename = "type")]
+    #[param(rename = "type", inline)]
+    pub enrollment_type: Option<EnrollmentType>,
+    /// The kind of source.
+    #[param(inline)]
+    pub source: Option<SourceKind>,
+    /// `true`: in progress and due before today; `false`: the others (R61).
+    pub overdue: Option<bool>,
+    /// Due on or after this day.
+    #[param(inline)]
+    pub due_from: Option<Day>,
+    /// Due on or before this day.
+    #[param(inline)]
+    pub due_to: Option<Day>,
+    /// Part of the activity's title.
+    pub q: Option<String>,
+    /// Items per page, 1 to 1000 (more is read as 1000); default 100.
+    #[param(minimum = 1)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl EnrollmentListQuery {
+    /// The store's filter of this query, overdue counted from `today`.
+    fn filter(self, today: String) -> ApiResult<EnrollmentFilter> {
+        let (limit, cursor) = page_bounds(self.limit, self.cursor.as_deref())?;
+        Ok(EnrollmentFilter {
+            user_id: self.user_id,
+            activity_id: self.activity_id,
+            status: self.status.map(|status| status.as_str().into()),
+            enrollment_type: self.enrollment_type.map(|kind| kind.as_str().into()),
+            source_kind: self.source.map(|kind| kind.as_str().into()),
+            overdue: self.overdue,
+            today,
+            due_from: self.due_from.map(|day| day.to_string()),
+            due_to: self.due_to.map(|day| day.to_string()),
+            title_q: self.q,
+            cursor,
+            limit,
+            ..EnrollmentFilter::default()
+        })
+    }
+}
 
 /// R50: an administrator enrolls users into an activity.
+#[utoipa::path(
+    post, path = "/activities/{id}/enrollments", tag = "enrollments",
+    params(("id" = i64, Path, description = "The activity's id")),
+    request_body = EnrollBody,
+    responses((status = 200, description = "One result per user", body = EnrollAnswer))
+)]
 pub async fn enroll_users(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
+    Body(body): Body<EnrollBody>,
+) -> ApiResult<Response> {
     actor.require_admin()?;
     let activity_id = path_id(&id, "activity")?;
-    let mut fields = body.fields();
-    let user_ids = fields.ids("user_ids")?.unwrap_or_default();
-    if user_ids.is_empty() {
-        fields.error("user_ids", "needs at least one user");
-    }
-    let due_on = fields.date("due_on")?.flatten();
-    let status = fields
-        .enumeration::<Status>("status")?
-        .unwrap_or(Status::InProgress);
-    let enrollment_type = fields
-        .enumeration::<EnrollmentType>("type")?
-        .unwrap_or(EnrollmentType::Recommended);
-    if enrollment_type == EnrollmentType::Elected {
-        fields.error(
-            "type",
-            "elected enrollments are the learner's own choice; use recommended or required",
-        );
-    }
-    let required_by = fields.nullable_string("required_by")?;
-    let reason = fields.string("reason")?;
-    fields.finish()?;
+    let request = ManualEnrollment::try_from(body)?;
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
     // Read once for the whole request: the activity with its post rules,
@@ -66,99 +305,82 @@ pub async fn enroll_users(
         .ok_or_else(|| ApiError::not_found("activity"))?
         .with_post_rules(&mut tx)
         .await?;
-    let existing = tx.existing_user_ids(&user_ids).await?;
+    let existing = tx.existing_user_ids(&request.user_ids).await?;
+    // The users' enrollments are inserted together, then each one's effects
+    // run; the answer keeps the request's order (a repeated user once).
+    let user_ids = distinct(&request.user_ids);
+    let news: Vec<NewEnrollment> = user_ids
+        .iter()
+        .filter(|user_id| existing.contains(user_id))
+        .map(|&user_id| new_enrollment(&actor, &request, user_id, activity_id))
+        .collect();
+    let mut created = create_many_in(&mut tx, &ctx, &news, &activity)
+        .await?
+        .into_iter();
+    let outcomes: Vec<(i64, Option<Created>)> = user_ids
+        .iter()
+        .map(|&user_id| match existing.contains(&user_id) {
+            true => (user_id, created.next()),
+            false => (user_id, None),
+        })
+        .collect();
+    tx.commit().await?;
+    state.jobs_ready.notify_waiters();
+    let today = ctx.today.to_string();
+    let results = outcomes
+        .iter()
+        .map(|(user_id, outcome)| {
+            let (outcome, enrollment) = match outcome {
+                _ if !existing.contains(user_id) => (EnrollOutcome::UserNotFound, None),
+                Some(Created::Created(record)) => (
+                    EnrollOutcome::Created,
+                    Some(EnrollmentView::of(record, &today)),
+                ),
+                Some(Created::AlreadyEnrolled | Created::PeriodHeld) | None => {
+                    (EnrollOutcome::AlreadyEnrolled, None)
+                }
+            };
+            EnrollResult {
+                user_id: *user_id,
+                outcome,
+                enrollment,
+            }
+        })
+        .collect();
+    Ok(json_response(&EnrollAnswer { results }))
+}
+
+/// `ids` without repeats, in their first order.
+pub fn distinct(ids: &[i64]) -> Vec<i64> {
+    let mut seen = HashSet::new();
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+}
+
+fn new_enrollment(
+    actor: &Actor,
+    request: &ManualEnrollment,
+    user_id: i64,
+    activity_id: i64,
+) -> NewEnrollment {
     let default_by = if actor.user.display_name.is_empty() {
         actor.user.username.clone()
     } else {
         actor.user.display_name.clone()
     };
-    let required_by = match required_by {
-        None => Some(default_by),
-        Some(value) => value,
-    };
-    // The users' enrollments are inserted together, then each one's effects
-    // run; the answer keeps the request's order (a repeated user once).
-    let mut seen = std::collections::HashSet::new();
-    let mut news = Vec::with_capacity(user_ids.len());
-    for &user_id in &user_ids {
-        if existing.contains(&user_id) && seen.insert(user_id) {
-            news.push(NewEnrollment {
-                user_id,
-                activity_id,
-                enrollment_type,
-                status,
-                due_on,
-                required_by: required_by.clone(),
-                reason: reason.clone(),
-                source: Source::Manual { by: actor.id() },
-                period: None,
-            });
-        }
+    NewEnrollment {
+        user_id,
+        activity_id,
+        enrollment_type: request.enrollment_type,
+        status: request.status,
+        due_on: request.due_on.map(Day::date),
+        required_by: match &request.required_by {
+            None => Some(default_by),
+            Some(value) => value.clone(),
+        },
+        reason: request.reason.clone(),
+        source: Source::Manual { by: actor.id() },
+        period: None,
     }
-    let mut outcomes = create_many_in(&mut tx, &ctx, &news, &activity)
-        .await?
-        .into_iter();
-    let today = ctx.today.to_string();
-    let mut results = Vec::with_capacity(user_ids.len());
-    let mut answered = std::collections::HashSet::new();
-    for user_id in user_ids {
-        if !answered.insert(user_id) {
-            continue;
-        }
-        if !existing.contains(&user_id) {
-            results.push(json!({"user_id": user_id, "outcome": "user_not_found"}));
-            continue;
-        }
-        match outcomes.next() {
-            Some(Created::Created(record)) => results.push(json!({
-                "user_id": user_id,
-                "outcome": "created",
-                "enrollment": enrollment_view(&record, &today),
-            })),
-            Some(Created::AlreadyEnrolled | Created::PeriodHeld) | None => {
-                results.push(json!({"user_id": user_id, "outcome": "already_enrolled"}))
-            }
-        }
-    }
-    tx.commit().await?;
-    state.jobs_ready.notify_waiters();
-    Ok(Json(json!({"results": results})))
-}
-
-/// Reads the R55 filters of a list request.
-fn list_filter(query: &QueryParams, today: String) -> ApiResult<EnrollmentFilter> {
-    let (limit, cursor) = query.page()?;
-    let source = query.text("source");
-    if let Some(source) = &source
-        && !Source::KINDS.contains(&source.as_str())
-    {
-        return Err(ApiError::invalid(
-            "source",
-            format!(
-                "unknown value {source:?}; expected one of {}",
-                Source::KINDS.join(", ")
-            ),
-        ));
-    }
-    Ok(EnrollmentFilter {
-        user_id: query.int("user_id")?,
-        activity_id: query.int("activity_id")?,
-        status: query
-            .enumeration::<Status>("status")?
-            .map(|status| status.as_str().into()),
-        enrollment_type: query
-            .enumeration::<EnrollmentType>("type")?
-            .map(|value| value.as_str().into()),
-        source_kind: source,
-        overdue: query.bool("overdue")?,
-        today,
-        due_from: query.date("due_from")?.map(|date| date.to_string()),
-        due_to: query.date("due_to")?.map(|date| date.to_string()),
-        title_q: query.text("q"),
-        cursor,
-        limit,
-        ..EnrollmentFilter::default()
-    })
 }
 
 async fn list_response(
@@ -182,7 +404,11 @@ async fn list_response(
         .iter()
         .map(|row| EnrollmentView::of_row(row, &filter.today))
         .collect();
-    Ok(Json(Page::new(items, limit, |view: &EnrollmentView| view.id)).into_response())
+    Ok(json_response(&Page::new(
+        items,
+        limit,
+        |view: &EnrollmentView| view.id,
+    )))
 }
 
 async fn today_text(state: &AppState) -> ApiResult<String> {
@@ -192,23 +418,41 @@ async fn today_text(state: &AppState) -> ApiResult<String> {
     Ok(ctx.today.to_string())
 }
 
+/// Every enrollment, filtered (R55); CSV with `Accept: text/csv`.
+#[utoipa::path(
+    get, path = "/enrollments", tag = "enrollments",
+    params(EnrollmentListQuery),
+    responses((status = 200, description = "A page of enrollments, or CSV", content(
+        (Page<EnrollmentView> = "application/json"),
+        (String = "text/csv"),
+    )))
+)]
 pub async fn list_enrollments(
     State(state): State<AppState>,
     actor: Actor,
     headers: HeaderMap,
-    query: QueryParams,
+    Query(query): Query<EnrollmentListQuery>,
 ) -> ApiResult<Response> {
     actor.require_admin()?;
-    let filter = list_filter(&query, today_text(&state).await?)?;
+    let filter = query.filter(today_text(&state).await?)?;
     list_response(&state, &headers, filter, "enrollments.csv").await
 }
 
+/// An activity's enrollments, filtered (R55); CSV with `Accept: text/csv`.
+#[utoipa::path(
+    get, path = "/activities/{id}/enrollments", tag = "enrollments",
+    params(("id" = i64, Path, description = "The activity's id"), EnrollmentListQuery),
+    responses((status = 200, description = "A page of enrollments, or CSV", content(
+        (Page<EnrollmentView> = "application/json"),
+        (String = "text/csv"),
+    )))
+)]
 pub async fn list_activity_enrollments(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
     headers: HeaderMap,
-    query: QueryParams,
+    Query(query): Query<EnrollmentListQuery>,
 ) -> ApiResult<Response> {
     actor.require_admin()?;
     let id = path_id(&id, "activity")?;
@@ -217,37 +461,37 @@ pub async fn list_activity_enrollments(
         .await?
         .ok_or_else(|| ApiError::not_found("activity"))?;
     tx.rollback().await?;
-    let mut filter = list_filter(&query, today_text(&state).await?)?;
+    let mut filter = query.filter(today_text(&state).await?)?;
     filter.activity_id = Some(id);
-    list_response(
-        &state,
-        &headers,
-        filter,
-        &format!("activity-{id}-enrollments.csv"),
-    )
-    .await
+    let filename = format!("activity-{id}-enrollments.csv");
+    list_response(&state, &headers, filter, &filename).await
 }
 
+/// A user's enrollments, filtered (R55); a learner may list only their own
+/// (R63). CSV with `Accept: text/csv`.
+#[utoipa::path(
+    get, path = "/users/{id}/enrollments", tag = "enrollments",
+    params(("id" = i64, Path, description = "The user's id"), EnrollmentListQuery),
+    responses((status = 200, description = "A page of enrollments, or CSV", content(
+        (Page<EnrollmentView> = "application/json"),
+        (String = "text/csv"),
+    )))
+)]
 pub async fn list_user_enrollments(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
     headers: HeaderMap,
-    query: QueryParams,
+    Query(query): Query<EnrollmentListQuery>,
 ) -> ApiResult<Response> {
     let id = path_id(&id, "user")?;
     let mut tx = state.store.read().await?;
     crate::api::users::visible_user(&mut tx, &actor, id).await?;
     tx.rollback().await?;
-    let mut filter = list_filter(&query, today_text(&state).await?)?;
+    let mut filter = query.filter(today_text(&state).await?)?;
     filter.user_id = Some(id);
-    list_response(
-        &state,
-        &headers,
-        filter,
-        &format!("user-{id}-enrollments.csv"),
-    )
-    .await
+    let filename = format!("user-{id}-enrollments.csv");
+    list_response(&state, &headers, filter, &filename).await
 }
 
 /// An enrollment the actor may see: learners only their own (R63), others 404.
@@ -266,74 +510,60 @@ pub async fn visible_enrollment(
     Ok(record)
 }
 
+/// One enrollment with its activity's title and its learner; a learner may
+/// read only their own (R63).
+#[utoipa::path(
+    get, path = "/enrollments/{id}", tag = "enrollments",
+    params(("id" = i64, Path, description = "The enrollment's id")),
+    responses((status = 200, description = "The enrollment", body = EnrollmentView))
+)]
 pub async fn get_enrollment(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let id = path_id(&id, "enrollment")?;
     let mut tx = state.store.read().await?;
     let ctx = state.ctx(&mut tx, None).await?;
     let record = visible_enrollment(&mut tx, &actor, id).await?;
-    let mut view = enrollment_view(&record, &ctx.today.to_string());
-    if let Some(activity) = tx.get_activity(record.activity_id).await? {
-        view["activity_title"] = json!(activity.title);
-    }
-    if let Some(user) = tx.get_user(record.user_id).await? {
-        view["user"] = crate::api::views::User::read(&mut tx, &user)
-            .await?
-            .audit_json();
-    }
-    tx.rollback().await?;
-    Ok(Json(view))
-}
-
-/// Reads the fields of a PATCH or bulk update.
-fn read_change(fields: &mut crate::body::Fields, bulk: bool) -> ApiResult<Change> {
-    let mut change = Change {
-        due_on: fields.date("due_on")?,
-        status: fields.enumeration::<Status>("status")?,
-        enrollment_type: fields.enumeration::<EnrollmentType>("type")?,
-        ..Change::default()
+    let activity = tx.get_activity(record.activity_id).await?;
+    let user = match tx.get_user(record.user_id).await? {
+        Some(user) => Some(User::read(&mut tx, &user).await?),
+        None => None,
     };
-    if change.enrollment_type == Some(EnrollmentType::Elected) {
-        fields.error("type", "an administrator cannot make an enrollment elected");
-    }
-    if !bulk {
-        change.required_by = fields.nullable_string("required_by")?;
-        change.reason = fields.nullable_string("reason")?;
-    }
-    Ok(change)
+    tx.rollback().await?;
+    let today = ctx.today.to_string();
+    let view = EnrollmentView {
+        activity_title: activity.as_ref().map(|activity| activity.title.as_str()),
+        user: user.as_ref(),
+        ..EnrollmentView::of(&record, &today)
+    };
+    Ok(json_response(&view))
 }
 
+/// Change an enrollment (R5 on a completion, R2 on a reopening); a learner
+/// may only drop or resume their own (R63).
+#[utoipa::path(
+    patch, path = "/enrollments/{id}", tag = "enrollments",
+    params(("id" = i64, Path, description = "The enrollment's id")),
+    request_body = EnrollmentChangeBody,
+    responses(
+        (status = 200, description = "The enrollment as changed", body = EnrollmentView),
+        (status = 409, description = "The user already has an open enrollment in this activity (R2)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn patch_enrollment(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
+    Body(body): Body<EnrollmentChangeBody>,
+) -> ApiResult<Response> {
     let id = path_id(&id, "enrollment")?;
     let mut tx = state.store.write().await?;
     let before = visible_enrollment(&mut tx, &actor, id).await?;
-    let mut fields = body.fields();
-    let change_request = read_change(&mut fields, false)?;
-    fields.finish()?;
+    let change_request = Change::try_from(body)?;
     if !actor.is_admin() {
-        // R63: learners may drop or resume their own enrollments, nothing else.
-        let only_status = change_request.due_on.is_none()
-            && change_request.enrollment_type.is_none()
-            && change_request.required_by.is_none()
-            && change_request.reason.is_none();
-        if !only_status
-            || change_request
-                .status
-                .is_some_and(|status| status.is_complete())
-        {
-            return Err(ApiError::Forbidden(
-                "learners cannot set their own status to passed or failed, nor change other fields"
-                    .into(),
-            ));
-        }
+        check_learner_change(&change_request)?;
     }
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
     let after = change(&mut tx, &ctx, before, change_request)
@@ -341,611 +571,52 @@ pub async fn patch_enrollment(
         .map_err(map_engine_error)?;
     tx.commit().await?;
     state.jobs_ready.notify_waiters();
-    Ok(Json(enrollment_view(&after, &ctx.today.to_string())))
+    Ok(json_response(&EnrollmentView::of(
+        &after,
+        &ctx.today.to_string(),
+    )))
+}
+
+/// R63: learners may drop or resume their own enrollments, nothing else.
+fn check_learner_change(change_request: &Change) -> ApiResult<()> {
+    let only_status = change_request.due_on.is_none()
+        && change_request.enrollment_type.is_none()
+        && change_request.required_by.is_none()
+        && change_request.reason.is_none();
+    if !only_status
+        || change_request
+            .status
+            .is_some_and(|status| status.is_complete())
+    {
+        return Err(ApiError::Forbidden(
+            "learners cannot set their own status to passed or failed, nor change other fields"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Engine errors that are really conflicts (a second open enrollment, R2).
-fn map_engine_error(error: anyhow::Error) -> ApiError {
+pub fn map_engine_error(error: anyhow::Error) -> ApiError {
     match error.downcast::<StoreError>() {
         Ok(store_error) => store_error.into(),
         Err(other) => ApiError::Internal(other),
     }
 }
 
-/// R51: bulk update of selected enrollments.
-pub async fn bulk_update(
-    State(state): State<AppState>,
-    actor: Actor,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let mut fields = body.fields();
-    let ids = fields.ids("ids")?.unwrap_or_default();
-    if ids.is_empty() {
-        fields.error("ids", "needs at least one enrollment");
-    }
-    let change_request = read_change(&mut fields, true)?;
-    fields.finish()?;
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let mut results = Vec::with_capacity(ids.len());
-    let distinct = ids.iter().collect::<std::collections::HashSet<_>>().len() == ids.len();
-    if change_request.status.is_none() && distinct {
-        // Fields only: nothing is set off, and no enrollment's change
-        // depends on another's. Read together, updated together.
-        let today = ctx.today.to_string();
-        let mut found = tx.get_enrollments(&ids).await?;
-        let befores = ids.iter().filter_map(|id| found.remove(id)).collect();
-        let afters = change_fields_of_many(&mut tx, &ctx, befores, &change_request)
-            .await
-            .map_err(map_engine_error)?;
-        for id in ids {
-            results.push(match afters.get(&id) {
-                Some(after) => json!({"id": id, "outcome": "updated", "enrollment": enrollment_view(after, &today)}),
-                None => json!({"id": id, "outcome": "not_found"}),
-            });
-        }
-        tx.commit().await?;
-        return Ok(Json(json!({"results": results})));
-    }
-    // Read once for the whole request, unless a change may reach other
-    // enrollments (a pass or a failure completes curricula and bundles,
-    // R39, and opens next periods, R19): then each is read when its turn
-    // comes, as the earlier changes left it.
-    let cascades = change_request
-        .status
-        .is_some_and(|status| status.is_complete());
-    let mut found = if cascades {
-        Default::default()
-    } else {
-        tx.get_enrollments(&ids).await?
-    };
-    for id in ids {
-        // (An id given twice is read again the second time.)
-        let before = match found.remove(&id) {
-            Some(record) => Some(record),
-            None => tx.get_enrollment(id).await?,
-        };
-        let Some(before) = before else {
-            results.push(json!({"id": id, "outcome": "not_found"}));
-            continue;
-        };
-        // A conflict must not poison the transaction: check R2 first.
-        if change_request.status == Some(Status::InProgress)
-            && before.status != "in_progress"
-            && tx
-                .open_enrollment(before.user_id, before.activity_id)
-                .await?
-                .is_some()
-        {
-            results.push(json!({"id": id, "outcome": "conflict", "detail": "the user already has an open enrollment in this activity"}));
-            continue;
-        }
-        let after = change(&mut tx, &ctx, before, change_request.clone())
-            .await
-            .map_err(map_engine_error)?;
-        results.push(json!({"id": id, "outcome": "updated", "enrollment": enrollment_view(&after, &ctx.today.to_string())}));
-    }
-    tx.commit().await?;
-    state.jobs_ready.notify_waiters();
-    Ok(Json(json!({"results": results})))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn delete_one(
-    state: &AppState,
-    tx: &mut Tx,
-    ctx: &Ctx,
-    record: &EnrollmentRecord,
-    action: &str,
-) -> anyhow::Result<()> {
-    let attachments = tx.attachments_of(record.id).await?;
-    let tasks = tx.tasks_of(record.id).await?;
-    let mut whole = enrollment_json(record);
-    whole["attachments"] = json!(attachments.iter().map(attachment_json).collect::<Vec<_>>());
-    whole["tasks"] = json!(tasks.iter().map(task_json).collect::<Vec<_>>());
-    tx.delete_enrollment(record.id).await?;
-    tx.audit(
-        AuditEntry {
-            actor_id: ctx.actor,
-            action,
-            entity: "enrollment",
-            entity_id: Some(record.id),
-            before: Some(whole.to_string()),
-            after: None,
-        },
-        ctx.micros(),
-    )
-    .await?;
-    for attachment in attachments {
-        let path = state
-            .data_dir
-            .join("attachments")
-            .join(&attachment.storage_name);
-        let _ = tokio::fs::remove_file(path).await;
-    }
-    Ok(())
-}
-
-/// R53: permanent deletion after explicit confirmation; the audit log keeps
-/// the deleted records whole.
-pub async fn bulk_delete(
-    State(state): State<AppState>,
-    actor: Actor,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let mut fields = body.fields();
-    let ids = fields.ids("ids")?.unwrap_or_default();
-    if ids.is_empty() {
-        fields.error("ids", "needs at least one enrollment");
-    }
-    if fields.bool("confirm")? != Some(true) {
-        fields.error(
-            "confirm",
-            "deleting enrollments is permanent: send \"confirm\": true",
-        );
-    }
-    fields.finish()?;
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let mut deleted = Vec::new();
-    let mut not_found = Vec::new();
-    for id in ids {
-        match tx.get_enrollment(id).await? {
-            Some(record) => {
-                delete_one(&state, &mut tx, &ctx, &record, "enrollment.delete").await?;
-                deleted.push(id);
-            }
-            None => not_found.push(id),
+    #[test]
+    fn the_source_filter_takes_exactly_the_kinds_of_source() {
+        let names: Vec<&str> = SourceKind::ALL.iter().map(|kind| kind.as_str()).collect();
+        assert_eq!(names, Source::KINDS);
+        for kind in SourceKind::ALL {
+            let read: SourceKind =
+                serde_json::from_value(serde_json::Value::String(kind.as_str().into()))
+                    .unwrap_or(SourceKind::Import);
+            assert_eq!(read, kind);
         }
     }
-    tx.commit().await?;
-    Ok(Json(
-        json!({"deleted": deleted.len(), "ids": deleted, "not_found": not_found}),
-    ))
-}
-
-/// R54: delete every in-progress enrollment of inactive users, after a dry run.
-pub async fn purge_inactive(
-    State(state): State<AppState>,
-    actor: Actor,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let mut fields = body.fields();
-    let dry_run = fields.bool("dry_run")?;
-    let confirm = fields.bool("confirm")?;
-    if dry_run != Some(true) && confirm != Some(true) {
-        fields.error("confirm", "send {\"dry_run\": true} to see what would be deleted, then {\"confirm\": true} to delete it");
-    }
-    fields.finish()?;
-    let dry = dry_run == Some(true);
-    let mut tx = if dry {
-        state.store.read().await?
-    } else {
-        state.store.write().await?
-    };
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let candidates = tx.purge_candidates().await?;
-    let items: Vec<Value> = candidates
-        .iter()
-        .map(|record| enrollment_view(record, &ctx.today.to_string()))
-        .collect();
-    if dry {
-        tx.rollback().await?;
-        return Ok(Json(
-            json!({"dry_run": true, "count": items.len(), "items": items}),
-        ));
-    }
-    for record in &candidates {
-        delete_one(&state, &mut tx, &ctx, record, "enrollment.purge").await?;
-    }
-    tx.audit(
-        AuditEntry {
-            actor_id: ctx.actor,
-            action: "maintenance.purge_inactive",
-            entity: "maintenance",
-            entity_id: None,
-            before: Some(Value::Array(items.clone()).to_string()),
-            after: Some(json!({"deleted": items.len()}).to_string()),
-        },
-        ctx.micros(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Json(
-        json!({"dry_run": false, "count": items.len(), "items": items}),
-    ))
-}
-
-pub async fn explain_enrollment(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let id = path_id(&id, "enrollment")?;
-    let mut tx = state.store.read().await?;
-    let record = visible_enrollment(&mut tx, &actor, id).await?;
-    let ctx = state.ctx(&mut tx, None).await?;
-    let answer = explain::explain_enrollment(&mut tx, &ctx, &record).await?;
-    tx.rollback().await?;
-    Ok(Json(answer))
-}
-
-pub async fn explain_pair(
-    State(state): State<AppState>,
-    actor: Actor,
-    query: QueryParams,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let mut errors = Vec::new();
-    let user_id = query.int("user_id")?;
-    let activity_id = query.int("activity_id")?;
-    if user_id.is_none() {
-        errors.push(crate::error::FieldError {
-            field: "user_id".into(),
-            message: "is required".into(),
-        });
-    }
-    if activity_id.is_none() {
-        errors.push(crate::error::FieldError {
-            field: "activity_id".into(),
-            message: "is required".into(),
-        });
-    }
-    let (Some(user_id), Some(activity_id)) = (user_id, activity_id) else {
-        return Err(ApiError::invalid_many(errors));
-    };
-    let mut tx = state.store.read().await?;
-    let ctx = state.ctx(&mut tx, None).await?;
-    let user = tx
-        .get_user(user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    let activity = tx
-        .get_activity(activity_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("activity"))?;
-    let answer = explain::explain_pair(&mut tx, &ctx, &user, activity).await?;
-    tx.rollback().await?;
-    Ok(Json(answer))
-}
-
-pub fn attachment_json(record: &AttachmentRecord) -> Value {
-    json!({
-        "id": record.id,
-        "enrollment_id": record.enrollment_id,
-        "filename": record.filename,
-        "content_type": record.content_type,
-        "size_bytes": record.size_bytes,
-        "created_by": record.created_by,
-        "created_at": timestamp_text(record.created_at),
-        "download_url": format!("/api/v1/enrollments/{}/attachments/{}", record.enrollment_id, record.id),
-    })
-}
-
-pub fn task_json(record: &TaskRecord) -> Value {
-    json!({
-        "id": record.id,
-        "enrollment_id": record.enrollment_id,
-        "title": record.title,
-        "completed_on": record.completed_on,
-        "note": record.note,
-        "created_by": record.created_by,
-        "created_at": timestamp_text(record.created_at),
-    })
-}
-
-/// R52: upload a `file` field, size-limited by `attachment_max_bytes`.
-pub async fn upload_attachment(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> ApiResult<impl IntoResponse> {
-    actor.require_admin()?;
-    let id = path_id(&id, "enrollment")?;
-    let mut tx = state.store.read().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    tx.get_enrollment(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("enrollment"))?;
-    tx.rollback().await?;
-    let mut multipart = multipart.map_err(|rejection| {
-        ApiError::BadRequest(format!("expected multipart/form-data: {rejection}"))
-    })?;
-    let limit = ctx.settings.attachment_max_bytes;
-    let directory = state.data_dir.join("attachments");
-    tokio::fs::create_dir_all(&directory)
-        .await
-        .map_err(anyhow::Error::from)?;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => {
-                return Err(ApiError::invalid(
-                    "file",
-                    "is required: send the file in a multipart field named file",
-                ));
-            }
-            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(ApiError::TooLarge(format!(
-                    "attachments are limited to {limit} bytes"
-                )));
-            }
-            Err(error) => {
-                return Err(ApiError::BadRequest(format!(
-                    "malformed multipart body: {error}"
-                )));
-            }
-        };
-        if field.name() != Some("file") {
-            continue;
-        }
-        let filename = field
-            .file_name()
-            .map(|name| name.rsplit(['/', '\\']).next().unwrap_or(name).to_string())
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| "attachment".into());
-        let content_type = field
-            .content_type()
-            .unwrap_or("application/octet-stream")
-            .to_string();
-        let storage_name = new_token();
-        let path = directory.join(&storage_name);
-        let mut field = field;
-        let mut size: i64 = 0;
-        let mut file = tokio::fs::File::create(&path)
-            .await
-            .map_err(anyhow::Error::from)?;
-        use tokio::io::AsyncWriteExt;
-        loop {
-            let chunk = match field.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => break,
-                Err(error) => {
-                    let _ = tokio::fs::remove_file(&path).await;
-                    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        return Err(ApiError::TooLarge(format!(
-                            "attachments are limited to {limit} bytes"
-                        )));
-                    }
-                    return Err(ApiError::BadRequest(format!(
-                        "malformed multipart body: {error}"
-                    )));
-                }
-            };
-            size += chunk.len() as i64;
-            if size > limit {
-                drop(file);
-                let _ = tokio::fs::remove_file(&path).await;
-                return Err(ApiError::TooLarge(format!(
-                    "attachments are limited to {limit} bytes"
-                )));
-            }
-            file.write_all(&chunk).await.map_err(anyhow::Error::from)?;
-        }
-        file.sync_all().await.map_err(anyhow::Error::from)?;
-        let mut tx = state.store.write().await?;
-        let record = AttachmentRecord {
-            id: 0,
-            enrollment_id: id,
-            filename,
-            content_type,
-            size_bytes: size,
-            storage_name,
-            created_by: Some(actor.id()),
-            created_at: ctx.micros(),
-        };
-        let attachment_id = tx.insert_attachment(&record).await?;
-        let record = AttachmentRecord {
-            id: attachment_id,
-            ..record
-        };
-        tx.audit(
-            AuditEntry {
-                actor_id: Some(actor.id()),
-                action: "attachment.create",
-                entity: "enrollment",
-                entity_id: Some(id),
-                before: None,
-                after: Some(attachment_json(&record).to_string()),
-            },
-            ctx.micros(),
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok((StatusCode::CREATED, Json(attachment_json(&record))));
-    }
-}
-
-pub async fn list_attachments(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let id = path_id(&id, "enrollment")?;
-    let mut tx = state.store.read().await?;
-    visible_enrollment(&mut tx, &actor, id).await?;
-    let attachments = tx.attachments_of(id).await?;
-    tx.rollback().await?;
-    Ok(Json(
-        json!({"items": attachments.iter().map(attachment_json).collect::<Vec<_>>(), "next_cursor": null}),
-    ))
-}
-
-/// Content types served as they are; anything else (HTML, SVG, scripts…) is
-/// served as bytes.
-fn safe_content_type(stored: &str) -> &str {
-    let lower = stored.to_ascii_lowercase();
-    let safe = lower.starts_with("image/png")
-        || lower.starts_with("image/jpeg")
-        || lower.starts_with("image/gif")
-        || lower.starts_with("image/webp")
-        || lower.starts_with("application/pdf")
-        || lower.starts_with("text/plain")
-        || lower.starts_with("text/csv")
-        || lower.starts_with("application/zip");
-    if safe {
-        stored
-    } else {
-        "application/octet-stream"
-    }
-}
-
-pub async fn download_attachment(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path((id, aid)): Path<(String, String)>,
-) -> ApiResult<Response> {
-    let id = path_id(&id, "enrollment")?;
-    let aid = path_id(&aid, "attachment")?;
-    let mut tx = state.store.read().await?;
-    visible_enrollment(&mut tx, &actor, id).await?;
-    let record = tx
-        .get_attachment(id, aid)
-        .await?
-        .ok_or_else(|| ApiError::not_found("attachment"))?;
-    tx.rollback().await?;
-    let bytes = tokio::fs::read(
-        state
-            .data_dir
-            .join("attachments")
-            .join(&record.storage_name),
-    )
-    .await
-    .map_err(|_| ApiError::not_found("attachment file"))?;
-    let mut response = Response::new(Body::from(bytes));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(safe_content_type(&record.content_type))
-            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    let ascii_name: String = record
-        .filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"{ascii_name}\""))
-            .unwrap_or(HeaderValue::from_static("attachment")),
-    );
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    Ok(response)
-}
-
-pub async fn delete_attachment(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path((id, aid)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
-    actor.require_admin()?;
-    let id = path_id(&id, "enrollment")?;
-    let aid = path_id(&aid, "attachment")?;
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let record = tx
-        .get_attachment(id, aid)
-        .await?
-        .ok_or_else(|| ApiError::not_found("attachment"))?;
-    tx.delete_attachment(aid).await?;
-    tx.audit(
-        AuditEntry {
-            actor_id: Some(actor.id()),
-            action: "attachment.delete",
-            entity: "enrollment",
-            entity_id: Some(id),
-            before: Some(attachment_json(&record).to_string()),
-            after: None,
-        },
-        ctx.micros(),
-    )
-    .await?;
-    tx.commit().await?;
-    let _ = tokio::fs::remove_file(
-        state
-            .data_dir
-            .join("attachments")
-            .join(&record.storage_name),
-    )
-    .await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn create_task(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-    body: JsonBody,
-) -> ApiResult<impl IntoResponse> {
-    actor.require_admin()?;
-    let id = path_id(&id, "enrollment")?;
-    let mut fields = body.fields();
-    let title = fields.required_string("title")?;
-    let completed_on = fields.date("completed_on")?.flatten();
-    let note = fields.string("note")?;
-    fields.finish()?;
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    tx.get_enrollment(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("enrollment"))?;
-    let record = TaskRecord {
-        id: 0,
-        enrollment_id: id,
-        title,
-        completed_on: completed_on.map(|date| date.to_string()),
-        note,
-        created_by: Some(actor.id()),
-        created_at: ctx.micros(),
-    };
-    let task_id = tx.insert_task(&record).await?;
-    let record = TaskRecord {
-        id: task_id,
-        ..record
-    };
-    tx.audit(
-        AuditEntry {
-            actor_id: Some(actor.id()),
-            action: "task.create",
-            entity: "enrollment",
-            entity_id: Some(id),
-            before: None,
-            after: Some(task_json(&record).to_string()),
-        },
-        ctx.micros(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(task_json(&record))))
-}
-
-pub async fn list_tasks(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let id = path_id(&id, "enrollment")?;
-    let mut tx = state.store.read().await?;
-    visible_enrollment(&mut tx, &actor, id).await?;
-    let tasks = tx.tasks_of(id).await?;
-    tx.rollback().await?;
-    Ok(Json(
-        json!({"items": tasks.iter().map(task_json).collect::<Vec<_>>(), "next_cursor": null}),
-    ))
 }

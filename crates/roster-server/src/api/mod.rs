@@ -3,7 +3,10 @@
 
 pub mod activities;
 pub mod admin;
+pub mod attachments;
+pub mod enrollment_bulk;
 pub mod enrollments;
+pub mod explain;
 pub mod groups;
 pub mod imports;
 pub mod learner;
@@ -30,10 +33,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(users::routes())
         .merge(groups::routes())
         .merge(learner::routes())
-        .route(
-            "/users/{id}/enrollments",
-            get(enrollments::list_user_enrollments),
-        )
+        .merge(enrollments::routes())
+        .merge(enrollment_bulk::routes())
+        .merge(attachments::routes())
+        .merge(explain::routes())
         .route(
             "/activities",
             post(activities::create_activity).get(activities::list_activities),
@@ -57,40 +60,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .route(
             "/activities/{id}/post-enrollments/{rule_id}",
             axum::routing::patch(activities::patch_post_rule).delete(activities::delete_post_rule),
-        )
-        .route(
-            "/activities/{id}/enrollments",
-            post(enrollments::enroll_users).get(enrollments::list_activity_enrollments),
-        )
-        .route("/enrollments", get(enrollments::list_enrollments))
-        .route("/enrollments/bulk-update", post(enrollments::bulk_update))
-        .route("/enrollments/bulk-delete", post(enrollments::bulk_delete))
-        .route(
-            "/enrollments/{id}",
-            get(enrollments::get_enrollment).patch(enrollments::patch_enrollment),
-        )
-        .route(
-            "/enrollments/{id}/explain",
-            get(enrollments::explain_enrollment),
-        )
-        .route(
-            "/enrollments/{id}/attachments",
-            post(enrollments::upload_attachment)
-                .layer(DefaultBodyLimit::disable())
-                .get(enrollments::list_attachments),
-        )
-        .route(
-            "/enrollments/{id}/attachments/{aid}",
-            get(enrollments::download_attachment).delete(enrollments::delete_attachment),
-        )
-        .route(
-            "/enrollments/{id}/tasks",
-            post(enrollments::create_task).get(enrollments::list_tasks),
-        )
-        .route("/explain", get(enrollments::explain_pair))
-        .route(
-            "/maintenance/purge-inactive",
-            post(enrollments::purge_inactive),
         )
         .route("/sweeps", post(admin::start_sweep).get(admin::list_sweeps))
         .route("/sweeps/{id}", get(admin::get_sweep))
@@ -212,29 +181,35 @@ pub struct EnrollmentView<'a> {
     pub status: &'a str,
     #[schema(value_type = Option<roster_core::date::Day>, required = true)]
     pub due_on: Option<&'a str>,
-    #[schema(required = true)]
+    #[schema(value_type = Option<String>, required = true)]
     pub required_by: Option<&'a str>,
-    #[schema(required = true)]
+    #[schema(value_type = Option<String>, required = true)]
     pub reason: Option<&'a str>,
-    pub enrolled_at: TimestampText,
-    #[schema(value_type = Option<TimestampText>, required = true)]
-    pub completed_at: Option<TimestampText>,
-    /// Why the enrollment exists (R20).
-    #[schema(value_type = Option<roster_core::Source>, required = true)]
+    pub enrolled_at: views::TimestampText,
+    /// Set when the status is `passed` or `failed` (R5).
+    #[schema(value_type = Option<views::TimestampText>, required = true)]
+    pub completed_at: Option<views::TimestampText>,
+    #[schema(value_type = roster_core::Source, required = true)]
     pub source: Option<&'a serde_json::value::RawValue>,
-    /// The rule's period that holds it (R14): `once`, an annual period's end
-    /// date, or `cycle-N`; null when no rule holds it.
-    #[schema(required = true)]
+    /// The auto-enrollment period the enrollment holds (R14).
+    #[schema(value_type = Option<String>, required = true)]
     pub period: Option<&'a str>,
-    /// Open and due before today (R61).
+    /// In progress and due before today (R61).
     pub overdue: bool,
     /// With a row: the activity's title and kind and the learner's username.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub activity_title: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<roster_core::ActivityKind>)]
     pub activity_kind: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub username: Option<&'a str>,
+    /// In the answer of `GET /enrollments/{id}`: the learner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<views::User>)]
+    pub user: Option<&'a views::User>,
 }
 
 impl<'a> EnrollmentView<'a> {
@@ -248,8 +223,8 @@ impl<'a> EnrollmentView<'a> {
             due_on: record.due_on.as_deref(),
             required_by: record.required_by.as_deref(),
             reason: record.reason.as_deref(),
-            enrolled_at: TimestampText(record.enrolled_at),
-            completed_at: record.completed_at.map(TimestampText),
+            enrolled_at: views::TimestampText(record.enrolled_at),
+            completed_at: record.completed_at.map(views::TimestampText),
             source: serde_json::from_str(&record.source).ok(),
             period: record.period.as_deref(),
             overdue: record.status == "in_progress"
@@ -257,6 +232,7 @@ impl<'a> EnrollmentView<'a> {
             activity_title: None,
             activity_kind: None,
             username: None,
+            user: None,
         }
     }
 

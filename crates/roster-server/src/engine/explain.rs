@@ -3,14 +3,107 @@
 
 use std::collections::BTreeSet;
 
+use jiff::Timestamp;
 use roster_core::decide::{Mismatch, UserFacts, match_user};
 use roster_core::payload::{JobPayload, PostEnrollmentPayload};
 use roster_core::{ActivityKind, Role, Scope, Source};
 use roster_store::{ActivityRecord, EnrollmentRecord, Tx, UserRecord};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::engine::rules::activity_from;
 use crate::state::Ctx;
+
+/// Why an enrollment exists: its chain of sources, newest first (R20).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Explanation {
+    pub enrollment_id: i64,
+    pub user_id: i64,
+    pub activity_id: i64,
+    /// The chain's texts joined by "; because ".
+    pub summary: String,
+    pub chain: Vec<ChainStep>,
+    /// What else shaped the enrollment: an adopted period, an exemption.
+    pub notes: Vec<String>,
+}
+
+/// One enrollment of a chain of sources.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChainStep {
+    pub enrollment_id: i64,
+    /// Absent, as are the title and the source, when the enrollment has
+    /// since been deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    pub text: String,
+}
+
+/// What a reason of [`PairExplanation`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    NoRule,
+    PeriodHeld,
+    OpenEnrollment,
+    AwaitingSweep,
+    ServiceAccount,
+    InactiveUser,
+    NotInGroups,
+    NoHireDate,
+    HiredTooEarly,
+    Exempt,
+    InactiveActivity,
+    Prerequisites,
+    Items,
+    PendingJob,
+}
+
+/// One reason, in words.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub message: String,
+}
+
+/// A prerequisite the user has not passed (R4).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MissingPrerequisite {
+    pub activity_id: i64,
+    pub title: String,
+}
+
+/// A pending post-enrollment job that will enroll the user in the activity.
+#[derive(Clone, Debug)]
+pub struct PendingJob {
+    pub job_id: i64,
+    /// Microseconds.
+    pub run_at: i64,
+    pub rule_id: Option<i64>,
+}
+
+/// Why a user has, or has no, enrollment in an activity (R20).
+#[derive(Clone, Debug)]
+pub struct PairExplanation {
+    pub user_id: i64,
+    pub activity_id: i64,
+    /// The user's open enrollment in the activity, if any.
+    pub open_enrollment: Option<EnrollmentRecord>,
+    /// How many enrollments, open or closed, the user has in the activity.
+    pub enrollment_count: usize,
+    /// The open enrollment's explanation.
+    pub explanation: Option<Explanation>,
+    pub reasons: Vec<Reason>,
+    pub missing_prerequisites: Vec<MissingPrerequisite>,
+    pub pending_jobs: Vec<PendingJob>,
+}
 
 async fn title(tx: &mut Tx, activity_id: i64) -> anyhow::Result<String> {
     Ok(tx
@@ -75,7 +168,7 @@ pub async fn explain_enrollment(
     tx: &mut Tx,
     ctx: &Ctx,
     record: &EnrollmentRecord,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Explanation> {
     let mut chain = Vec::new();
     let mut current = Some(record.clone());
     let mut seen = BTreeSet::new();
@@ -85,13 +178,13 @@ pub async fn explain_enrollment(
         }
         let source: Source = serde_json::from_str(&step.source).unwrap_or(Source::Import);
         let text = describe(tx, &step, &source).await?;
-        chain.push(json!({
-            "enrollment_id": step.id,
-            "activity_id": step.activity_id,
-            "activity_title": title(tx, step.activity_id).await?,
-            "source": source,
-            "text": text,
-        }));
+        chain.push(ChainStep {
+            enrollment_id: step.id,
+            activity_id: Some(step.activity_id),
+            activity_title: Some(title(tx, step.activity_id).await?),
+            source: Some(source.clone()),
+            text,
+        });
         let parent = match source {
             Source::PostEnrollment {
                 from_enrollment_id, ..
@@ -104,7 +197,13 @@ pub async fn explain_enrollment(
         if let Some(parent) = parent {
             match tx.get_enrollment(parent).await? {
                 Some(parent_record) => current = Some(parent_record),
-                None => chain.push(json!({"enrollment_id": parent, "text": format!("Enrollment {parent} has since been deleted")})),
+                None => chain.push(ChainStep {
+                    enrollment_id: parent,
+                    activity_id: None,
+                    activity_title: None,
+                    source: None,
+                    text: format!("Enrollment {parent} has since been deleted"),
+                }),
             }
         }
     }
@@ -127,17 +226,17 @@ pub async fn explain_enrollment(
     }
     let summary = chain
         .iter()
-        .map(|step| step["text"].as_str().unwrap_or_default().to_string())
+        .map(|step| step.text.as_str())
         .collect::<Vec<_>>()
         .join("; because ");
-    Ok(json!({
-        "enrollment_id": record.id,
-        "user_id": record.user_id,
-        "activity_id": record.activity_id,
-        "summary": summary,
-        "chain": chain,
-        "notes": notes,
-    }))
+    Ok(Explanation {
+        enrollment_id: record.id,
+        user_id: record.user_id,
+        activity_id: record.activity_id,
+        summary,
+        chain,
+        notes,
+    })
 }
 
 /// Why the user has (or has no) enrollment in the activity.
@@ -146,22 +245,25 @@ pub async fn explain_pair(
     ctx: &Ctx,
     user: &UserRecord,
     activity: ActivityRecord,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<PairExplanation> {
     let activity = activity_from(activity);
     let enrollments = tx.enrollments_of(user.id, activity.record.id).await?;
     let open = enrollments.iter().find(|e| e.status == "in_progress");
-    let mut reasons: Vec<Value> = Vec::new();
-    let mut push =
-        |code: &str, message: String| reasons.push(json!({"code": code, "message": message}));
+    let mut reasons: Vec<Reason> = Vec::new();
+    let mut push = |code: ReasonCode, message: String| reasons.push(Reason { code, message });
 
     let exemption = tx
         .exemption_on(user.id, activity.record.id, &ctx.today.to_string())
         .await?;
     match &activity.rule {
-        None => push("no_rule", "The activity has no auto-enrollment rule".into()),
-        Some(rule) if rule.scope == Scope::None => {
-            push("no_rule", "The activity has no auto-enrollment rule".into())
-        }
+        None => push(
+            ReasonCode::NoRule,
+            "The activity has no auto-enrollment rule".into(),
+        ),
+        Some(rule) if rule.scope == Scope::None => push(
+            ReasonCode::NoRule,
+            "The activity has no auto-enrollment rule".into(),
+        ),
         Some(rule) => {
             let facts = UserFacts {
                 id: user.id,
@@ -180,52 +282,53 @@ pub async fn explain_pair(
                         .any(|e| e.period.as_deref() == Some(period.as_str()))
                     {
                         push(
-                            "period_held",
+                            ReasonCode::PeriodHeld,
                             format!(
                                 "The rule's current period {period} already has its enrollment"
                             ),
                         );
                     } else if open.is_some() {
                         push(
-                            "open_enrollment",
+                            ReasonCode::OpenEnrollment,
                             "The learner already has an open enrollment in the activity (R2)"
                                 .into(),
                         );
                     } else {
                         push(
-                            "awaiting_sweep",
+                            ReasonCode::AwaitingSweep,
                             format!(
                                 "The rule matches the learner; the next sweep enrolls them for period {period} (R13)"
                             ),
                         );
                     }
                 }
-                Err(Mismatch::NoRule) => {
-                    push("no_rule", "The activity has no auto-enrollment rule".into())
-                }
+                Err(Mismatch::NoRule) => push(
+                    ReasonCode::NoRule,
+                    "The activity has no auto-enrollment rule".into(),
+                ),
                 Err(Mismatch::ServiceAccount) => push(
-                    "service_account",
+                    ReasonCode::ServiceAccount,
                     "The user is an integration account; no rule enrolls service accounts (R10)"
                         .into(),
                 ),
                 Err(Mismatch::Inactive) => push(
-                    "inactive_user",
+                    ReasonCode::InactiveUser,
                     "The user is inactive; inactive users are never auto-enrolled (R10)".into(),
                 ),
                 Err(Mismatch::NotInGroups) => push(
-                    "not_in_groups",
+                    ReasonCode::NotInGroups,
                     format!(
                         "The user is in none of the rule's groups {:?} (R10)",
                         rule.group_ids
                     ),
                 ),
                 Err(Mismatch::NoHireDate) => push(
-                    "no_hire_date",
+                    ReasonCode::NoHireDate,
                     "The rule enrolls users hired after a date and the user has no hire date (R11)"
                         .into(),
                 ),
                 Err(Mismatch::HiredTooEarly(after)) => push(
-                    "hired_too_early",
+                    ReasonCode::HiredTooEarly,
                     format!(
                         "The rule enrolls users hired after {after}; the user was hired on {} (R11)",
                         user.hired_on.as_deref().unwrap_or("?")
@@ -234,7 +337,7 @@ pub async fn explain_pair(
                 Err(Mismatch::Exempt) => {
                     let exemption = exemption.as_ref();
                     push(
-                        "exempt",
+                        ReasonCode::Exempt,
                         format!(
                             "The user is exempt from this activity's automation: {} (until {}) (R21)",
                             exemption.map(|e| e.reason.as_str()).unwrap_or_default(),
@@ -249,7 +352,7 @@ pub async fn explain_pair(
     }
     if !activity.record.active {
         push(
-            "inactive_activity",
+            ReasonCode::InactiveActivity,
             "The activity is inactive: learners cannot self-enroll and do not see it (R3, R37)"
                 .into(),
         );
@@ -257,19 +360,20 @@ pub async fn explain_pair(
     let mut missing = Vec::new();
     for prerequisite in tx.prerequisite_ids(activity.record.id).await? {
         if !tx.ever_passed(user.id, prerequisite).await? {
-            missing.push(
-                json!({"activity_id": prerequisite, "title": title(tx, prerequisite).await?}),
-            );
+            missing.push(MissingPrerequisite {
+                activity_id: prerequisite,
+                title: title(tx, prerequisite).await?,
+            });
         }
     }
     if !missing.is_empty() {
         push(
-            "prerequisites",
+            ReasonCode::Prerequisites,
             format!(
                 "Self-enrollment needs these prerequisites passed first: {} (R4)",
                 missing
                     .iter()
-                    .map(|m| m["title"].as_str().unwrap_or_default().to_string())
+                    .map(|missing| missing.title.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -278,7 +382,7 @@ pub async fn explain_pair(
     if activity.kind == ActivityKind::CourseBundle || activity.kind == ActivityKind::Curriculum {
         let items = tx.item_ids(activity.record.id).await?;
         push(
-            "items",
+            ReasonCode::Items,
             format!("The {} holds {} course(s)", activity.kind, items.len()),
         );
     }
@@ -290,33 +394,35 @@ pub async fn explain_pair(
             .map(|payload| payload.target_ids)
             .unwrap_or_default();
         if targets.contains(&activity.record.id) {
-            pending.push(json!({"job_id": job.id, "run_at": crate::api::timestamp_text(job.run_at), "rule_id": job.rule_id}));
+            pending.push(PendingJob {
+                job_id: job.id,
+                run_at: job.run_at,
+                rule_id: job.rule_id,
+            });
         }
     }
     if !pending.is_empty() {
         push(
-            "pending_job",
+            ReasonCode::PendingJob,
             format!(
                 "{} pending post-enrollment job(s) will enroll the learner; the first runs at {}",
                 pending.len(),
-                pending[0]["run_at"].as_str().unwrap_or_default()
+                Timestamp::from_microsecond(pending[0].run_at).unwrap_or(Timestamp::UNIX_EPOCH)
             ),
         );
     }
-    let open_view = open.map(|record| crate::api::enrollment_view(record, &ctx.today.to_string()));
     let explanation = match open {
         Some(record) => Some(explain_enrollment(tx, ctx, record).await?),
         None => None,
     };
-    Ok(json!({
-        "user_id": user.id,
-        "activity_id": activity.record.id,
-        "enrolled": open.is_some(),
-        "open_enrollment": open_view,
-        "enrollment_count": enrollments.len(),
-        "explanation": explanation,
-        "reasons": reasons,
-        "missing_prerequisites": missing,
-        "pending_jobs": pending,
-    }))
+    Ok(PairExplanation {
+        user_id: user.id,
+        activity_id: activity.record.id,
+        open_enrollment: open.cloned(),
+        enrollment_count: enrollments.len(),
+        explanation,
+        reasons,
+        missing_prerequisites: missing,
+        pending_jobs: pending,
+    })
 }

@@ -1062,3 +1062,109 @@ async fn r50_r51_bulk_enrollment_and_update_of_many_answer_each_in_order() {
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn a_misspelt_field_in_an_enrollment_patch_is_422_naming_it_and_changes_nothing() {
+    let app = spawn_app().await;
+    let user_id = app.create_user("typo", &[]).await;
+    let activity_id = app.create_activity("Typos", "online_course").await;
+    let enrollment = app
+        .enroll_one(activity_id, user_id, json!({"due_on": "2030-05-31"}))
+        .await;
+
+    let reply = app
+        .request(
+            Method::PATCH,
+            &format!("/enrollments/{}", id(&enrollment)),
+            &app.admin,
+            json!({"due": "2030-09-30"}),
+        )
+        .await;
+
+    assert_field_error(&reply, "due");
+    let (_, unchanged) = app
+        .get(&format!("/enrollments/{}", id(&enrollment)), &app.admin)
+        .await;
+    assert_eq!(unchanged["due_on"], "2030-05-31");
+}
+
+#[tokio::test]
+async fn r55_an_unknown_status_filter_is_422_naming_status() {
+    let app = spawn_app().await;
+
+    let reply = app
+        .request(
+            Method::GET,
+            "/enrollments?status=finished",
+            &app.admin,
+            Value::Null,
+        )
+        .await;
+
+    assert_field_error(&reply, "status");
+}
+
+#[tokio::test]
+async fn r51_bulk_update_with_due_on_null_clears_every_due_date_also_with_a_status() {
+    let app = spawn_app().await;
+    let user_id = app.create_user("undue", &[]).await;
+    let first = app.create_activity("Undue one", "online_course").await;
+    let second = app.create_activity("Undue two", "online_course").await;
+    let due = json!({"due_on": "2030-06-30"});
+    let one = id(&app.enroll_one(first, user_id, due.clone()).await);
+    let two = id(&app.enroll_one(second, user_id, due).await);
+
+    let (status, answer) = app
+        .post(
+            "/enrollments/bulk-update",
+            &app.admin,
+            json!({"ids": [one, two], "due_on": null, "status": "passed"}),
+        )
+        .await;
+
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(outcomes(&answer), vec![(one, "updated"), (two, "updated")]);
+    for enrollment_id in [one, two] {
+        let (_, enrollment) = app
+            .get(&format!("/enrollments/{enrollment_id}"), &app.admin)
+            .await;
+        assert_eq!(enrollment["due_on"], Value::Null, "{enrollment}");
+        assert_eq!(enrollment["status"], "passed", "{enrollment}");
+    }
+}
+
+#[tokio::test]
+async fn an_enrollment_read_by_id_names_its_activity_and_its_learner() {
+    let app = spawn_app().await;
+    let user_id = app.create_user("shown", &[]).await;
+    let activity_id = app.create_activity("Shown", "online_course").await;
+    let enrollment = app.enroll_one(activity_id, user_id, json!({})).await;
+
+    let (status, read) = app
+        .get(&format!("/enrollments/{}", id(&enrollment)), &app.admin)
+        .await;
+
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["activity_title"], "Shown");
+    assert_eq!(read["user"]["id"], user_id);
+    assert_eq!(read["user"]["username"], "shown");
+}
+
+#[tokio::test]
+async fn r51_bulk_update_refuses_fields_only_a_single_patch_may_change() {
+    let app = spawn_app().await;
+    let user_id = app.create_user("strict", &[]).await;
+    let activity_id = app.create_activity("Strict", "online_course").await;
+    let enrollment = id(&app.enroll_one(activity_id, user_id, json!({})).await);
+
+    let reply = app
+        .request(
+            Method::POST,
+            "/enrollments/bulk-update",
+            &app.admin,
+            json!({"ids": [enrollment], "reason": "audit"}),
+        )
+        .await;
+
+    assert_field_error(&reply, "reason");
+}

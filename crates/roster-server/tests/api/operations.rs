@@ -353,3 +353,46 @@ async fn every_request_is_logged_at_info_in_one_line_without_colour_codes_off_a_
         assert!(line.contains("latency_ms="), "{line}");
     }
 }
+
+#[tokio::test]
+async fn openapi_document_names_enum_values_as_they_are_sent() {
+    let app = spawn_app().await;
+
+    let (status, document) = app.get("/api/v1/openapi.json", &app.admin).await;
+
+    assert_eq!(status, 200, "{document}");
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["Status"]["enum"],
+        json!([
+            "in_progress",
+            "passed",
+            "failed",
+            "no_show",
+            "incomplete",
+            "dropped"
+        ])
+    );
+    assert_eq!(
+        schemas["EnrollmentType"]["enum"],
+        json!(["elected", "recommended", "required"])
+    );
+    let list = &document["paths"]["/api/v1/enrollments"]["get"];
+    let source = list["parameters"]
+        .as_array()
+        .and_then(|parameters| parameters.iter().find(|p| p["name"] == "source"))
+        .unwrap_or_else(|| panic!("no source parameter: {list}"));
+    assert_eq!(
+        source["schema"]["enum"],
+        json!([
+            "manual",
+            "self",
+            "url",
+            "auto_enrollment",
+            "post_enrollment",
+            "curriculum",
+            "bundle",
+            "import"
+        ])
+    );
+}
