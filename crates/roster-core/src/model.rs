@@ -216,9 +216,10 @@ impl utoipa::PartialSchema for OneTimeDue {
 
 impl utoipa::ToSchema for OneTimeDue {}
 
-/// How often a rule enrolls (R12). It is read through [`RecurrenceFields`],
-/// not as serde's internally tagged enum, which buffers the object and so
-/// loses the path of an error inside it (`recurrence.due_each_year_on`).
+/// How often a rule enrolls (R12).
+// It is read through `RecurrenceFields`, not as serde's internally tagged
+// enum, which buffers the object and so loses the path of an error inside
+// it (`recurrence.due_each_year_on`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Recurrence {
@@ -376,10 +377,12 @@ pub struct AutoRule {
 
 /// A post-enrollment rule (R31).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PostRule {
     pub id: i64,
     pub activity_id: i64,
     pub when: Trigger,
+    #[schema(minimum = 0, maximum = 3650)]
     pub delay_days: u32,
     pub target_ids: Vec<i64>,
     pub allow_consecutive: bool,

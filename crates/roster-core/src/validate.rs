@@ -256,5 +256,10 @@ mod tests {
             maximum_of(&recurrence, "months"),
             Some(u64::from(*MONTHS_RANGE.end()))
         );
+        let post_rule = serde_json::to_value(crate::model::PostRule::schema()).unwrap_or_default();
+        assert_eq!(
+            maximum_of(&post_rule, "delay_days"),
+            Some(u64::from(crate::model::MAX_DELAY_DAYS))
+        );
     }
 }

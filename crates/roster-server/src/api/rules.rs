@@ -36,16 +36,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// The body of the preview (R17): a rule as for `PUT …/auto-enrollment`, or
-/// an empty object (or no body) for the saved rule.
+/// an empty object, `null` or no body for the saved rule.
 pub struct PreviewBody(pub Option<AutoRuleInput>);
 
 impl PreviewBody {
     /// Reads the rule of a non-empty object with the statuses of
     /// [`crate::input`], field paths included.
-    fn read(object: Map<String, Value>) -> ApiResult<PreviewBody> {
-        if object.is_empty() {
+    fn read(object: Option<Map<String, Value>>) -> ApiResult<PreviewBody> {
+        let Some(object) = object.filter(|object| !object.is_empty()) else {
             return Ok(PreviewBody(None));
-        }
+        };
         let bytes = serde_json::to_vec(&object).map_err(anyhow::Error::from)?;
         Ok(PreviewBody(Some(from_json(&bytes)?)))
     }
@@ -333,7 +333,7 @@ pub async fn put_auto_enrollment(
 #[utoipa::path(
     post, path = "/activities/{id}/auto-enrollment/preview", tag = "activities",
     params(("id" = i64, Path, description = "The activity's id"), PreviewQuery),
-    request_body(content = PreviewBody, description = "A rule, or `{}` (or no body) for the saved rule"),
+    request_body(content = Option<PreviewBody>, description = "A rule, or `{}`, `null` or no body for the saved rule"),
     responses((status = 200, description = "What a sweep today would do", body = Preview))
 )]
 pub async fn preview_auto_enrollment(
@@ -341,7 +341,7 @@ pub async fn preview_auto_enrollment(
     actor: Actor,
     Path(id): Path<String>,
     Query(query): Query<PreviewQuery>,
-    Body(object): Body<Map<String, Value>>,
+    Body(object): Body<Option<Map<String, Value>>>,
 ) -> ApiResult<Json<Preview>> {
     actor.require_admin()?;
     let id = path_id(&id, "activity")?;

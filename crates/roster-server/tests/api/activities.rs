@@ -372,4 +372,28 @@ async fn r10_scope_none_clears_the_rule() {
         .get(&format!("/activities/{activity_id}"), &app.admin)
         .await;
     assert_eq!(fetched["auto_enrollment"], Value::Null, "{fetched}");
+    // With no rule saved, the preview of the saved rule (no body, or null)
+    // has nothing to do.
+    let no_body = app
+        .request(
+            Method::POST,
+            &format!("{rule_path}/preview"),
+            &app.admin,
+            Value::Null,
+        )
+        .await;
+    let null_body = app
+        .request_raw(
+            Method::POST,
+            &format!("{rule_path}/preview"),
+            &app.admin,
+            "application/json",
+            "null",
+        )
+        .await;
+    for reply in [no_body, null_body] {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.json["rule"], Value::Null, "{}", reply.text());
+        assert_eq!(reply.json["enroll"], 0, "{}", reply.text());
+    }
 }
