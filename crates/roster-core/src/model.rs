@@ -233,7 +233,10 @@ impl utoipa::PartialSchema for OneTimeDue {
 impl utoipa::ToSchema for OneTimeDue {}
 
 /// How often a rule enrolls (R12).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+// It is read through `RecurrenceFields`, not as serde's internally tagged
+// enum, which buffers the object and so loses the path of an error inside
+// it (`recurrence.due_each_year_on`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Recurrence {
     OneTime {
@@ -247,6 +250,63 @@ pub enum Recurrence {
         #[schema(minimum = 1, maximum = 120)]
         months: u32,
     },
+}
+
+/// The kinds of recurrence, as `kind` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RecurrenceKind {
+    OneTime,
+    Annual,
+    EveryMonths,
+}
+
+/// Every field any kind of recurrence has; each kind then takes its own and
+/// refuses the others' as unknown.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecurrenceFields {
+    kind: RecurrenceKind,
+    #[serde(default)]
+    due: Option<OneTimeDue>,
+    #[serde(default)]
+    due_each_year_on: Option<MonthDay>,
+    #[serde(default)]
+    months: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for Recurrence {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let fields = RecurrenceFields::deserialize(deserializer)?;
+        let expected: &[&str] = match fields.kind {
+            RecurrenceKind::OneTime => &["kind", "due"],
+            RecurrenceKind::Annual => &["kind", "due_each_year_on"],
+            RecurrenceKind::EveryMonths => &["kind", "months"],
+        };
+        let given = [
+            ("due", fields.due.is_some()),
+            ("due_each_year_on", fields.due_each_year_on.is_some()),
+            ("months", fields.months.is_some()),
+        ];
+        if let Some((name, _)) = given
+            .iter()
+            .find(|(name, present)| *present && !expected.contains(name))
+        {
+            return Err(D::Error::unknown_field(name, expected));
+        }
+        match fields.kind {
+            RecurrenceKind::OneTime => Ok(Recurrence::OneTime { due: fields.due }),
+            RecurrenceKind::Annual => fields
+                .due_each_year_on
+                .map(|due_each_year_on| Recurrence::Annual { due_each_year_on })
+                .ok_or_else(|| D::Error::missing_field("due_each_year_on")),
+            RecurrenceKind::EveryMonths => fields
+                .months
+                .map(|months| Recurrence::EveryMonths { months })
+                .ok_or_else(|| D::Error::missing_field("months")),
+        }
+    }
 }
 
 /// The bounds of a rule's numbers, checked by [`crate::validate`] and
@@ -333,10 +393,12 @@ pub struct AutoRule {
 
 /// A post-enrollment rule (R31).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PostRule {
     pub id: i64,
     pub activity_id: i64,
     pub when: Trigger,
+    #[schema(minimum = 0, maximum = 3650)]
     pub delay_days: u32,
     pub target_ids: Vec<i64>,
     pub allow_consecutive: bool,

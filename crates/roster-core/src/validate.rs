@@ -175,3 +175,91 @@ impl TryFrom<AutoRuleInput> for Option<AutoRule> {
         errors.finish(Some(rule))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MonthDay;
+
+    fn read(json: &str) -> Result<Option<AutoRule>, String> {
+        let input: AutoRuleInput = serde_json::from_str(json).map_err(|error| error.to_string())?;
+        Option::<AutoRule>::try_from(input).map_err(|errors| format!("{errors:?}"))
+    }
+
+    #[test]
+    fn r10_scope_none_clears_the_rule_without_a_recurrence() {
+        assert_eq!(read(r#"{"scope":"none"}"#), Ok(None));
+    }
+
+    #[test]
+    fn r12_a_recurrence_refuses_the_fields_of_another_kind_and_needs_its_own() {
+        let other = read(
+            r#"{"scope":"company","recurrence":{"kind":"annual","due_each_year_on":"06-30","months":3}}"#,
+        );
+        assert!(other.is_err_and(|error| error.starts_with("unknown field `months`")));
+        let missing = read(r#"{"scope":"company","recurrence":{"kind":"every_months"}}"#);
+        assert!(missing.is_err_and(|error| error.starts_with("missing field `months`")));
+        let misspelt = read(r#"{"scope":"company","recurence":{"kind":"one_time"}}"#);
+        assert!(misspelt.is_err_and(|error| error.starts_with("unknown field `recurence`")));
+    }
+
+    #[test]
+    fn a_saved_rule_reads_back_as_it_was_written() {
+        for recurrence in [
+            Recurrence::OneTime { due: None },
+            Recurrence::OneTime {
+                due: Some(OneTimeDue::WithinDays(30)),
+            },
+            Recurrence::Annual {
+                due_each_year_on: MonthDay { month: 2, day: 29 },
+            },
+            Recurrence::EveryMonths { months: 6 },
+        ] {
+            let rule = AutoRule {
+                scope: Scope::Company,
+                group_ids: Vec::new(),
+                hired_after: None,
+                recurrence,
+                initial_due_days: None,
+            };
+            let text = serde_json::to_string(&rule).unwrap_or_default();
+            assert_eq!(serde_json::from_str::<AutoRule>(&text).ok(), Some(rule));
+        }
+    }
+
+    /// The maximum the document gives `name` somewhere in `schema`.
+    fn maximum_of(schema: &serde_json::Value, name: &str) -> Option<u64> {
+        match schema {
+            serde_json::Value::Object(map) => map
+                .get("properties")
+                .and_then(|properties| properties.get(name))
+                .and_then(|property| property.get("maximum"))
+                .and_then(serde_json::Value::as_u64)
+                .or_else(|| map.values().find_map(|value| maximum_of(value, name))),
+            serde_json::Value::Array(values) => {
+                values.iter().find_map(|value| maximum_of(value, name))
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_documented_bounds_are_the_checked_ones() {
+        use utoipa::PartialSchema;
+        let input = serde_json::to_value(AutoRuleInput::schema()).unwrap_or_default();
+        let recurrence = serde_json::to_value(Recurrence::schema()).unwrap_or_default();
+        assert_eq!(
+            maximum_of(&input, "initial_due_days"),
+            Some(u64::from(MAX_DUE_DAYS))
+        );
+        assert_eq!(
+            maximum_of(&recurrence, "months"),
+            Some(u64::from(*MONTHS_RANGE.end()))
+        );
+        let post_rule = serde_json::to_value(crate::model::PostRule::schema()).unwrap_or_default();
+        assert_eq!(
+            maximum_of(&post_rule, "delay_days"),
+            Some(u64::from(crate::model::MAX_DELAY_DAYS))
+        );
+    }
+}

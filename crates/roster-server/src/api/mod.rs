@@ -10,6 +10,7 @@ pub mod explain;
 pub mod groups;
 pub mod imports;
 pub mod learner;
+pub mod rules;
 pub mod users;
 pub mod views;
 
@@ -18,12 +19,11 @@ pub use views::{TimestampText, timestamp_text};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use roster_store::{ActivityBrief, EnrollmentRecord, EnrollmentRow, Tx};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::engine::rules::{activity_from, post_rule_from};
 use crate::state::AppState;
 
 /// Every route of the API, relative to `/api/v1`, with its operations for
@@ -37,30 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(enrollment_bulk::routes())
         .merge(attachments::routes())
         .merge(explain::routes())
-        .route(
-            "/activities",
-            post(activities::create_activity).get(activities::list_activities),
-        )
-        .route(
-            "/activities/{id}",
-            get(activities::get_activity).patch(activities::patch_activity),
-        )
-        .route(
-            "/activities/{id}/auto-enrollment",
-            put(activities::put_auto_enrollment),
-        )
-        .route(
-            "/activities/{id}/auto-enrollment/preview",
-            post(activities::preview_auto_enrollment),
-        )
-        .route(
-            "/activities/{id}/post-enrollments",
-            get(activities::list_post_rules).post(activities::create_post_rule),
-        )
-        .route(
-            "/activities/{id}/post-enrollments/{rule_id}",
-            axum::routing::patch(activities::patch_post_rule).delete(activities::delete_post_rule),
-        )
+        .merge(activities::routes())
+        .merge(rules::routes())
         .route("/sweeps", post(admin::start_sweep).get(admin::list_sweeps))
         .route("/sweeps/{id}", get(admin::get_sweep))
         .route("/jobs", get(admin::list_jobs))
@@ -127,40 +105,13 @@ pub fn page(items: Vec<Value>, limit: i64) -> Value {
     json!({"items": items, "next_cursor": next_cursor})
 }
 
+/// An activity as [`activities::Activity`] shows it, as JSON.
 pub async fn activity_json(
     tx: &mut Tx,
     record: roster_store::ActivityRecord,
-) -> anyhow::Result<Value> {
-    let prerequisite_ids = tx.prerequisite_ids(record.id).await?;
-    let item_ids = tx.item_ids(record.id).await?;
-    let post = tx.post_rules(record.id).await?;
-    let activity = activity_from(record);
-    let record = &activity.record;
-    Ok(json!({
-        "id": record.id,
-        "title": record.title,
-        "kind": record.kind,
-        "active": record.active,
-        "in_catalog": record.in_catalog,
-        "allow_failure": record.allow_failure,
-        "prerequisite_ids": prerequisite_ids,
-        "item_ids": item_ids,
-        "enrollment_url": format!("/api/v1/enroll/{}", record.enrollment_token),
-        "auto_enrollment": activity.rule,
-        "post_enrollments": post.iter().map(|rule| post_rule_json(&post_rule_from(rule))).collect::<Vec<_>>(),
-        "created_at": timestamp_text(record.created_at),
-    }))
-}
-
-pub fn post_rule_json(rule: &roster_core::PostRule) -> Value {
-    json!({
-        "id": rule.id,
-        "activity_id": rule.activity_id,
-        "when": rule.when,
-        "delay_days": rule.delay_days,
-        "target_ids": rule.target_ids,
-        "allow_consecutive": rule.allow_consecutive,
-    })
+) -> crate::error::ApiResult<Value> {
+    let activity = activities::Activity::read(tx, record).await?;
+    Ok(activity.audit_json())
 }
 
 /// The API view of an enrollment; `overdue` is derived from `today` (R61).

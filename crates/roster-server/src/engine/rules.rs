@@ -1,6 +1,6 @@
 //! Loading the rules of an activity from the store into core types.
 
-use roster_core::{ActivityKind, AutoRule, PostRule, Trigger};
+use roster_core::{ActivityKind, AutoRule, MAX_DELAY_DAYS, PostRule, Trigger};
 use roster_store::{ActivityRecord, PostRuleRecord, Tx};
 
 /// An activity with its kind parsed and its auto-enrollment rule, if any.
@@ -46,7 +46,7 @@ pub fn post_rule_from(record: &PostRuleRecord) -> PostRule {
         id: record.id,
         activity_id: record.activity_id,
         when: record.trigger_on.parse().unwrap_or(Trigger::Enrolled),
-        delay_days: record.delay_days.clamp(0, 3650) as u32,
+        delay_days: record.delay_days.clamp(0, i64::from(MAX_DELAY_DAYS)) as u32,
         target_ids: serde_json::from_str(&record.target_ids).unwrap_or_default(),
         allow_consecutive: record.allow_consecutive,
     }

@@ -228,3 +228,172 @@ async fn an_unknown_activity_is_404() {
 
     assert_problem(&reply, 404);
 }
+
+/// The fields a 422 names.
+fn error_fields(reply: &crate::helpers::Reply) -> Vec<String> {
+    assert_problem(reply, 422);
+    reply.json["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|error| error["field"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_unknown_field_of_an_activity_is_422_naming_it_and_changes_nothing() {
+    let app = spawn_app().await;
+    let activity_id = app.create_activity("Kept", "online_course").await;
+
+    let created = app
+        .request(
+            Method::POST,
+            "/activities",
+            &app.admin,
+            json!({"title": "Typo", "kind": "online_course", "in_catalogue": false}),
+        )
+        .await;
+    let patched = app
+        .request(
+            Method::PATCH,
+            &format!("/activities/{activity_id}"),
+            &app.admin,
+            json!({"titel": "Lost"}),
+        )
+        .await;
+
+    assert_eq!(
+        error_fields(&created),
+        ["in_catalogue"],
+        "{}",
+        created.text()
+    );
+    assert_eq!(error_fields(&patched), ["titel"], "{}", patched.text());
+    let (_, list) = app.get("/activities", &app.admin).await;
+    assert_eq!(item_ids(&list), vec![activity_id]);
+    let (_, fetched) = app
+        .get(&format!("/activities/{activity_id}"), &app.admin)
+        .await;
+    assert_eq!(fetched["title"], "Kept");
+}
+
+#[tokio::test]
+async fn r12_an_unknown_field_of_a_rule_is_422_naming_it_and_saves_nothing() {
+    let app = spawn_app().await;
+    let activity_id = app.create_activity("Ruled", "online_course").await;
+    let target = app.create_activity("Next", "online_course").await;
+    let rule_path = format!("/activities/{activity_id}/auto-enrollment");
+
+    let misspelt = app
+        .request(
+            Method::PUT,
+            &rule_path,
+            &app.admin,
+            json!({"scope": "company", "recurence": {"kind": "one_time"}}),
+        )
+        .await;
+    let other_kind = app
+        .request(
+            Method::PUT,
+            &rule_path,
+            &app.admin,
+            json!({"scope": "company",
+                   "recurrence": {"kind": "annual", "due_each_year_on": "06-30", "months": 3}}),
+        )
+        .await;
+    let previewed = app
+        .request(
+            Method::POST,
+            &format!("{rule_path}/preview"),
+            &app.admin,
+            json!({"scope": "company", "recurence": {"kind": "one_time"}}),
+        )
+        .await;
+    let post_rule = app
+        .request(
+            Method::POST,
+            &format!("/activities/{activity_id}/post-enrollments"),
+            &app.admin,
+            json!({"when": "completed", "target_ids": [target], "delay": 3}),
+        )
+        .await;
+
+    assert_eq!(
+        error_fields(&misspelt),
+        ["recurence"],
+        "{}",
+        misspelt.text()
+    );
+    assert_eq!(
+        error_fields(&other_kind),
+        ["recurrence.months"],
+        "{}",
+        other_kind.text()
+    );
+    assert_eq!(
+        error_fields(&previewed),
+        ["recurence"],
+        "{}",
+        previewed.text()
+    );
+    assert_eq!(error_fields(&post_rule), ["delay"], "{}", post_rule.text());
+    let (_, fetched) = app
+        .get(&format!("/activities/{activity_id}"), &app.admin)
+        .await;
+    assert_eq!(fetched["auto_enrollment"], Value::Null, "{fetched}");
+    assert_eq!(fetched["post_enrollments"], json!([]), "{fetched}");
+}
+
+#[tokio::test]
+async fn r10_scope_none_clears_the_rule() {
+    let app = spawn_app().await;
+    let activity_id = app.create_activity("Cleared", "online_course").await;
+    let rule_path = format!("/activities/{activity_id}/auto-enrollment");
+    let (status, ruled) = app
+        .put(
+            &rule_path,
+            &app.admin,
+            json!({"scope": "company", "recurrence": {"kind": "every_months", "months": 6}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ruled}");
+    assert_eq!(ruled["auto_enrollment"]["recurrence"]["months"], 6);
+
+    let (status, cleared) = app
+        .put(&rule_path, &app.admin, json!({"scope": "none"}))
+        .await;
+
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared["auto_enrollment"], Value::Null, "{cleared}");
+    let (_, fetched) = app
+        .get(&format!("/activities/{activity_id}"), &app.admin)
+        .await;
+    assert_eq!(fetched["auto_enrollment"], Value::Null, "{fetched}");
+    // With no rule saved, the preview of the saved rule (no body, or null)
+    // has nothing to do.
+    let no_body = app
+        .request(
+            Method::POST,
+            &format!("{rule_path}/preview"),
+            &app.admin,
+            Value::Null,
+        )
+        .await;
+    let null_body = app
+        .request_raw(
+            Method::POST,
+            &format!("{rule_path}/preview"),
+            &app.admin,
+            "application/json",
+            "null",
+        )
+        .await;
+    for reply in [no_body, null_body] {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.json["rule"], Value::Null, "{}", reply.text());
+        assert_eq!(reply.json["enroll"], 0, "{}", reply.text());
+    }
+}
