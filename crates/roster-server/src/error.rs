@@ -46,6 +46,9 @@ pub enum ApiError {
     UnknownReference(Vec<FieldError>),
     #[error("{0}")]
     Conflict(String),
+    /// A sweep is queued or running: 409 naming it in `sweep_id`.
+    #[error("{detail}")]
+    SweepRunning { detail: String, sweep_id: i64 },
     #[error("{0}")]
     TooLarge(String),
     #[error("method not allowed")]
@@ -113,7 +116,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::UnknownReference(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::SweepRunning { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -175,6 +178,9 @@ impl IntoResponse for ApiError {
             "status": status.as_u16(),
             "detail": detail,
         });
+        if let ApiError::SweepRunning { sweep_id, .. } = &self {
+            body["sweep_id"] = json!(sweep_id);
+        }
         if let ApiError::UnknownReference(errors) = &self {
             body["errors"] = json!(errors);
         }

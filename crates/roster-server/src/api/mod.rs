@@ -4,9 +4,11 @@
 pub mod activities;
 pub mod admin;
 pub mod enrollments;
+pub mod forecast;
 pub mod groups;
 pub mod imports;
 pub mod learner;
+pub mod operations;
 pub mod users;
 pub mod views;
 
@@ -97,31 +99,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .route("/me/plan", get(learner::plan))
         .route("/me/plan.ics", get(learner::plan_ics))
         .route("/me/home", get(learner::home))
-        .route("/sweeps", post(admin::start_sweep).get(admin::list_sweeps))
-        .route("/sweeps/{id}", get(admin::get_sweep))
-        .route("/jobs", get(admin::list_jobs))
-        .route("/jobs/run-due", post(admin::run_due_jobs))
-        .route("/jobs/{id}", get(admin::get_job))
-        .route("/jobs/{id}/cancel", post(admin::cancel_job))
-        .route("/clock", get(admin::get_clock).post(admin::set_clock))
-        .route("/audit", get(admin::list_audit))
-        .route(
-            "/settings",
-            get(admin::get_settings).patch(admin::patch_settings),
-        )
-        .route(
-            "/exemptions",
-            post(admin::create_exemption).get(admin::list_exemptions),
-        )
-        .route(
-            "/exemptions/{id}",
-            axum::routing::delete(admin::delete_exemption),
-        )
-        .route("/forecast", get(admin::forecast))
-        .route(
-            "/imports/users",
-            post(imports::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)),
-        )
+        .merge(operations::routes())
+        .merge(admin::routes())
+        .merge(forecast::routes())
+        .merge(imports::routes())
 }
 
 /// Records a change of one entity in the audit trail, by the context's actor.
