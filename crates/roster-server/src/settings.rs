@@ -36,16 +36,21 @@ pub struct Settings {
     pub attachment_max_bytes: i64,
 }
 
-/// The body of `PATCH /settings`: only the fields given change.
+/// The body of `PATCH /settings`: only the fields given change (none may
+/// be `null`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsChange {
-    /// An IANA time zone name.
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(schema_with = timezone_schema)]
     pub timezone: Option<String>,
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(schema_with = hh_mm_schema)]
     pub nightly_sweep_at: Option<String>,
+    #[serde(default, deserialize_with = "crate::input::present")]
+    #[schema(value_type = IntegrationEvaluation)]
     pub integration_evaluation: Option<IntegrationEvaluation>,
+    #[serde(default, deserialize_with = "crate::input::present")]
     #[schema(schema_with = attachment_max_bytes_schema)]
     pub attachment_max_bytes: Option<i64>,
 }

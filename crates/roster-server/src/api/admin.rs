@@ -42,10 +42,10 @@ pub struct AuditView {
     #[schema(required = true)]
     pub entity_id: Option<i64>,
     /// The record before the change, as the API showed it.
-    #[schema(value_type = Option<Object>, additional_properties, required = true)]
+    #[schema(schema_with = crate::api::views::free_object_or_null_schema, required = true)]
     pub before: Option<serde_json::Value>,
     /// The record after the change.
-    #[schema(value_type = Option<Object>, additional_properties, required = true)]
+    #[schema(schema_with = crate::api::views::free_object_or_null_schema, required = true)]
     pub after: Option<serde_json::Value>,
 }
 

@@ -186,7 +186,7 @@ pub struct Job {
     pub user_id: Option<i64>,
     /// The snapshot the job runs from, taken when it was queued: editing
     /// the rule afterwards does not change it (R35).
-    #[schema(value_type = Object, additional_properties)]
+    #[schema(schema_with = crate::api::views::free_object_schema)]
     pub payload: serde_json::Value,
     /// Once done: for a post-enrollment job, per target activity its
     /// `outcome` (`created` with the `enrollment_id`, `already_enrolled`,

@@ -436,7 +436,7 @@ async fn r21_an_exemption_naming_an_unknown_user_or_activity_is_404_with_the_fie
 async fn r21_an_exemption_is_answered_listed_and_deleted() {
     let app = spawn_app().await;
     let user = app.create_user("exempted", &[]).await;
-    let activity = app.create_activity("Fire safety", "course").await;
+    let activity = app.create_activity("Fire safety", "online_course").await;
 
     let (status, created) = app
         .post(
@@ -469,10 +469,9 @@ async fn the_document_describes_the_import_as_csv_or_a_multipart_file() {
     assert_eq!(content["text/csv"]["schema"]["type"], "string", "{content}");
     let form = &content["multipart/form-data"]["schema"];
     let form = match form["$ref"].as_str() {
-        Some(reference) => {
-            document["components"]["schemas"][reference.rsplit('/').next().unwrap_or_default()]
-                .clone()
-        }
+        Some(reference) => document["components"]["schemas"]
+            [reference.rsplit('/').next().unwrap_or_default()]
+        .clone(),
         None => form.clone(),
     };
     assert_eq!(form["properties"]["file"]["format"], "binary", "{form}");
