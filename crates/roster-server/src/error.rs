@@ -56,6 +56,9 @@ pub enum ApiError {
     UnknownReference(Vec<FieldError>),
     #[error("{0}")]
     Conflict(String),
+    /// A sweep is queued or running: 409 naming it in `sweep_id`.
+    #[error("{detail}")]
+    SweepRunning { detail: String, sweep_id: i64 },
     #[error("{0}")]
     TooLarge(String),
     #[error("method not allowed")]
@@ -124,7 +127,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::UnknownReference(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::SweepRunning { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -191,6 +194,7 @@ impl IntoResponse for ApiError {
             missing_prerequisites: None,
         };
         match self {
+            ApiError::SweepRunning { sweep_id, .. } => problem.sweep_id = Some(sweep_id),
             ApiError::UnknownReference(errors) => problem.errors = Some(errors),
             ApiError::Invalid {
                 errors,

@@ -191,6 +191,18 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// For `#[serde(default, deserialize_with = "input::present")]` on an
+/// `Option<T>` field that may be left out but not be `null` (a change
+/// whose field has no "clear"): absent is `None`, `null` is refused as a
+/// value of the wrong type.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// A numeric id from the path; anything else names nothing (404).
 pub fn path_id(text: &str, what: &str) -> Result<i64, ApiError> {
     text.parse::<i64>()

@@ -7,7 +7,6 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bench;
-pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod demo;

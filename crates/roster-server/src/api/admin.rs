@@ -1,373 +1,212 @@
-//! Operations for administrators: sweeps (R13), jobs (R35), the clock,
-//! audit, settings, exemptions (R21) and the forecast (R17).
+//! Administration: the audit trail, the organisation's settings and
+//! exemptions from automation (R21).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use jiff::{Timestamp, ToSpan};
-use roster_core::calendar::annual_period_end;
-use roster_core::{Recurrence, Scope};
-use roster_store::{AuditEntry, ExemptionRecord, JobFilter, JobRecord, StoreError, SweepRecord};
-use serde_json::{Value, json};
+use roster_core::date::Day;
+use roster_store::{AuditEntry, AuditRecord, ExemptionRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::api::{page, timestamp_text};
+use crate::api::views::{Page, TimestampText, page_bounds};
 use crate::auth::Actor;
-use crate::body::{JsonBody, QueryParams, path_id};
-use crate::clock::ClockMode;
-use crate::engine::jobs::{advance_clock, dry_run_counts, run_due};
-use crate::engine::rules::activity_from;
-use crate::engine::sweep::{activity_sweep, start_sweep as begin_sweep};
-use crate::error::{ApiError, ApiResult};
-use crate::settings::Settings;
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::input::{Body, Query, path_id};
+use crate::settings::{Settings, SettingsChange};
 use crate::state::AppState;
 
-pub fn sweep_json(record: &SweepRecord) -> Value {
-    json!({
-        "id": record.id,
-        "state": record.state,
-        "dry_run": record.dry_run,
-        "trigger": record.trigger_by,
-        "day": record.day,
-        "started_at": timestamp_text(record.started_at),
-        "finished_at": record.finished_at.map(timestamp_text),
-        "duration_ms": record.duration_ms,
-        "created": record.created,
-        "adopted": record.adopted,
-        "closed": record.closed,
-        "skipped": record.skipped,
-        "jobs_total": record.jobs_total,
-        "jobs_done": record.jobs_done,
-    })
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_audit))
+        .routes(routes!(get_settings, patch_settings))
+        .routes(routes!(create_exemption, list_exemptions))
+        .routes(routes!(delete_exemption))
 }
 
-pub async fn start_sweep(
-    State(state): State<AppState>,
-    actor: Actor,
-    body: JsonBody,
-) -> ApiResult<impl IntoResponse> {
-    actor.require_admin()?;
-    let mut fields = body.fields();
-    let dry_run = fields.bool("dry_run")?.unwrap_or(false);
-    fields.finish()?;
-    if dry_run {
-        let mut tx = state.store.write().await?;
-        let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-        let id = match tx
-            .insert_sweep(
-                true,
-                "manual",
-                &ctx.today.to_string(),
-                ctx.micros(),
-                Some(actor.id()),
-            )
-            .await
-        {
-            Ok(id) => id,
-            Err(StoreError::Conflict(_)) => {
-                return Err(ApiError::Conflict("another dry run is in progress".into()));
-            }
-            Err(error) => return Err(error.into()),
+/// One entry of the audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditView {
+    pub id: i64,
+    pub at: TimestampText,
+    /// Who made the change; `null` for the engine and the command line.
+    #[schema(required = true)]
+    pub actor_id: Option<i64>,
+    /// What was done, `entity.verb` (`user.create`, `enrollment.update`, …).
+    pub action: String,
+    /// The kind of record changed (`user`, `group`, `activity`, …).
+    pub entity: String,
+    #[schema(required = true)]
+    pub entity_id: Option<i64>,
+    /// The record before the change, as the API showed it.
+    #[schema(schema_with = crate::api::views::free_object_or_null_schema, required = true)]
+    pub before: Option<serde_json::Value>,
+    /// The record after the change.
+    #[schema(schema_with = crate::api::views::free_object_or_null_schema, required = true)]
+    pub after: Option<serde_json::Value>,
+}
+
+impl AuditView {
+    fn of(entry: &AuditRecord) -> ApiResult<AuditView> {
+        let json = |text: &str| {
+            serde_json::from_str::<serde_json::Value>(text).map_err(|error| {
+                anyhow::anyhow!("audit entry {} holds malformed JSON: {error}", entry.id)
+            })
         };
-        tx.commit().await?;
-        let counts = dry_run_counts(&state, Some(actor.id())).await;
-        let mut tx = state.store.write().await?;
-        let record = match counts {
-            Ok(counts) => {
-                tx.add_sweep_counts(
-                    id,
-                    counts.created,
-                    counts.adopted,
-                    counts.closed,
-                    counts.skipped,
-                )
-                .await?;
-                tx.finish_sweep(id, "done", ctx.micros()).await?;
-                tx.get_sweep(id)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found("sweep"))?
-            }
-            Err(error) => {
-                tx.finish_sweep(id, "failed", ctx.micros()).await?;
-                tx.commit().await?;
-                return Err(error.into());
-            }
-        };
-        tx.commit().await?;
-        return Ok((StatusCode::ACCEPTED, Json(sweep_json(&record))));
-    }
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    if let Some(running) = tx.running_sweep().await? {
-        return Err(ApiError::Conflict(format!(
-            "sweep {} is {}; wait for it to finish",
-            running.id, running.state
-        )));
-    }
-    let id = match begin_sweep(&mut tx, &ctx, "manual", ctx.today).await {
-        Ok(id) => id,
-        Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::Conflict(
-                "another sweep is queued or running".into(),
-            ));
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let record = tx
-        .get_sweep(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("sweep"))?;
-    tx.commit().await?;
-    state.jobs_ready.notify_waiters();
-    Ok((StatusCode::ACCEPTED, Json(sweep_json(&record))))
-}
-
-pub async fn list_sweeps(
-    State(state): State<AppState>,
-    actor: Actor,
-    query: QueryParams,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let (limit, cursor) = query.page()?;
-    let mut tx = state.store.read().await?;
-    let sweeps = tx.list_sweeps(cursor, limit).await?;
-    tx.rollback().await?;
-    Ok(Json(page(sweeps.iter().map(sweep_json).collect(), limit)))
-}
-
-pub async fn get_sweep(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let id = path_id(&id, "sweep")?;
-    let mut tx = state.store.read().await?;
-    let record = tx
-        .get_sweep(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("sweep"))?;
-    tx.rollback().await?;
-    Ok(Json(sweep_json(&record)))
-}
-
-pub fn job_json(record: &JobRecord) -> Value {
-    let parse =
-        |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::String(text.to_string()));
-    json!({
-        "id": record.id,
-        "kind": record.kind,
-        "state": record.state,
-        "run_at": timestamp_text(record.run_at),
-        "attempts": record.attempts,
-        "rule_id": record.rule_id,
-        "sweep_id": record.sweep_id,
-        "user_id": record.user_id,
-        "payload": parse(&record.payload),
-        "outcome": record.outcome.as_deref().map(parse),
-        "last_error": record.last_error,
-        "created_at": timestamp_text(record.created_at),
-        "finished_at": record.finished_at.map(timestamp_text),
-    })
-}
-
-const JOB_STATES: &[&str] = &["pending", "running", "done", "failed", "cancelled"];
-const JOB_KINDS: &[&str] = &["post_enrollment", "sweep_activity"];
-
-pub async fn list_jobs(
-    State(state): State<AppState>,
-    actor: Actor,
-    query: QueryParams,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let (limit, cursor) = query.page()?;
-    let job_state = query.text("state");
-    if let Some(value) = &job_state
-        && !JOB_STATES.contains(&value.as_str())
-    {
-        return Err(ApiError::invalid(
-            "state",
-            format!(
-                "unknown value {value:?}; expected one of {}",
-                JOB_STATES.join(", ")
-            ),
-        ));
-    }
-    let kind = query.text("kind");
-    if let Some(value) = &kind
-        && !JOB_KINDS.contains(&value.as_str())
-    {
-        return Err(ApiError::invalid(
-            "kind",
-            format!(
-                "unknown value {value:?}; expected one of {}",
-                JOB_KINDS.join(", ")
-            ),
-        ));
-    }
-    let mut tx = state.store.read().await?;
-    let jobs = tx
-        .list_jobs(&JobFilter {
-            state: job_state,
-            kind,
-            rule_id: query.int("rule_id")?,
-            user_id: query.int("user_id")?,
-            activity_id: query.int("activity_id")?,
-            after_id: cursor.unwrap_or(0),
-            limit,
+        Ok(AuditView {
+            id: entry.id,
+            at: TimestampText(entry.at),
+            actor_id: entry.actor_id,
+            action: entry.action.clone(),
+            entity: entry.entity.clone(),
+            entity_id: entry.entity_id,
+            before: entry.before.as_deref().map(json).transpose()?,
+            after: entry.after.as_deref().map(json).transpose()?,
         })
-        .await?;
-    tx.rollback().await?;
-    Ok(Json(page(jobs.iter().map(job_json).collect(), limit)))
-}
-
-pub async fn get_job(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let id = path_id(&id, "job")?;
-    let mut tx = state.store.read().await?;
-    let record = tx
-        .get_job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
-    tx.rollback().await?;
-    Ok(Json(job_json(&record)))
-}
-
-/// R35: cancel one pending job deliberately.
-pub async fn cancel_job(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let id = path_id(&id, "job")?;
-    let mut tx = state.store.write().await?;
-    let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let before = tx
-        .get_job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
-    if !tx.cancel_job(id, ctx.micros()).await? {
-        return Err(ApiError::Conflict(format!(
-            "job {id} is {}; only pending jobs can be cancelled",
-            before.state
-        )));
     }
-    tx.audit(
-        AuditEntry {
-            actor_id: Some(actor.id()),
-            action: "job.cancel",
-            entity: "job",
-            entity_id: Some(id),
-            before: Some(job_json(&before).to_string()),
-            after: None,
-        },
-        ctx.micros(),
-    )
-    .await?;
-    let after = tx
-        .get_job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
-    tx.commit().await?;
-    Ok(Json(job_json(&after)))
 }
 
-pub async fn run_due_jobs(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let ran = run_due(&state).await?;
-    Ok(Json(json!({"ran": ran})))
+/// The query of `GET /audit`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditListQuery {
+    /// Only entries about this kind of record (`user`, `group`, `activity`,
+    /// `enrollment`, `job`, `exemption`, `settings`, …); empty is all.
+    pub entity: Option<String>,
+    /// Only entries about the record with this id.
+    pub id: Option<i64>,
+    /// Items per page, 1 to 1000 (more is read as 1000); default 100.
+    #[param(minimum = 1)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    pub cursor: Option<String>,
 }
 
-async fn clock_json(state: &AppState) -> ApiResult<Value> {
-    let mut tx = state.store.read().await?;
-    let ctx = state.ctx(&mut tx, None).await?;
-    tx.rollback().await?;
-    Ok(json!({
-        "now": ctx.now.to_string(),
-        "mode": state.clock.mode().as_str(),
-        "today": ctx.today.to_string(),
-        "timezone": ctx.settings.timezone,
-    }))
+/// An exemption of a user from an activity's automation (R21).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exemption {
+    pub id: i64,
+    pub user_id: i64,
+    pub activity_id: i64,
+    pub reason: String,
+    /// The last day it holds; `null` for ever.
+    #[schema(value_type = Option<Day>, required = true)]
+    pub until: Option<String>,
+    /// The administrator who granted it.
+    #[schema(required = true)]
+    pub created_by: Option<i64>,
+    pub created_at: TimestampText,
 }
 
-pub async fn get_clock(State(state): State<AppState>, _actor: Actor) -> ApiResult<Json<Value>> {
-    Ok(Json(clock_json(&state).await?))
-}
-
-/// Moves a manual clock forward, playing the time in between (sweeps and
-/// jobs at their times) before answering.
-pub async fn set_clock(
-    State(state): State<AppState>,
-    actor: Actor,
-    body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    if state.clock.mode() != ClockMode::Manual {
-        return Err(ApiError::Forbidden(
-            "the clock can be set only when the server runs with --clock manual".into(),
-        ));
+impl From<&ExemptionRecord> for Exemption {
+    fn from(record: &ExemptionRecord) -> Exemption {
+        Exemption {
+            id: record.id,
+            user_id: record.user_id,
+            activity_id: record.activity_id,
+            reason: record.reason.clone(),
+            until: record.until.clone(),
+            created_by: record.created_by,
+            created_at: TimestampText(record.created_at),
+        }
     }
-    let mut fields = body.fields();
-    let text = fields.required_string("now")?;
-    fields.finish()?;
-    let target: Timestamp = text
-        .parse()
-        .map_err(|_| ApiError::invalid("now", format!("{text:?} is not an RFC 3339 timestamp")))?;
-    let current = state.clock.now();
-    if target < current {
-        return Err(ApiError::invalid(
-            "now",
-            format!("the clock only moves forward; it is {current}"),
-        ));
-    }
-    advance_clock(&state, target).await?;
-    Ok(Json(clock_json(&state).await?))
 }
 
+/// The body of `POST /exemptions`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewExemptionBody {
+    pub user_id: i64,
+    pub activity_id: i64,
+    /// Why the user is exempt; not blank.
+    #[schema(pattern = "\\S")]
+    pub reason: String,
+    /// The last day it holds; absent or `null` for ever.
+    pub until: Option<Day>,
+}
+
+/// An exemption as validated; the user and activity are checked to exist
+/// by the handler.
+pub struct NewExemption {
+    pub user_id: i64,
+    pub activity_id: i64,
+    pub reason: String,
+    pub until: Option<Day>,
+}
+
+impl TryFrom<NewExemptionBody> for NewExemption {
+    type Error = FieldErrors;
+
+    fn try_from(body: NewExemptionBody) -> Result<NewExemption, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        errors.check(
+            !body.reason.trim().is_empty(),
+            "reason",
+            "must not be empty",
+        );
+        errors.finish(NewExemption {
+            user_id: body.user_id,
+            activity_id: body.activity_id,
+            reason: body.reason,
+            until: body.until,
+        })
+    }
+}
+
+/// The query of `GET /exemptions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExemptionListQuery {
+    /// Only the exemptions of this user.
+    pub user_id: Option<i64>,
+    /// Only the exemptions from this activity.
+    pub activity_id: Option<i64>,
+    /// Items per page, 1 to 1000 (more is read as 1000); default 100.
+    #[param(minimum = 1)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    pub cursor: Option<String>,
+}
+
+/// The audit trail, oldest first.
+#[utoipa::path(
+    get, path = "/audit", tag = "admin",
+    params(AuditListQuery),
+    responses((status = 200, description = "A page of audit entries", body = Page<AuditView>))
+)]
 pub async fn list_audit(
     State(state): State<AppState>,
     actor: Actor,
-    query: QueryParams,
-) -> ApiResult<Json<Value>> {
+    Query(query): Query<AuditListQuery>,
+) -> ApiResult<Json<Page<AuditView>>> {
     actor.require_admin()?;
-    let (limit, cursor) = query.page()?;
+    let (limit, cursor) = page_bounds(query.limit, query.cursor.as_deref())?;
+    let entity = query.entity.filter(|entity| !entity.is_empty());
     let mut tx = state.store.read().await?;
     let entries = tx
-        .list_audit(
-            query.text("entity").as_deref(),
-            query.int("id")?,
-            cursor.unwrap_or(0),
-            limit,
-        )
+        .list_audit(entity.as_deref(), query.id, cursor.unwrap_or(0), limit)
         .await?;
     tx.rollback().await?;
-    let parse = |text: &Option<String>| {
-        text.as_deref()
-            .map(|text| serde_json::from_str::<Value>(text).unwrap_or(Value::String(text.into())))
-    };
     let items = entries
         .iter()
-        .map(|entry| {
-            json!({
-                "id": entry.id,
-                "at": timestamp_text(entry.at),
-                "actor_id": entry.actor_id,
-                "action": entry.action,
-                "entity": entry.entity,
-                "entity_id": entry.entity_id,
-                "before": parse(&entry.before),
-                "after": parse(&entry.after),
-            })
-        })
-        .collect();
-    Ok(Json(page(items, limit)))
+        .map(AuditView::of)
+        .collect::<ApiResult<Vec<AuditView>>>()?;
+    Ok(Json(Page::new(items, limit, |entry| entry.id)))
 }
 
+/// The organisation's settings.
+#[utoipa::path(
+    get, path = "/settings", tag = "admin",
+    responses((status = 200, description = "The settings", body = Settings))
+)]
 pub async fn get_settings(
     State(state): State<AppState>,
     actor: Actor,
@@ -379,18 +218,23 @@ pub async fn get_settings(
     Ok(Json(settings))
 }
 
+/// Change the organisation's settings; only the fields given change.
+#[utoipa::path(
+    patch, path = "/settings", tag = "admin",
+    request_body = SettingsChange,
+    responses((status = 200, description = "The settings as changed", body = Settings))
+)]
 pub async fn patch_settings(
     State(state): State<AppState>,
     actor: Actor,
-    body: JsonBody,
+    Body(change): Body<SettingsChange>,
 ) -> ApiResult<Json<Settings>> {
     actor.require_admin()?;
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
     // The settings as committed, not as cached: the change is made to them.
     let before = Settings::load(&mut tx).await?;
-    let mut settings = before.clone();
-    settings.patch(body.fields())?;
+    let settings = before.changed(change)?;
     settings.save(&mut tx).await?;
     tx.audit(
         AuditEntry {
@@ -398,8 +242,8 @@ pub async fn patch_settings(
             action: "settings.update",
             entity: "settings",
             entity_id: None,
-            before: Some(serde_json::to_string(&before).map_err(anyhow::Error::from)?),
-            after: Some(serde_json::to_string(&settings).map_err(anyhow::Error::from)?),
+            before: Some(to_json_text(&before)?),
+            after: Some(to_json_text(&settings)?),
         },
         ctx.micros(),
     )
@@ -409,56 +253,51 @@ pub async fn patch_settings(
     Ok(Json(settings))
 }
 
-fn exemption_json(record: &ExemptionRecord) -> Value {
-    json!({
-        "id": record.id,
-        "user_id": record.user_id,
-        "activity_id": record.activity_id,
-        "reason": record.reason,
-        "until": record.until,
-        "created_by": record.created_by,
-        "created_at": timestamp_text(record.created_at),
-    })
+fn to_json_text<T: Serialize>(value: &T) -> ApiResult<String> {
+    Ok(serde_json::to_string(value).map_err(anyhow::Error::from)?)
 }
 
-/// R21: exempt a user from an activity's automation.
+/// Exempt a user from an activity's automation (R21).
+#[utoipa::path(
+    post, path = "/exemptions", tag = "admin",
+    request_body = NewExemptionBody,
+    responses((status = 201, description = "The new exemption", body = Exemption))
+)]
 pub async fn create_exemption(
     State(state): State<AppState>,
     actor: Actor,
-    body: JsonBody,
-) -> ApiResult<impl IntoResponse> {
+    Body(body): Body<NewExemptionBody>,
+) -> ApiResult<(StatusCode, Json<Exemption>)> {
     actor.require_admin()?;
-    let mut fields = body.fields();
-    let user_id = fields.int("user_id")?;
-    let activity_id = fields.int("activity_id")?;
-    if user_id.is_none() {
-        fields.error("user_id", "is required");
-    }
-    if activity_id.is_none() {
-        fields.error("activity_id", "is required");
-    }
-    let reason = fields.required_string("reason")?;
-    let until = fields.date("until")?.flatten();
-    fields.finish()?;
-    let (user_id, activity_id) = (user_id.unwrap_or_default(), activity_id.unwrap_or_default());
+    let exemption = NewExemption::try_from(body)?;
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    tx.get_user(user_id)
-        .await?
-        .ok_or_else(|| ApiError::invalid("user_id", "unknown user"))?;
-    tx.get_activity(activity_id)
-        .await?
-        .ok_or_else(|| ApiError::invalid("activity_id", "unknown activity"))?;
+    let user = tx.get_user(exemption.user_id).await?;
+    let activity = tx.get_activity(exemption.activity_id).await?;
+    let mut unknown = Vec::new();
+    if user.is_none() {
+        unknown.push(crate::error::FieldError::new("user_id", "unknown user"));
+    }
+    if activity.is_none() {
+        unknown.push(crate::error::FieldError::new(
+            "activity_id",
+            "unknown activity",
+        ));
+    }
+    if !unknown.is_empty() {
+        return Err(ApiError::UnknownReference(unknown));
+    }
     let mut record = ExemptionRecord {
         id: 0,
-        user_id,
-        activity_id,
-        reason,
-        until: until.map(|date| date.to_string()),
+        user_id: exemption.user_id,
+        activity_id: exemption.activity_id,
+        reason: exemption.reason,
+        until: exemption.until.map(|day| day.to_string()),
         created_by: Some(actor.id()),
         created_at: ctx.micros(),
     };
     record.id = tx.insert_exemption(&record).await?;
+    let view = Exemption::from(&record);
     tx.audit(
         AuditEntry {
             actor_id: Some(actor.id()),
@@ -466,38 +305,43 @@ pub async fn create_exemption(
             entity: "exemption",
             entity_id: Some(record.id),
             before: None,
-            after: Some(exemption_json(&record).to_string()),
+            after: Some(to_json_text(&view)?),
         },
         ctx.micros(),
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(exemption_json(&record))))
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Exemptions, by id (R21).
+#[utoipa::path(
+    get, path = "/exemptions", tag = "admin",
+    params(ExemptionListQuery),
+    responses((status = 200, description = "A page of exemptions", body = Page<Exemption>))
+)]
 pub async fn list_exemptions(
     State(state): State<AppState>,
     actor: Actor,
-    query: QueryParams,
-) -> ApiResult<Json<Value>> {
+    Query(query): Query<ExemptionListQuery>,
+) -> ApiResult<Json<Page<Exemption>>> {
     actor.require_admin()?;
-    let (limit, cursor) = query.page()?;
+    let (limit, cursor) = page_bounds(query.limit, query.cursor.as_deref())?;
     let mut tx = state.store.read().await?;
     let records = tx
-        .list_exemptions(
-            query.int("user_id")?,
-            query.int("activity_id")?,
-            cursor.unwrap_or(0),
-            limit,
-        )
+        .list_exemptions(query.user_id, query.activity_id, cursor.unwrap_or(0), limit)
         .await?;
     tx.rollback().await?;
-    Ok(Json(page(
-        records.iter().map(exemption_json).collect(),
-        limit,
-    )))
+    let items = records.iter().map(Exemption::from).collect();
+    Ok(Json(Page::new(items, limit, |exemption| exemption.id)))
 }
 
+/// Delete an exemption: the next sweep may enroll the user again (R21).
+#[utoipa::path(
+    delete, path = "/exemptions/{id}", tag = "admin",
+    params(("id" = i64, Path, description = "The exemption's id")),
+    responses((status = 204, description = "Deleted"))
+)]
 pub async fn delete_exemption(
     State(state): State<AppState>,
     actor: Actor,
@@ -518,7 +362,7 @@ pub async fn delete_exemption(
             action: "exemption.delete",
             entity: "exemption",
             entity_id: Some(id),
-            before: Some(exemption_json(&record).to_string()),
+            before: Some(to_json_text(&Exemption::from(&record))?),
             after: None,
         },
         ctx.micros(),
@@ -526,137 +370,4 @@ pub async fn delete_exemption(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// R17 forecast: per day of the range, what the rules and pending jobs will
-/// do, from the rules, users and jobs as they stand.
-pub async fn forecast(
-    State(state): State<AppState>,
-    actor: Actor,
-    query: QueryParams,
-) -> ApiResult<Json<Value>> {
-    actor.require_admin()?;
-    let mut tx = state.store.read().await?;
-    let ctx = state.ctx(&mut tx, None).await?;
-    let from = query.date("from")?.unwrap_or(ctx.today);
-    let to = query
-        .date("to")?
-        .unwrap_or_else(|| from.checked_add(30.days()).unwrap_or(from));
-    if to < from {
-        return Err(ApiError::invalid("to", "must not be before from"));
-    }
-    if from
-        .until(to)
-        .map(|span| span.get_days())
-        .unwrap_or(i32::MAX)
-        > 3660
-    {
-        return Err(ApiError::invalid("to", "the range is limited to ten years"));
-    }
-    let only = query.int("activity_id")?;
-    let mut days: std::collections::BTreeMap<String, Vec<Value>> =
-        std::collections::BTreeMap::new();
-    for record in tx.activities_with_rules().await? {
-        if only.is_some_and(|id| id != record.id) {
-            continue;
-        }
-        let activity = activity_from(record);
-        let Some(rule) = activity.rule.clone() else {
-            continue;
-        };
-        if rule.scope == Scope::None {
-            continue;
-        }
-        let probe = activity_sweep(activity.record.id, &rule, ctx.today, &ctx, 0, i64::MAX);
-        let matching = tx.sweep_matching_count(&probe).await?;
-        if let Recurrence::Annual { due_each_year_on } = rule.recurrence {
-            let mut day = from;
-            while day <= to {
-                let yesterday = day.yesterday().unwrap_or(day);
-                if annual_period_end(yesterday, due_each_year_on)
-                    != annual_period_end(day, due_each_year_on)
-                {
-                    let period = annual_period_end(day, due_each_year_on);
-                    days.entry(day.to_string()).or_default().push(json!({
-                        "kind": "annual_period_start",
-                        "activity_id": activity.record.id,
-                        "activity_title": activity.record.title,
-                        "users": matching,
-                        "period": period.to_string(),
-                        "text": format!("{matching} users start a new annual period of \"{}\" (due {period})", activity.record.title),
-                    }));
-                }
-                day = day.tomorrow().unwrap_or(to.tomorrow().unwrap_or(to));
-                if day == jiff::civil::Date::MAX {
-                    break;
-                }
-            }
-        }
-        for (due_on, count) in tx
-            .due_counts(activity.record.id, &from.to_string(), &to.to_string())
-            .await?
-        {
-            days.entry(due_on.clone()).or_default().push(json!({
-                "kind": "enrollments_due",
-                "activity_id": activity.record.id,
-                "activity_title": activity.record.title,
-                "count": count,
-                "text": format!("{count} open enrollments in \"{}\" fall due", activity.record.title),
-            }));
-        }
-    }
-    let tz = ctx.settings.time_zone();
-    let start = from
-        .to_zoned(tz.clone())
-        .map_err(anyhow::Error::from)?
-        .timestamp()
-        .as_microsecond();
-    let end = to
-        .tomorrow()
-        .unwrap_or(to)
-        .to_zoned(tz.clone())
-        .map_err(anyhow::Error::from)?
-        .timestamp()
-        .as_microsecond();
-    let mut per_day: std::collections::BTreeMap<String, (i64, std::collections::BTreeSet<i64>)> =
-        Default::default();
-    for job in tx.pending_jobs_between(start, end).await? {
-        if job.kind != "post_enrollment" {
-            continue;
-        }
-        let payload: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
-        let targets: Vec<i64> =
-            serde_json::from_value(payload["target_ids"].clone()).unwrap_or_default();
-        if only
-            .is_some_and(|id| !targets.contains(&id) && payload["activity_id"].as_i64() != Some(id))
-        {
-            continue;
-        }
-        let day = Timestamp::from_microsecond(job.run_at)
-            .map_err(anyhow::Error::from)?
-            .to_zoned(tz.clone())
-            .date()
-            .to_string();
-        let entry = per_day.entry(day).or_default();
-        entry.0 += 1;
-        if let Some(rule_id) = job.rule_id {
-            entry.1.insert(rule_id);
-        }
-    }
-    for (day, (count, rules)) in per_day {
-        days.entry(day).or_default().push(json!({
-            "kind": "post_enrollment_jobs",
-            "count": count,
-            "rule_ids": rules,
-            "text": format!("{count} post-enrollment jobs run"),
-        }));
-    }
-    tx.rollback().await?;
-    let days: Vec<Value> = days
-        .into_iter()
-        .map(|(date, events)| json!({"date": date, "events": events}))
-        .collect();
-    Ok(Json(
-        json!({"from": from.to_string(), "to": to.to_string(), "days": days}),
-    ))
 }

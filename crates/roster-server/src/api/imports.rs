@@ -5,24 +5,48 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use roster_core::Role;
+use roster_core::date::parse_date;
 use roster_store::{UserInsert, UserRecord};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Actor;
-use crate::body::parse_date;
 use crate::engine::sweep::evaluate_user;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+
+/// The largest upload an import reads.
+pub const MAX_IMPORT_BYTES: usize = 512 * 1024 * 1024;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(import_users))
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
+}
 
 /// Separates the group names of the `groups` column (SPEC §3): a comma would
 /// be read as the CSV's own separator by spreadsheets that do not quote.
 pub const GROUP_SEPARATOR: char = ';';
 
+/// The `multipart/form-data` form of an import: the CSV in a `file` field
+/// (other fields are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ImportForm {
+    /// The CSV file, UTF-8, header row first.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
 /// The answer of an import: per-row results and their totals.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ImportReport {
     pub created: usize,
     pub updated: usize,
@@ -35,19 +59,24 @@ pub struct ImportReport {
 }
 
 /// One data row's result; `line` counts the header row as line 1.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RowResult {
     pub line: usize,
+    /// Left out when the row has no readable username.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     pub outcome: RowOutcome,
+    /// The user created, updated or unchanged; left out on an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<i64>,
+    /// What is wrong with the row; only on an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// What an import did with one row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RowOutcome {
     Created,
@@ -57,7 +86,23 @@ pub enum RowOutcome {
     Error,
 }
 
-/// `POST /imports/users`.
+/// Import users from CSV (R18: integration timing). Upserts by `username`;
+/// a bad row is reported with its line number and does not stop the others.
+/// Header row required, columns in any order: `username` (required),
+/// `email`, `display_name`, `active` (`true`/`false`), `hired_on`
+/// (`YYYY-MM-DD`), `groups` (group names separated by `;`, created if
+/// missing; the user's groups become exactly those), `external_id`.
+#[utoipa::path(
+    post, path = "/imports/users", tag = "users",
+    request_body(
+        description = "The CSV as the body (`text/csv`), or a `multipart/form-data` upload with the CSV in a `file` field. Empty, not UTF-8, without a `username` column or without rows: 422",
+        content((String = "text/csv"), (ImportForm = "multipart/form-data")),
+    ),
+    responses(
+        (status = 200, description = "Per-row results and their totals", body = ImportReport),
+        (status = 413, description = "The upload is larger than 512 MiB", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn import_users(
     State(state): State<AppState>,
     actor: Actor,

@@ -509,7 +509,7 @@ pub async fn plan(State(state): State<AppState>, actor: Actor) -> ApiResult<Resp
     for view in own.views(&today_text) {
         let index = match view.due_on {
             None => 4,
-            Some(due) if due < today_text.as_str() => 0,
+            Some(_) if view.overdue => 0,
             Some(due) if due <= soon.as_str() => 1,
             Some(due) if due <= month.as_str() => 2,
             Some(_) => 3,

@@ -7,21 +7,21 @@ pub mod attachments;
 pub mod enrollment_bulk;
 pub mod enrollments;
 pub mod explain;
+pub mod forecast;
 pub mod groups;
 pub mod imports;
 pub mod learner;
+pub mod operations;
 pub mod rules;
 pub mod users;
 pub mod views;
 
 pub use views::{TimestampText, timestamp_text};
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use roster_store::{ActivityBrief, EnrollmentRecord, EnrollmentRow, Tx};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
@@ -39,31 +39,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(explain::routes())
         .merge(activities::routes())
         .merge(rules::routes())
-        .route("/sweeps", post(admin::start_sweep).get(admin::list_sweeps))
-        .route("/sweeps/{id}", get(admin::get_sweep))
-        .route("/jobs", get(admin::list_jobs))
-        .route("/jobs/run-due", post(admin::run_due_jobs))
-        .route("/jobs/{id}", get(admin::get_job))
-        .route("/jobs/{id}/cancel", post(admin::cancel_job))
-        .route("/clock", get(admin::get_clock).post(admin::set_clock))
-        .route("/audit", get(admin::list_audit))
-        .route(
-            "/settings",
-            get(admin::get_settings).patch(admin::patch_settings),
-        )
-        .route(
-            "/exemptions",
-            post(admin::create_exemption).get(admin::list_exemptions),
-        )
-        .route(
-            "/exemptions/{id}",
-            axum::routing::delete(admin::delete_exemption),
-        )
-        .route("/forecast", get(admin::forecast))
-        .route(
-            "/imports/users",
-            post(imports::import_users).layer(DefaultBodyLimit::max(512 * 1024 * 1024)),
-        )
+        .merge(operations::routes())
+        .merge(admin::routes())
+        .merge(forecast::routes())
+        .merge(imports::routes())
 }
 
 /// Records a change of one entity in the audit trail, by the context's actor.
@@ -89,29 +68,6 @@ pub async fn audit_change(
     )
     .await?;
     Ok(())
-}
-
-/// `{"items":[…],"next_cursor":…}`; the cursor is the last item's id when
-/// the page is full.
-pub fn page(items: Vec<Value>, limit: i64) -> Value {
-    let next_cursor = if items.len() as i64 >= limit {
-        items
-            .last()
-            .and_then(|item| item["id"].as_i64())
-            .map(|id| id.to_string())
-    } else {
-        None
-    };
-    json!({"items": items, "next_cursor": next_cursor})
-}
-
-/// An activity as [`activities::Activity`] shows it, as JSON.
-pub async fn activity_json(
-    tx: &mut Tx,
-    record: roster_store::ActivityRecord,
-) -> crate::error::ApiResult<Value> {
-    let activity = activities::Activity::read(tx, record).await?;
-    Ok(activity.audit_json())
 }
 
 /// The API view of an enrollment; `overdue` is derived from `today` (R61).
@@ -178,8 +134,7 @@ impl<'a> EnrollmentView<'a> {
             completed_at: record.completed_at.map(views::TimestampText),
             source: serde_json::from_str(&record.source).ok(),
             period: record.period.as_deref(),
-            overdue: record.status == "in_progress"
-                && record.due_on.as_deref().is_some_and(|due| due < today),
+            overdue: record_overdue(record, today),
             activity_title: None,
             activity_kind: None,
             username: None,
@@ -210,28 +165,6 @@ impl<'a> EnrollmentView<'a> {
             username: Some(&row.username),
             ..EnrollmentView::of(&row.enrollment, today)
         }
-    }
-}
-
-pub fn enrollment_view(record: &EnrollmentRecord, today: &str) -> Value {
-    serde_json::to_value(EnrollmentView::of(record, today)).unwrap_or(Value::Null)
-}
-
-/// A page of typed items: `{"items":[…],"next_cursor":…}` as [`page`] writes it.
-#[derive(serde::Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
-impl<T> Page<T> {
-    pub fn new(items: Vec<T>, limit: i64, id_of: impl Fn(&T) -> i64) -> Self {
-        let next_cursor = if items.len() as i64 >= limit {
-            items.last().map(|item| id_of(item).to_string())
-        } else {
-            None
-        };
-        Page { items, next_cursor }
     }
 }
 
@@ -295,8 +228,7 @@ pub fn enrollments_csv(
     ])?;
     for row in rows {
         let record = &row.enrollment;
-        let overdue = record.status == "in_progress"
-            && record.due_on.as_deref().is_some_and(|due| due < today);
+        let overdue = record_overdue(record, today);
         writer.write_record([
             record.id.to_string(),
             record.user_id.to_string(),
@@ -327,4 +259,12 @@ pub fn enrollments_csv(
             .insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+/// R61's overdue, as the core defines it, of a stored enrollment.
+fn record_overdue(record: &EnrollmentRecord, today: &str) -> bool {
+    record
+        .status
+        .parse::<roster_core::Status>()
+        .is_ok_and(|status| roster_core::is_overdue(status, record.due_on.as_deref(), today))
 }

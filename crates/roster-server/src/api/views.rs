@@ -128,3 +128,25 @@ impl User {
         serde_json::to_value(self).unwrap_or_default()
     }
 }
+
+/// The schema of a free-form JSON object (a job's snapshot, a record as the
+/// audit trail keeps it): any members, so the document stays true when
+/// closed.
+pub fn free_object_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(true),
+        ))
+        .build()
+}
+
+/// [`free_object_schema`] or `null`.
+pub fn free_object_or_null_schema() -> utoipa::openapi::Object {
+    let mut schema = free_object_schema();
+    schema.schema_type = utoipa::openapi::schema::SchemaType::from_iter([
+        utoipa::openapi::schema::Type::Object,
+        utoipa::openapi::schema::Type::Null,
+    ]);
+    schema
+}

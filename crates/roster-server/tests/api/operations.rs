@@ -396,3 +396,126 @@ async fn openapi_document_names_enum_values_as_they_are_sent() {
         ])
     );
 }
+
+#[tokio::test]
+async fn a_misspelt_field_in_a_settings_patch_is_422_naming_it_and_changes_nothing() {
+    let app = spawn_app().await;
+
+    let reply = app
+        .request(
+            Method::PATCH,
+            "/settings",
+            &app.admin,
+            json!({"timezone": "Europe/Paris", "nightly_sweep": "03:00"}),
+        )
+        .await;
+
+    assert_field_error(&reply, "nightly_sweep");
+    let (_, settings) = app.get("/settings", &app.admin).await;
+    assert_eq!(settings["timezone"], "UTC", "{settings}");
+}
+
+#[tokio::test]
+async fn an_attachment_limit_above_its_bound_is_422() {
+    let app = spawn_app().await;
+
+    let reply = app
+        .request(
+            Method::PATCH,
+            "/settings",
+            &app.admin,
+            json!({"attachment_max_bytes": 5_i64 * 1024 * 1024 * 1024}),
+        )
+        .await;
+
+    assert_field_error(&reply, "attachment_max_bytes");
+}
+
+#[tokio::test]
+async fn a_time_zone_is_kept_in_the_database_spelling() {
+    let app = spawn_app().await;
+
+    let (status, settings) = app
+        .patch("/settings", &app.admin, json!({"timezone": "europe/paris"}))
+        .await;
+
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!(settings["timezone"], "Europe/Paris");
+}
+
+#[tokio::test]
+async fn a_job_state_that_does_not_exist_is_422_naming_state() {
+    let app = spawn_app().await;
+
+    let reply = app
+        .request(Method::GET, "/jobs?state=finished", &app.admin, Value::Null)
+        .await;
+
+    assert_field_error(&reply, "state");
+}
+
+#[tokio::test]
+async fn r21_an_exemption_naming_an_unknown_user_or_activity_is_404_with_the_fields() {
+    let app = spawn_app().await;
+
+    let reply = app
+        .request(
+            Method::POST,
+            "/exemptions",
+            &app.admin,
+            json!({"user_id": 999_999, "activity_id": 999_998, "reason": "on leave"}),
+        )
+        .await;
+
+    assert_problem(&reply, 404);
+    let fields: Vec<&str> = reply.json["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["user_id", "activity_id"], "{}", reply.text());
+}
+
+#[tokio::test]
+async fn r21_an_exemption_is_answered_listed_and_deleted() {
+    let app = spawn_app().await;
+    let user = app.create_user("exempted", &[]).await;
+    let activity = app.create_activity("Fire safety", "online_course").await;
+
+    let (status, created) = app
+        .post(
+            "/exemptions",
+            &app.admin,
+            json!({"user_id": user, "activity_id": activity, "reason": "on leave", "until": "2031-01-31"}),
+        )
+        .await;
+    let (_, listed) = app
+        .get(&format!("/exemptions?user_id={user}"), &app.admin)
+        .await;
+    let (deleted, _) = app
+        .delete(&format!("/exemptions/{}", created["id"]), &app.admin)
+        .await;
+
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["until"], "2031-01-31", "{created}");
+    assert_eq!(created["created_by"], app.admin_user().await["id"]);
+    assert_eq!(items(&listed), vec![created.clone()]);
+    assert_eq!(deleted, 204);
+}
+
+#[tokio::test]
+async fn the_document_describes_the_import_as_csv_or_a_multipart_file() {
+    let app = spawn_app().await;
+
+    let (_, document) = app.get("/api/v1/openapi.json", &app.admin).await;
+
+    let content = &document["paths"]["/api/v1/imports/users"]["post"]["requestBody"]["content"];
+    assert_eq!(content["text/csv"]["schema"]["type"], "string", "{content}");
+    let form = &content["multipart/form-data"]["schema"];
+    let form = match form["$ref"].as_str() {
+        Some(reference) => document["components"]["schemas"]
+            [reference.rsplit('/').next().unwrap_or_default()]
+        .clone(),
+        None => form.clone(),
+    };
+    assert_eq!(form["properties"]["file"]["format"], "binary", "{form}");
+}

@@ -111,6 +111,7 @@ async fn r13_a_sweep_started_by_hand_enrolls_at_once_and_a_second_one_while_it_i
         "the 409 names the running sweep {sweep_id}: {}",
         second.text()
     );
+    assert_eq!(second.json["sweep_id"], sweep_id, "{}", second.text());
 
     app.run_due_jobs().await;
     let record = wait_sweep_done(&app, sweep_id).await;
