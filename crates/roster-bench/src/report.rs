@@ -257,6 +257,13 @@ impl Report {
             );
         }
         let _ = writeln!(out);
+        self.write_targets(&mut out);
+        out
+    }
+
+    /// The ratios against their targets, one line each.
+    fn write_targets(&self, out: &mut String) {
+        use std::fmt::Write;
         let targets = self.targets();
         let mark = |key: &str| match &targets[key] {
             Value::Bool(true) => "met",
@@ -322,7 +329,6 @@ impl Report {
             self.w6_heavy_p99(),
             mark("w6_p99_under_20_ms_for_500_enrollments")
         );
-        out
     }
 }
 
