@@ -114,8 +114,8 @@ pub enum Command {
     /// warm and delta sweeps, bulk administration, a burst of completions,
     /// learners' reads over HTTP, and the database's raw insert rate for the
     /// same rows. Prints a table, or JSON with --json.
-    #[command(after_help = crate::bench::WORKLOADS_HELP)]
-    Bench(crate::bench::BenchArgs),
+    #[command(after_help = roster_bench::WORKLOADS_HELP)]
+    Bench(roster_bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]

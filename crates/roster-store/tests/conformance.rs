@@ -62,6 +62,7 @@ both! {
     misc::the_nightly_sweep_runs_once_per_day,
     misc::sweep_counts_add_up_and_the_last_job_finishes_the_sweep,
     misc::every_migration_is_applied_with_its_indexes,
+    misc::the_bench_scratch_table_is_the_enrollments_table_as_migrated,
     sweep::r10_r16_r21_sweep_sql_matches_the_core_plan_once_twice_and_in_batches,
     sweep::r10_r11_r15_r16_r21_one_time_sweep_on_a_small_company,
     sweep::r12_r14_annual_rollover_closes_earlier_periods_and_opens_the_new_one,

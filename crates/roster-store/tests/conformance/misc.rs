@@ -3,7 +3,7 @@
 
 use roster_store::{AuditEntry, ExemptionRecord, Store, SweepCounts, Tx};
 
-use crate::support::{HOUR, NOW, activity, is_conflict, user};
+use crate::support::{HOUR, NOW, activity, enrollment, is_conflict, user};
 
 pub async fn settings_are_put_read_and_overwritten(store: Store) {
     let mut tx = store.write().await.unwrap();
@@ -403,4 +403,99 @@ pub async fn every_migration_is_applied_with_its_indexes(store: Store) {
             .unwrap(),
     };
     assert_eq!(applied, files[0], "every migration file is applied");
+}
+
+/// The columns of `table` (name, declared type, not null) and the number of
+/// its indexes and foreign keys, as the database describes them.
+async fn shape_of(tx: &mut Tx, table: &str) -> (Vec<(String, String, bool)>, i64, i64) {
+    match tx {
+        Tx::Sqlite(transaction) => {
+            let columns: Vec<(String, String, bool)> = sqlx::query_as(
+                "SELECT name, type, \"notnull\" FROM pragma_table_info($1) ORDER BY cid",
+            )
+            .bind(table)
+            .fetch_all(&mut ***transaction)
+            .await
+            .unwrap();
+            let indexes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_index_list($1)")
+                .bind(table)
+                .fetch_one(&mut ***transaction)
+                .await
+                .unwrap();
+            let foreign_keys: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pragma_foreign_key_list($1)")
+                    .bind(table)
+                    .fetch_one(&mut ***transaction)
+                    .await
+                    .unwrap();
+            (columns, indexes, foreign_keys)
+        }
+        Tx::Postgres(transaction) => {
+            let columns: Vec<(String, String, bool)> = sqlx::query_as(
+                "SELECT column_name::text, data_type::text, is_nullable = 'NO' \
+                 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            )
+            .bind(table)
+            .fetch_all(&mut ***transaction)
+            .await
+            .unwrap();
+            let indexes: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1",
+            )
+            .bind(table)
+            .fetch_one(&mut ***transaction)
+            .await
+            .unwrap();
+            let foreign_keys: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f'",
+            )
+            .bind(table)
+            .fetch_one(&mut ***transaction)
+            .await
+            .unwrap();
+            (columns, indexes, foreign_keys)
+        }
+    }
+}
+
+/// `roster bench`'s raw-insert figure is measured on a scratch copy of the
+/// enrollments table made from the applied schema: the same columns, indexes
+/// and foreign keys, so it pays what the sweep's inserts pay, and R2's unique
+/// index and the references refuse rows there as they do in the real table.
+pub async fn the_bench_scratch_table_is_the_enrollments_table_as_migrated(store: Store) {
+    let mut tx = store.write().await.unwrap();
+    let alice = tx.insert_user(&user("alice"), NOW).await.unwrap();
+    let course = tx.insert_activity(&activity("Course"), NOW).await.unwrap();
+    tx.calibration_create().await.unwrap();
+    let real = shape_of(&mut tx, "enrollments").await;
+    let scratch = shape_of(&mut tx, "bench_enrollments").await;
+    assert_eq!(scratch, real);
+    assert!(real.1 >= 4 && real.2 == 2, "{real:?}");
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    tx.calibration_insert(&[enrollment(alice, course)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    assert!(
+        tx.calibration_insert(&[enrollment(alice, course)])
+            .await
+            .is_err(),
+        "R2: a second open enrollment is refused in the copy too"
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    assert!(
+        tx.calibration_insert(&[enrollment(alice + 1_000, course)])
+            .await
+            .is_err(),
+        "the copy references the users"
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    tx.calibration_drop().await.unwrap();
+    tx.commit().await.unwrap();
 }
