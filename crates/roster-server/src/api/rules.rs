@@ -24,7 +24,7 @@ use crate::auth::Actor;
 use crate::engine::rules::{activity_from, load_activity, post_rules};
 use crate::engine::sweep::{RangeOutcome, sweep_range};
 use crate::error::{ApiError, ApiResult, FieldErrors};
-use crate::input::{Body, Query, from_json, path_id};
+use crate::input::{Body, OptionalBody, Query, from_json, path_id};
 use crate::state::{AppState, Ctx};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -341,13 +341,13 @@ pub async fn preview_auto_enrollment(
     actor: Actor,
     Path(id): Path<String>,
     Query(query): Query<PreviewQuery>,
-    Body(object): Body<Option<Map<String, Value>>>,
+    OptionalBody(object): OptionalBody<Option<Map<String, Value>>>,
 ) -> ApiResult<Json<Preview>> {
     actor.require_admin()?;
     let id = path_id(&id, "activity")?;
     let (limit, cursor) = page_bounds(query.limit, query.cursor.as_deref())?;
     // `None`: the saved rule; `Some(None)`: a proposed `{"scope":"none"}`.
-    let proposed = PreviewBody::read(object)?
+    let proposed = PreviewBody::read(object.flatten())?
         .0
         .map(Option::<AutoRule>::try_from)
         .transpose()?;
