@@ -367,7 +367,9 @@ impl utoipa::PartialSchema for MonthDay {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"))
+            .pattern(Some(
+                "^((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-9])|(0[13-9]|1[0-2])-30|(0[13578]|1[02])-31)$",
+            ))
             .description(Some("A day of the year, MM-DD (02-29 is allowed)"))
             .into()
     }

@@ -3,7 +3,8 @@
 use jiff::civil::Date;
 use serde::Deserialize;
 
-use crate::model::{AutoRule, MAX_DUE_DAYS, MONTHS_RANGE, OneTimeDue, Recurrence, Scope};
+use crate::date::Day;
+use crate::model::{AutoRule, MonthDay, MAX_DUE_DAYS, MONTHS_RANGE, OneTimeDue, Recurrence, Scope};
 
 /// A field that failed validation, named by its JSON path.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -65,6 +66,31 @@ impl From<FieldError> for FieldErrors {
     fn from(error: FieldError) -> FieldErrors {
         FieldErrors(vec![error])
     }
+}
+
+/// The bounds of a recurrence's numbers (R12).
+pub fn check_recurrence(recurrence: &Recurrence) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    match recurrence {
+        Recurrence::OneTime {
+            due: Some(OneTimeDue::WithinDays(days)),
+        } if *days > MAX_DUE_DAYS => errors.push(FieldError::new(
+            "recurrence.due.within_days",
+            format!("must be between 0 and {MAX_DUE_DAYS}"),
+        )),
+        Recurrence::EveryMonths { months } if !MONTHS_RANGE.contains(months) => {
+            errors.push(FieldError::new(
+                "recurrence.months",
+                format!(
+                    "must be between {} and {}",
+                    MONTHS_RANGE.start(),
+                    MONTHS_RANGE.end()
+                ),
+            ))
+        }
+        _ => {}
+    }
+    errors
 }
 
 /// Checks an auto-enrollment rule's own consistency (R10, R12). Whether its
@@ -130,24 +156,146 @@ pub fn check_auto_rule(rule: &AutoRule) -> Vec<FieldError> {
 
 /// The body that sets an activity's auto-enrollment rule (R10–R12), or
 /// clears it with `{"scope":"none"}`.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AutoRuleInput {
     pub scope: Scope,
-    /// The groups of scope `groups`.
-    #[serde(default)]
-    pub group_ids: Vec<i64>,
+    /// The groups of scope `groups`; none for `company`.
+    #[serde(default, deserialize_with = "present")]
+    pub group_ids: Option<Vec<i64>>,
     /// Only people hired after this day.
     #[serde(default, with = "crate::date::strict_option")]
-    #[schema(value_type = Option<crate::date::Day>)]
     pub hired_after: Option<Date>,
     /// Required unless the scope is `none`.
     #[serde(default)]
     pub recurrence: Option<Recurrence>,
     /// Annual and every_months rules: days a newcomer has before the first due date.
     #[serde(default)]
-    #[schema(minimum = 0, maximum = 3650)]
     pub initial_due_days: Option<u32>,
+}
+
+/// The document's schema says what the checks below check, so that a body
+/// the document calls valid is one the server takes: `none` clears; a
+/// `company` rule names no groups; a `groups` rule names at least one; a
+/// one-time rule has no `initial_due_days`.
+impl utoipa::PartialSchema for AutoRuleInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Type,
+        };
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let one_of = |items: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>| {
+            let mut builder = OneOfBuilder::new();
+            for item in items {
+                builder = builder.item(item);
+            }
+            builder
+        };
+        let word = |text: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([text.to_string()]))
+        };
+        let closed = |builder: ObjectBuilder| {
+            builder.additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        let days = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(MAX_DUE_DAYS))
+        };
+        let ids = || ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Integer));
+        let one_time: Object = closed(
+            ObjectBuilder::new()
+                .property("kind", word("one_time"))
+                .property(
+                    "due",
+                    one_of(vec![
+                        <OneTimeDue as utoipa::PartialSchema>::schema(),
+                        null().into(),
+                    ]),
+                )
+                .required("kind"),
+        )
+        .build();
+        let annual: Object = closed(
+            ObjectBuilder::new()
+                .property("kind", word("annual"))
+                .property("due_each_year_on", <MonthDay as utoipa::PartialSchema>::schema())
+                .required("kind")
+                .required("due_each_year_on"),
+        )
+        .build();
+        let every_months: Object = closed(
+            ObjectBuilder::new()
+                .property("kind", word("every_months"))
+                .property(
+                    "months",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(*MONTHS_RANGE.start()))
+                        .maximum(Some(*MONTHS_RANGE.end())),
+                )
+                .required("kind")
+                .required("months"),
+        )
+        .build();
+        let hired_after = || one_of(vec![<Day as utoipa::PartialSchema>::schema(), null().into()]);
+        let rule = |scope: &str, group_ids: ArrayBuilder, periodic: bool| {
+            let (recurrence, initial_due_days) = if periodic {
+                (
+                    one_of(vec![annual.clone().into(), every_months.clone().into()]),
+                    one_of(vec![days().into(), null().into()]),
+                )
+            } else {
+                (one_of(vec![one_time.clone().into()]), one_of(vec![null().into()]))
+            };
+            let builder = ObjectBuilder::new()
+                .property("scope", word(scope))
+                .property("group_ids", group_ids);
+            let builder = if scope == "groups" {
+                builder.required("group_ids")
+            } else {
+                builder
+            };
+            closed(
+                builder
+                    .property("hired_after", hired_after())
+                    .property("recurrence", recurrence)
+                    .property("initial_due_days", initial_due_days)
+                    .required("scope")
+                    .required("recurrence"),
+            )
+        };
+        // Clearing takes the scope alone, so that a body is valid by one
+        // branch only.
+        let none = closed(ObjectBuilder::new().property("scope", word("none")).required("scope"));
+        one_of(vec![
+            none.into(),
+            rule("company", ids().max_items(Some(0)), false).into(),
+            rule("company", ids().max_items(Some(0)), true).into(),
+            rule("groups", ids().min_items(Some(1)), false).into(),
+            rule("groups", ids().min_items(Some(1)), true).into(),
+        ])
+        .description(Some(
+            "An auto-enrollment rule (R10-R12), or `{\"scope\":\"none\"}` to clear it: \
+             a `company` rule names no groups, a `groups` rule at least one, and \
+             `initial_due_days` is for annual and every_months rules only",
+        ))
+        .into()
+    }
+}
+
+impl utoipa::ToSchema for AutoRuleInput {}
+
+/// A field that may be left out but, when given, is not `null`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// The rule to save, or `None` to clear the activity's rule.
@@ -156,7 +304,15 @@ impl TryFrom<AutoRuleInput> for Option<AutoRule> {
 
     fn try_from(input: AutoRuleInput) -> Result<Option<AutoRule>, FieldErrors> {
         if input.scope == Scope::None {
-            return Ok(None);
+            // `{"scope":"none"}` clears the rule; anything else beside it
+            // would be silently dropped, so it is refused.
+            let mut errors = FieldErrors::new();
+            let only_scope = "is not read when the scope is none: send {\"scope\":\"none\"} alone";
+            errors.check(input.group_ids.is_none(), "group_ids", only_scope);
+            errors.check(input.hired_after.is_none(), "hired_after", only_scope);
+            errors.check(input.recurrence.is_none(), "recurrence", only_scope);
+            errors.check(input.initial_due_days.is_none(), "initial_due_days", only_scope);
+            return errors.finish(None);
         }
         let Some(recurrence) = input.recurrence else {
             let mut errors = FieldErrors::new();
@@ -165,7 +321,7 @@ impl TryFrom<AutoRuleInput> for Option<AutoRule> {
         };
         let rule = AutoRule {
             scope: input.scope,
-            group_ids: input.group_ids,
+            group_ids: input.group_ids.unwrap_or_default(),
             hired_after: input.hired_after,
             recurrence,
             initial_due_days: input.initial_due_days,
@@ -228,13 +384,24 @@ mod tests {
     }
 
     /// The maximum the document gives `name` somewhere in `schema`.
+    /// The `maximum` of a property's schema, or of a branch of it.
+    fn first_maximum(schema: &serde_json::Value) -> Option<u64> {
+        match schema {
+            serde_json::Value::Object(map) => map
+                .get("maximum")
+                .and_then(serde_json::Value::as_u64)
+                .or_else(|| map.values().find_map(first_maximum)),
+            serde_json::Value::Array(values) => values.iter().find_map(first_maximum),
+            _ => None,
+        }
+    }
+
     fn maximum_of(schema: &serde_json::Value, name: &str) -> Option<u64> {
         match schema {
             serde_json::Value::Object(map) => map
                 .get("properties")
                 .and_then(|properties| properties.get(name))
-                .and_then(|property| property.get("maximum"))
-                .and_then(serde_json::Value::as_u64)
+                .and_then(first_maximum)
                 .or_else(|| map.values().find_map(|value| maximum_of(value, name))),
             serde_json::Value::Array(values) => {
                 values.iter().find_map(|value| maximum_of(value, name))

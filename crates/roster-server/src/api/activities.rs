@@ -196,6 +196,7 @@ pub struct ActivityListQuery {
     #[param(minimum = 1)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -229,9 +230,10 @@ async fn check_links(
     change: &ActivityChange,
 ) -> ApiResult<()> {
     let mut errors = FieldErrors::new();
+    let mut unknown = FieldErrors::new();
     if let Some(prerequisites) = &change.prerequisite_ids {
         let missing = tx.missing_activities(prerequisites).await?;
-        errors.check(
+        unknown.check(
             missing.is_empty(),
             "prerequisite_ids",
             format!("unknown activities {missing:?}"),
@@ -250,7 +252,7 @@ async fn check_links(
         );
         for item in items {
             match tx.get_activity(*item).await? {
-                None => errors.add("item_ids", format!("unknown activity {item}")),
+                None => unknown.add("item_ids", format!("unknown activity {item}")),
                 Some(record) => {
                     let item_kind = activity_from(record).kind;
                     errors.check(
@@ -261,6 +263,9 @@ async fn check_links(
                 }
             }
         }
+    }
+    if !unknown.is_empty() {
+        return Err(ApiError::UnknownReference(unknown.0));
     }
     errors.finish(())?;
     Ok(())

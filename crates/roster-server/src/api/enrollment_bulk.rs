@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{AdditionalProperties, AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -177,7 +179,10 @@ impl utoipa::PartialSchema for PurgeBody {
             ObjectBuilder::new()
                 .property(name, only_true())
                 .required(name)
-                .property(other, ObjectBuilder::new().schema_type(Type::Boolean))
+                .property(
+                    other,
+                    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Boolean, Type::Null])),
+                )
                 .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         };
         AnyOfBuilder::new()

@@ -255,6 +255,7 @@ pub struct EnrollmentListQuery {
     #[param(minimum = 1)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 

@@ -81,6 +81,7 @@ pub struct PreviewQuery {
     #[param(minimum = 1)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -270,7 +271,7 @@ async fn check_groups(tx: &mut Tx, rule: &AutoRule) -> ApiResult<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(ApiError::invalid(
+    Err(ApiError::unknown(
         "group_ids",
         format!("unknown groups {missing:?}"),
     ))
@@ -500,7 +501,7 @@ async fn check_post_rule(tx: &mut Tx, activity: &ActivityRecord, rule: &PostRule
     }
     let missing = tx.missing_activities(&rule.target_ids).await?;
     if !missing.is_empty() {
-        return Err(ApiError::invalid(
+        return Err(ApiError::unknown(
             "target_ids",
             format!("unknown activities {missing:?}"),
         ));
