@@ -104,15 +104,7 @@ pub async fn start_sweep(
             running.id, running.state
         )));
     }
-    let id = match begin_sweep(&mut tx, &ctx, "manual", ctx.today).await {
-        Ok(id) => id,
-        Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::Conflict(
-                "another sweep is queued or running".into(),
-            ));
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let id = begin_sweep(&mut tx, &ctx, "manual", ctx.today).await?;
     let record = tx
         .get_sweep(id)
         .await?

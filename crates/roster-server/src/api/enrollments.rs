@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roster_core::{EnrollmentType, Source, Status};
 use roster_store::{
-    AttachmentRecord, AuditEntry, EnrollmentFilter, EnrollmentRecord, StoreError, TaskRecord, Tx,
+    AttachmentRecord, AuditEntry, EnrollmentFilter, EnrollmentRecord, TaskRecord, Tx,
 };
 use serde_json::{Value, json};
 
@@ -20,7 +20,8 @@ use crate::api::{
 use crate::auth::{Actor, new_token};
 use crate::body::{JsonBody, QueryParams, path_id};
 use crate::engine::enroll::{
-    Change, Created, NewEnrollment, change, change_fields_of_many, create_many_in, enrollment_json,
+    AuditedEnrollment, Change, Created, NewEnrollment, change, change_fields_of_many,
+    create_many_in,
 };
 use crate::engine::explain;
 use crate::engine::rules::load_activity;
@@ -336,20 +337,10 @@ pub async fn patch_enrollment(
         }
     }
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let after = change(&mut tx, &ctx, before, change_request)
-        .await
-        .map_err(map_engine_error)?;
+    let after = change(&mut tx, &ctx, before, change_request).await?;
     tx.commit().await?;
     state.jobs_ready.notify_waiters();
     Ok(Json(enrollment_view(&after, &ctx.today.to_string())))
-}
-
-/// Engine errors that are really conflicts (a second open enrollment, R2).
-fn map_engine_error(error: anyhow::Error) -> ApiError {
-    match error.downcast::<StoreError>() {
-        Ok(store_error) => store_error.into(),
-        Err(other) => ApiError::Internal(other),
-    }
 }
 
 /// R51: bulk update of selected enrollments.
@@ -376,9 +367,7 @@ pub async fn bulk_update(
         let today = ctx.today.to_string();
         let mut found = tx.get_enrollments(&ids).await?;
         let befores = ids.iter().filter_map(|id| found.remove(id)).collect();
-        let afters = change_fields_of_many(&mut tx, &ctx, befores, &change_request)
-            .await
-            .map_err(map_engine_error)?;
+        let afters = change_fields_of_many(&mut tx, &ctx, befores, &change_request).await?;
         for id in ids {
             results.push(match afters.get(&id) {
                 Some(after) => json!({"id": id, "outcome": "updated", "enrollment": enrollment_view(after, &today)}),
@@ -421,9 +410,7 @@ pub async fn bulk_update(
             results.push(json!({"id": id, "outcome": "conflict", "detail": "the user already has an open enrollment in this activity"}));
             continue;
         }
-        let after = change(&mut tx, &ctx, before, change_request.clone())
-            .await
-            .map_err(map_engine_error)?;
+        let after = change(&mut tx, &ctx, before, change_request.clone()).await?;
         results.push(json!({"id": id, "outcome": "updated", "enrollment": enrollment_view(&after, &ctx.today.to_string())}));
     }
     tx.commit().await?;
@@ -440,7 +427,7 @@ async fn delete_one(
 ) -> anyhow::Result<()> {
     let attachments = tx.attachments_of(record.id).await?;
     let tasks = tx.tasks_of(record.id).await?;
-    let mut whole = enrollment_json(record);
+    let mut whole = serde_json::to_value(AuditedEnrollment::of(record))?;
     whole["attachments"] = json!(attachments.iter().map(attachment_json).collect::<Vec<_>>());
     whole["tasks"] = json!(tasks.iter().map(task_json).collect::<Vec<_>>());
     tx.delete_enrollment(record.id).await?;
@@ -562,7 +549,7 @@ pub async fn explain_enrollment(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<explain::EnrollmentExplanation>> {
     let id = path_id(&id, "enrollment")?;
     let mut tx = state.store.read().await?;
     let record = visible_enrollment(&mut tx, &actor, id).await?;
@@ -576,7 +563,7 @@ pub async fn explain_pair(
     State(state): State<AppState>,
     actor: Actor,
     query: QueryParams,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     actor.require_admin()?;
     let mut errors = Vec::new();
     let user_id = query.int("user_id")?;
@@ -606,9 +593,26 @@ pub async fn explain_pair(
         .get_activity(activity_id)
         .await?
         .ok_or_else(|| ApiError::not_found("activity"))?;
-    let answer = explain::explain_pair(&mut tx, &ctx, &user, activity).await?;
+    let explanation = explain::explain_pair(&mut tx, &ctx, &user, activity).await?;
     tx.rollback().await?;
-    Ok(Json(answer))
+    let today = ctx.today.to_string();
+    let answer = PairAnswer {
+        open_enrollment: explanation
+            .open_enrollment
+            .as_ref()
+            .map(|record| EnrollmentView::of(record, &today)),
+        explanation: &explanation,
+    };
+    Ok(crate::api::json_response(&answer))
+}
+
+/// `GET /explain`'s answer: the engine's explanation, with the open
+/// enrollment as the API shows enrollments.
+#[derive(serde::Serialize)]
+struct PairAnswer<'a> {
+    #[serde(flatten)]
+    explanation: &'a explain::PairExplanation,
+    open_enrollment: Option<EnrollmentView<'a>>,
 }
 
 pub fn attachment_json(record: &AttachmentRecord) -> Value {
