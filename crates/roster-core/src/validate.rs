@@ -4,7 +4,7 @@ use jiff::civil::Date;
 use serde::Deserialize;
 
 use crate::date::Day;
-use crate::model::{AutoRule, MonthDay, MAX_DUE_DAYS, MONTHS_RANGE, OneTimeDue, Recurrence, Scope};
+use crate::model::{AutoRule, MAX_DUE_DAYS, MONTHS_RANGE, MonthDay, OneTimeDue, Recurrence, Scope};
 
 /// A field that failed validation, named by its JSON path.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -222,7 +222,10 @@ impl utoipa::PartialSchema for AutoRuleInput {
         let annual: Object = closed(
             ObjectBuilder::new()
                 .property("kind", word("annual"))
-                .property("due_each_year_on", <MonthDay as utoipa::PartialSchema>::schema())
+                .property(
+                    "due_each_year_on",
+                    <MonthDay as utoipa::PartialSchema>::schema(),
+                )
                 .required("kind")
                 .required("due_each_year_on"),
         )
@@ -241,7 +244,12 @@ impl utoipa::PartialSchema for AutoRuleInput {
                 .required("months"),
         )
         .build();
-        let hired_after = || one_of(vec![<Day as utoipa::PartialSchema>::schema(), null().into()]);
+        let hired_after = || {
+            one_of(vec![
+                <Day as utoipa::PartialSchema>::schema(),
+                null().into(),
+            ])
+        };
         let rule = |scope: &str, group_ids: ArrayBuilder, periodic: bool| {
             let (recurrence, initial_due_days) = if periodic {
                 (
@@ -249,7 +257,10 @@ impl utoipa::PartialSchema for AutoRuleInput {
                     one_of(vec![days().into(), null().into()]),
                 )
             } else {
-                (one_of(vec![one_time.clone().into()]), one_of(vec![null().into()]))
+                (
+                    one_of(vec![one_time.clone().into()]),
+                    one_of(vec![null().into()]),
+                )
             };
             let builder = ObjectBuilder::new()
                 .property("scope", word(scope))
@@ -270,7 +281,11 @@ impl utoipa::PartialSchema for AutoRuleInput {
         };
         // Clearing takes the scope alone, so that a body is valid by one
         // branch only.
-        let none = closed(ObjectBuilder::new().property("scope", word("none")).required("scope"));
+        let none = closed(
+            ObjectBuilder::new()
+                .property("scope", word("none"))
+                .required("scope"),
+        );
         one_of(vec![
             none.into(),
             rule("company", ids().max_items(Some(0)), false).into(),
@@ -311,7 +326,11 @@ impl TryFrom<AutoRuleInput> for Option<AutoRule> {
             errors.check(input.group_ids.is_none(), "group_ids", only_scope);
             errors.check(input.hired_after.is_none(), "hired_after", only_scope);
             errors.check(input.recurrence.is_none(), "recurrence", only_scope);
-            errors.check(input.initial_due_days.is_none(), "initial_due_days", only_scope);
+            errors.check(
+                input.initial_due_days.is_none(),
+                "initial_due_days",
+                only_scope,
+            );
             return errors.finish(None);
         }
         let Some(recurrence) = input.recurrence else {

@@ -6,6 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roster_store::StoreError;
 
+use crate::engine::EngineError;
+
 pub use roster_core::validate::{FieldError, FieldErrors};
 
 /// A problem (RFC 9457): the body of every error answer.
@@ -150,6 +152,21 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Conflict(what) => ApiError::Conflict(conflict_message(&what)),
             other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// The one place where the engine's outcomes become statuses: a record not
+/// found is 404, a conflict (the store's unique constraints included) 409,
+/// invalid input 422, anything else an opaque 500.
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> ApiError {
+        match error {
+            EngineError::NotFound(what) => ApiError::not_found(what),
+            EngineError::Conflict(detail) => ApiError::Conflict(detail),
+            EngineError::Invalid(errors) => errors.into(),
+            EngineError::Store(error) => error.into(),
+            EngineError::Internal(error) => ApiError::Internal(error),
         }
     }
 }

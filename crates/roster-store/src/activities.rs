@@ -11,9 +11,8 @@ macro_rules! activity_columns {
         "id, title, kind, active, in_catalog, allow_failure, enrollment_token, auto_rule, created_at"
     };
 }
-const ACTIVITY_COLUMNS: &str = activity_columns!();
 
-/// `ACTIVITY_COLUMNS` of the activity named `a` in a join.
+/// `activity_columns!` of the activity named `a` in a join.
 macro_rules! activity_columns_of_a {
     () => {
         "a.id, a.title, a.kind, a.active, a.in_catalog, a.allow_failure, \
@@ -120,14 +119,25 @@ impl Tx {
     /// The activities of `ids` that exist, in id order (one statement for a
     /// batch of sweep jobs).
     pub async fn get_activities(&mut self, ids: &UserIds) -> Result<Vec<ActivityRecord>> {
-        let sql = format!(
-            "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE TRUE{} ORDER BY id",
-            UserIds::clause("id", 1, self.backend())
-        );
-        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(ids)
-            .fetch_all(c)
-            .await?))
+        Ok(on_tx_sql!(
+            self,
+            concat!(
+                "SELECT ",
+                activity_columns!(),
+                " FROM activities WHERE TRUE",
+                crate::marks::in_ids_sqlite!("id", 1),
+                " ORDER BY id"
+            ),
+            concat!(
+                "SELECT ",
+                activity_columns!(),
+                " FROM activities WHERE TRUE",
+                crate::marks::in_ids_postgres!("id", 1),
+                " ORDER BY id"
+            ),
+            sql,
+            c => sqlx::query_as(sql).bind(ids).fetch_all(c).await?
+        ))
     }
 
     pub async fn find_activity_by_token(&mut self, token: &str) -> Result<Option<ActivityRecord>> {
@@ -320,15 +330,23 @@ impl Tx {
     /// The post-enrollment rules of several activities, in activity and id
     /// order.
     pub async fn post_rules_of(&mut self, activity_ids: &UserIds) -> Result<Vec<PostRuleRecord>> {
-        let sql = format!(
-            "SELECT id, activity_id, trigger_on, delay_days, target_ids, allow_consecutive FROM post_rules \
-             WHERE TRUE{} ORDER BY activity_id, id",
-            UserIds::clause("activity_id", 1, self.backend())
-        );
-        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(activity_ids)
-            .fetch_all(c)
-            .await?))
+        macro_rules! rules_of {
+            ($in_ids:expr) => {
+                concat!(
+                    "SELECT id, activity_id, trigger_on, delay_days, target_ids, allow_consecutive FROM post_rules \
+                     WHERE TRUE",
+                    $in_ids,
+                    " ORDER BY activity_id, id"
+                )
+            };
+        }
+        Ok(on_tx_sql!(
+            self,
+            rules_of!(crate::marks::in_ids_sqlite!("activity_id", 1)),
+            rules_of!(crate::marks::in_ids_postgres!("activity_id", 1)),
+            sql,
+            c => sqlx::query_as(sql).bind(activity_ids).fetch_all(c).await?
+        ))
     }
 
     pub async fn post_rules(&mut self, activity_id: i64) -> Result<Vec<PostRuleRecord>> {

@@ -151,7 +151,8 @@ impl Tx {
                 builder.build().execute(c).await?.rows_affected()
             });
         }
-        self.stamp_users("id > $1", before).await
+        self.stamp_users(crate::marks::stamp_where!("id > $1"), before)
+            .await
     }
 
     /// Ids of the users whose username starts with `prefix`, by username.

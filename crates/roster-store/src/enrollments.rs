@@ -9,7 +9,7 @@
 //! (`on_constraint`).
 
 use crate::db::{Result, Tx, on_constraint};
-use crate::marks::{UserIds, stamped, stamped_parts};
+use crate::marks::{UserIds, stamp_where, stamped, stamped_head, stamped_tail};
 use crate::records::{EnrollmentRecord, EnrollmentRow};
 
 /// The columns a record is read from, written once as a macro so that the
@@ -20,8 +20,7 @@ macro_rules! returning_columns {
      enrolled_at, completed_at, source_kind, source, period"
     };
 }
-const RETURNING_COLUMNS: &str = returning_columns!();
-/// `RETURNING_COLUMNS` of an `UPDATE … FROM` another table.
+/// `returning_columns!` of an `UPDATE … FROM` another table.
 macro_rules! returning_columns_qualified {
     () => {
         "enrollments.id, enrollments.user_id, \
@@ -55,13 +54,16 @@ macro_rules! record_json_fields {
          'source', source, 'period', period"
     };
 }
-const RECORD_JSON_FIELDS: &str = record_json_fields!();
 /// The same with the activity's title, kind and active flag and the username.
-const ROW_JSON_FIELDS: &str = concat!(
-    record_json_fields!(),
-    ", 'activity_title', activity_title, 'activity_kind', activity_kind, \
-     'activity_active', activity_active, 'username', username"
-);
+macro_rules! row_json_fields {
+    () => {
+        concat!(
+            record_json_fields!(),
+            ", 'activity_title', activity_title, 'activity_kind', activity_kind, \
+             'activity_active', activity_active, 'username', username"
+        )
+    };
+}
 
 /// One element of that array (without the activity's and user's fields
 /// when the list reads enrollments alone: then empty).
@@ -247,16 +249,23 @@ impl Tx {
     ) -> Result<Option<EnrollmentRecord>> {
         // On PostgreSQL the user is stamped in the same statement (one
         // round trip); on SQLite, in-process, by a second one.
-        let insert = "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
-             enrolled_at, completed_at, source_kind, source, period, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $8) \
-             ON CONFLICT DO NOTHING";
+        macro_rules! insert {
+            () => {
+                concat!(
+                    "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
+                     enrolled_at, completed_at, source_kind, source, period, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $8) \
+                     ON CONFLICT DO NOTHING RETURNING ",
+                    returning_columns!()
+                )
+            };
+        }
         let inserted: Option<EnrollmentRecord> = on_tx_sql!(
             self,
-            format!("{insert} RETURNING {RETURNING_COLUMNS}"),
-            stamped(&format!("{insert} RETURNING {RETURNING_COLUMNS}")),
+            insert!(),
+            stamped!(insert!()),
             sql,
-            c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            c => sqlx::query_as(sql)
                 .bind(new.user_id)
                 .bind(new.activity_id)
                 .bind(&new.enrollment_type)
@@ -288,17 +297,27 @@ impl Tx {
         new: &[EnrollmentInsert],
     ) -> Result<Vec<EnrollmentRecord>> {
         let mut created = Vec::with_capacity(new.len());
-        let insert = "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
-             enrolled_at, completed_at, source_kind, source, period, updated_at) ";
-        let returning = concat!(" ON CONFLICT DO NOTHING RETURNING ", returning_columns!());
+        macro_rules! insert {
+            () => {
+                "INSERT INTO enrollments (user_id, activity_id, type, status, due_on, required_by, reason, \
+                 enrolled_at, completed_at, source_kind, source, period, updated_at) "
+            };
+        }
+        macro_rules! returning {
+            () => {
+                concat!(" ON CONFLICT DO NOTHING RETURNING ", returning_columns!())
+            };
+        }
         // On PostgreSQL the users are stamped in the same statement, as one
-        // insert does: the statement goes inside `stamped`'s CTE.
-        let (head, tail) = stamped_parts();
+        // insert does: the statement goes inside `stamped!`'s CTE.
         for chunk in new.chunks(500) {
             let rows: Vec<EnrollmentRecord> = on_tx_sql!(
                 self,
-                (insert.to_string(), returning),
-                (format!("{head}{insert}"), format!("{returning}{tail}")),
+                (insert!(), returning!()),
+                (
+                    concat!(stamped_head!(), insert!()),
+                    concat!(returning!(), stamped_tail!())
+                ),
                 sql,
                 c => {
                     let (open, close) = sql;
@@ -373,14 +392,21 @@ impl Tx {
         patch: &EnrollmentPatch,
         now: i64,
     ) -> Result<Option<EnrollmentRecord>> {
-        let update = "UPDATE enrollments SET type = $2, status = $3, due_on = $4, required_by = $5, reason = $6, \
-             completed_at = $7, period = $8, updated_at = $9 WHERE id = $1";
+        macro_rules! update {
+            () => {
+                concat!(
+                    "UPDATE enrollments SET type = $2, status = $3, due_on = $4, required_by = $5, reason = $6, \
+                     completed_at = $7, period = $8, updated_at = $9 WHERE id = $1 RETURNING ",
+                    returning_columns!()
+                )
+            };
+        }
         let updated: Option<EnrollmentRecord> = on_tx_sql!(
             self,
-            format!("{update} RETURNING {RETURNING_COLUMNS}"),
-            stamped(&format!("{update} RETURNING {RETURNING_COLUMNS}")),
+            update!(),
+            stamped!(update!()),
             sql,
-            c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            c => sqlx::query_as(sql)
                 .bind(id)
                 .bind(&patch.enrollment_type)
                 .bind(&patch.status)
@@ -413,20 +439,30 @@ impl Tx {
     ) -> Result<Vec<EnrollmentRecord>> {
         // A table of the new values (`column1` the id, then the fields in
         // the order of the `SET`), named so on both databases.
-        let update = "UPDATE enrollments SET type = vals.column2, status = vals.column3, \
-             due_on = vals.column4, required_by = vals.column5, reason = vals.column6, \
-             completed_at = vals.column7, period = vals.column8, updated_at = vals.column9 FROM (";
-        let returning = concat!(
-            ") AS vals WHERE enrollments.id = vals.column1 RETURNING ",
-            returning_columns_qualified!()
-        );
-        let (head, tail) = stamped_parts();
+        macro_rules! update {
+            () => {
+                "UPDATE enrollments SET type = vals.column2, status = vals.column3, \
+                 due_on = vals.column4, required_by = vals.column5, reason = vals.column6, \
+                 completed_at = vals.column7, period = vals.column8, updated_at = vals.column9 FROM ("
+            };
+        }
+        macro_rules! returning {
+            () => {
+                concat!(
+                    ") AS vals WHERE enrollments.id = vals.column1 RETURNING ",
+                    returning_columns_qualified!()
+                )
+            };
+        }
         let mut updated = Vec::with_capacity(patches.len());
         for chunk in patches.chunks(500) {
             let rows: Vec<EnrollmentRecord> = on_tx_sql!(
                 self,
-                (update.to_string(), returning),
-                (format!("{head}{update}"), format!("{returning}{tail}")),
+                (update!(), returning!()),
+                (
+                    concat!(stamped_head!(), update!()),
+                    concat!(returning!(), stamped_tail!())
+                ),
                 sql,
                 c => {
                     let (open, close) = sql;
@@ -486,34 +522,44 @@ impl Tx {
         activities: &UserIds,
         today: &str,
     ) -> Result<Vec<(i64, i64, bool, bool, bool)>> {
-        let pairs = match self.backend() {
-            crate::db::Backend::Postgres => "unnest($1::bigint[], $2::bigint[]) AS p(u, a)",
-            crate::db::Backend::Sqlite => {
+        macro_rules! facts_of {
+            ($pairs:literal) => {
+                concat!(
+                    "SELECT p.u, p.a, \
+                     EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = p.u AND x.activity_id = p.a \
+                     AND (x.until IS NULL OR x.until >= $3)), \
+                     EXISTS (SELECT 1 FROM enrollments e WHERE e.user_id = p.u AND e.activity_id = p.a \
+                     AND e.status = 'in_progress'), \
+                     EXISTS (SELECT 1 FROM enrollments e WHERE e.user_id = p.u AND e.activity_id = p.a \
+                     AND e.status = 'passed') \
+                     FROM ",
+                    $pairs
+                )
+            };
+        }
+        Ok(on_tx_sql!(
+            self,
+            facts_of!(
                 "(SELECT pu.value AS u, pa.value AS a FROM json_each($1) pu \
                  JOIN json_each($2) pa ON pa.key = pu.key) AS p"
-            }
-        };
-        let sql = format!(
-            "SELECT p.u, p.a, \
-             EXISTS (SELECT 1 FROM exemptions x WHERE x.user_id = p.u AND x.activity_id = p.a \
-                 AND (x.until IS NULL OR x.until >= $3)), \
-             EXISTS (SELECT 1 FROM enrollments e WHERE e.user_id = p.u AND e.activity_id = p.a \
-                 AND e.status = 'in_progress'), \
-             EXISTS (SELECT 1 FROM enrollments e WHERE e.user_id = p.u AND e.activity_id = p.a \
-                 AND e.status = 'passed') \
-             FROM {pairs}"
-        );
-        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(users)
-            .bind(activities)
-            .bind(today)
-            .fetch_all(c)
-            .await?))
+            ),
+            facts_of!("unnest($1::bigint[], $2::bigint[]) AS p(u, a)"),
+            sql,
+            c => sqlx::query_as(sql)
+                .bind(users)
+                .bind(activities)
+                .bind(today)
+                .fetch_all(c)
+                .await?
+        ))
     }
 
     pub async fn delete_enrollment(&mut self, id: i64) -> Result<()> {
-        self.stamp_users("id = (SELECT user_id FROM enrollments WHERE id = $1)", id)
-            .await?;
+        self.stamp_users(
+            stamp_where!("id = (SELECT user_id FROM enrollments WHERE id = $1)"),
+            id,
+        )
+        .await?;
         on_tx!(self, c => {
             sqlx::query("DELETE FROM tasks WHERE enrollment_id = $1").bind(id).execute(&mut *c).await?.rows_affected();
             sqlx::query("DELETE FROM attachments WHERE enrollment_id = $1").bind(id).execute(&mut *c).await?.rows_affected();
@@ -625,10 +671,24 @@ impl Tx {
     ) -> Result<Vec<EnrollmentRow>> {
         let as_json =
             matches!(self, Tx::Sqlite(_)) && (filter.user_id.is_some() || filter.limit <= 1000);
-        let fields = if joined {
-            ROW_JSON_FIELDS
+        // The aggregate around the list, per backend, with the activity's and
+        // user's fields when `joined`.
+        macro_rules! json_open {
+            ($fields:expr) => {
+                (
+                    concat!("SELECT json_group_array(json_object(", $fields, ")) FROM ("),
+                    concat!(
+                        "SELECT COALESCE(json_agg(json_build_object(",
+                        $fields,
+                        ")), '[]')::text FROM ("
+                    ),
+                )
+            };
+        }
+        let (sqlite_open, postgres_open) = if joined {
+            json_open!(row_json_fields!())
         } else {
-            RECORD_JSON_FIELDS
+            json_open!(record_json_fields!())
         };
         let pattern = filter
             .title_q
@@ -640,11 +700,11 @@ impl Tx {
         // The array's order is put right here after parsing: ordering inside
         // the aggregate would sort the rows a second time.
         let (json_open, json_close) = on_tx_sql!(self,
-            (format!("SELECT json_group_array(json_object({fields})) FROM ("), ")"),
-            (format!("SELECT COALESCE(json_agg(json_build_object({fields})), '[]')::text FROM ("), ") r"),
+            (sqlite_open, ")"),
+            (postgres_open, ") r"),
             sql, _c => sql);
         Ok(on_tx!(self, c => {
-            let mut query = sqlx::QueryBuilder::new(if as_json { json_open.as_str() } else { "" });
+            let mut query = sqlx::QueryBuilder::new(if as_json { json_open } else { "" });
             if joined {
                 query.push(concat!("SELECT ", enrollment_columns!(), ", a.title AS activity_title, a.kind AS activity_kind, \
                      a.active AS activity_active, u.username \

@@ -51,18 +51,26 @@ macro_rules! job_columns {
 /// `list_jobs`: the payload is a JSON snapshot; reading the activity out of
 /// it, rather than keeping a column, serves this administrative list
 /// without widening every job row.
-const LIST_JOBS_SQLITE: &str = concat!("SELECT ", job_columns!(), " FROM jobs \
+const LIST_JOBS_SQLITE: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs \
      WHERE id > $1 AND ($2 IS NULL OR state = $2) AND ($3 IS NULL OR kind = $3) \
      AND ($4 IS NULL OR rule_id = $4) AND ($6 IS NULL OR user_id = $6) \
      AND ($7 IS NULL OR json_extract(payload, '$.activity_id') = $7 \
           OR EXISTS (SELECT 1 FROM json_each(payload, '$.target_ids') t WHERE t.value = $7)) \
-     ORDER BY id LIMIT $5");
-const LIST_JOBS_POSTGRES: &str = concat!("SELECT ", job_columns!(), " FROM jobs \
+     ORDER BY id LIMIT $5"
+);
+const LIST_JOBS_POSTGRES: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs \
      WHERE id > $1 AND ($2::TEXT IS NULL OR state = $2) AND ($3::TEXT IS NULL OR kind = $3) \
      AND ($4::BIGINT IS NULL OR rule_id = $4) AND ($6::BIGINT IS NULL OR user_id = $6) \
      AND ($7::BIGINT IS NULL OR (payload::jsonb ->> 'activity_id')::BIGINT = $7 \
           OR payload::jsonb -> 'target_ids' @> to_jsonb($7::BIGINT)) \
-     ORDER BY id LIMIT $5");
+     ORDER BY id LIMIT $5"
+);
 
 #[derive(Clone, Debug, Default)]
 pub struct NewJob {
@@ -357,17 +365,27 @@ impl Tx {
     /// pending again, unleased, their attempt not counted.
     pub async fn release_jobs(&mut self, ids: &UserIds, owner: &str) -> Result<u64> {
         self.flush_jobs().await?;
-        let sql = format!(
-            "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
-             attempts = attempts - 1 WHERE lease_owner = $1 AND state = 'running'{}",
-            UserIds::clause("id", 2, self.backend())
-        );
-        Ok(on_tx!(self, c => sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(ids)
-            .execute(c)
-            .await?
-            .rows_affected()))
+        macro_rules! release {
+            ($in_ids:expr) => {
+                concat!(
+                    "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+                     attempts = attempts - 1 WHERE lease_owner = $1 AND state = 'running'",
+                    $in_ids
+                )
+            };
+        }
+        Ok(on_tx_sql!(
+            self,
+            release!(crate::marks::in_ids_sqlite!("id", 2)),
+            release!(crate::marks::in_ids_postgres!("id", 2)),
+            sql,
+            c => sqlx::query(sql)
+                .bind(owner)
+                .bind(ids)
+                .execute(c)
+                .await?
+                .rows_affected()
+        ))
     }
 
     /// Renews the leases of several running jobs `owner` holds, in one
@@ -380,19 +398,27 @@ impl Tx {
         lease_until: i64,
     ) -> Result<Vec<i64>> {
         self.flush_jobs().await?;
-        let sql = format!(
-            "UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1 AND state = 'running'{} \
-             RETURNING id",
-            UserIds::clause("id", 3, self.backend())
-        );
-        Ok(
-            on_tx!(self, c => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(lease_until)
-            .bind(ids)
-            .fetch_all(c)
-            .await?),
-        )
+        macro_rules! renew {
+            ($in_ids:expr) => {
+                concat!(
+                    "UPDATE jobs SET lease_expires_at = $2 WHERE lease_owner = $1 AND state = 'running'",
+                    $in_ids,
+                    " RETURNING id"
+                )
+            };
+        }
+        Ok(on_tx_sql!(
+            self,
+            renew!(crate::marks::in_ids_sqlite!("id", 3)),
+            renew!(crate::marks::in_ids_postgres!("id", 3)),
+            sql,
+            c => sqlx::query_scalar(sql)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(ids)
+                .fetch_all(c)
+                .await?
+        ))
     }
 
     /// Records a failed attempt: back to `pending` at `retry_at`, or `failed`

@@ -32,15 +32,126 @@ pub use roster_core::sweep::SweepUser;
 use crate::db::{Backend, Result, Tx};
 use crate::records::EnrollmentRecord;
 
-const SQLITE_STAMP: &str = "(SELECT value FROM sweep_clock WHERE id = 1)";
-/// The stamp PostgreSQL gives the users a statement writes, as a macro so
-/// that constant statements are built with `concat!`.
+/// The stamp SQLite gives the users a statement writes, as a macro so that
+/// constant statements are built with `concat!`.
+macro_rules! sqlite_stamp {
+    () => {
+        "(SELECT value FROM sweep_clock WHERE id = 1)"
+    };
+}
+pub(crate) use sqlite_stamp;
+/// The stamp PostgreSQL gives the users a statement writes.
 macro_rules! postgres_stamp {
     () => {
         "pg_current_xact_id()::text::bigint"
     };
 }
-const POSTGRES_STAMP: &str = postgres_stamp!();
+pub(crate) use postgres_stamp;
+
+/// ` AND $column IN (the users bound at $n)` on PostgreSQL: the ids are
+/// an `int8[]` (see `UserIds`).
+macro_rules! in_ids_postgres {
+    ($column:literal, $n:literal) => {
+        concat!(" AND ", $column, " = ANY($", $n, ")")
+    };
+}
+pub(crate) use in_ids_postgres;
+
+/// The same on SQLite, where the ids are a JSON array.
+macro_rules! in_ids_sqlite {
+    ($column:literal, $n:literal) => {
+        concat!(
+            " AND ",
+            $column,
+            " IN (SELECT value FROM json_each($",
+            $n,
+            "))"
+        )
+    };
+}
+pub(crate) use in_ids_sqlite;
+
+/// The users to evaluate again (`SweepSince::changed_users`) with the
+/// mark's parameters at `$stamp`, `$day` and `$today`, as a constant.
+macro_rules! changed_users {
+    ($stamp:literal, $day:literal, $today:literal) => {
+        concat!(
+            "SELECT d.id FROM users d WHERE d.sweep_stamp >= $",
+            $stamp,
+            " AND d.id + 0 >= $2 AND d.id + 0 < $3 \
+             UNION ALL SELECT x.user_id FROM exemptions x WHERE x.activity_id = $1 \
+             AND x.until IS NOT NULL AND x.until >= $",
+            $day,
+            " AND x.until < $",
+            $today,
+            " AND x.user_id >= $2 AND x.user_id < $3"
+        )
+    };
+}
+
+/// PostgreSQL: `$statement` (a write on enrollments `RETURNING` their
+/// columns, `user_id` among them) with the stamp of the user it wrote in the
+/// same statement, one round trip instead of two.
+macro_rules! stamped {
+    ($statement:expr) => {
+        concat!(
+            $crate::marks::stamped_head!(),
+            $statement,
+            $crate::marks::stamped_tail!()
+        )
+    };
+}
+pub(crate) use stamped;
+
+/// What `stamped!` writes before the statement, for a statement built in
+/// pieces (a multi-row write).
+macro_rules! stamped_head {
+    () => {
+        "WITH written AS ("
+    };
+}
+pub(crate) use stamped_head;
+
+/// What `stamped!` writes after it.
+macro_rules! stamped_tail {
+    () => {
+        concat!(
+            "), stamp AS (UPDATE users SET sweep_stamp = ",
+            $crate::marks::postgres_stamp!(),
+            " WHERE id IN (SELECT user_id FROM written)) SELECT * FROM written"
+        )
+    };
+}
+pub(crate) use stamped_tail;
+
+/// The statements stamping the users `$condition` selects (over `$1`), per
+/// backend, for `Tx::stamp_users`.
+macro_rules! stamp_where {
+    ($condition:literal) => {
+        $crate::marks::StampSql {
+            sqlite: concat!(
+                "UPDATE users SET sweep_stamp = ",
+                $crate::marks::sqlite_stamp!(),
+                " WHERE ",
+                $condition
+            ),
+            postgres: concat!(
+                "UPDATE users SET sweep_stamp = ",
+                $crate::marks::postgres_stamp!(),
+                " WHERE ",
+                $condition
+            ),
+        }
+    };
+}
+pub(crate) use stamp_where;
+
+/// A statement stamping some users, one text per backend (`stamp_where!`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StampSql {
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
 
 /// The marks of one activity's ranges, as a pass writes them
 /// (`Tx::put_sweep_marks_many`).
@@ -77,7 +188,10 @@ pub struct SweepMark {
 pub struct UserIds(pub Vec<i64>);
 
 impl UserIds {
-    /// ` AND {column} IN (these users)`, the ids bound at `$n`.
+    /// ` AND {column} IN (these users)`, the ids bound at `$n`: for the
+    /// sweep's statements, assembled from fragments chosen per pass (see
+    /// `sweep.rs`); a constant statement uses `in_ids_sqlite!` and
+    /// `in_ids_postgres!` instead.
     pub(crate) fn clause(column: &str, n: usize, backend: Backend) -> String {
         match backend {
             Backend::Postgres => format!(" AND {column} = ANY(${n})"),
@@ -178,38 +292,16 @@ macro_rules! bind_since {
 }
 pub(crate) use bind_since;
 
-/// PostgreSQL: `statement` (a write on enrollments `RETURNING` their columns,
-/// `user_id` among them) with the stamp of the user it wrote in the same
-/// statement, one round trip instead of two.
-pub(crate) fn stamped(statement: &str) -> String {
-    let (head, tail) = stamped_parts();
-    format!("{head}{statement}{tail}")
-}
-
-/// What `stamped` writes before and after the statement, for a statement
-/// built in pieces (a multi-row write).
-pub(crate) fn stamped_parts() -> (&'static str, &'static str) {
-    (
-        "WITH written AS (",
-        concat!(
-            "), stamp AS (UPDATE users SET sweep_stamp = ",
-            postgres_stamp!(),
-            " \
-             WHERE id IN (SELECT user_id FROM written)) SELECT * FROM written"
-        ),
-    )
-}
-
 impl Tx {
-    /// Stamps the users `condition` selects (over `$1`): their sweep inputs
-    /// changed in this transaction.
-    pub(crate) async fn stamp_users(&mut self, condition: &str, value: i64) -> Result<()> {
+    /// Stamps the users `statement` selects (over `$1`, bound to `value`):
+    /// their sweep inputs changed in this transaction.
+    pub(crate) async fn stamp_users(&mut self, statement: StampSql, value: i64) -> Result<()> {
         on_tx_sql!(
             self,
-            format!("UPDATE users SET sweep_stamp = {SQLITE_STAMP} WHERE {condition}"),
-            format!("UPDATE users SET sweep_stamp = {POSTGRES_STAMP} WHERE {condition}"),
+            statement.sqlite,
+            statement.postgres,
             sql,
-            c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).execute(c).await?.rows_affected()
+            c => sqlx::query(sql).bind(value).execute(c).await?.rows_affected()
         );
         Ok(())
     }
@@ -226,20 +318,29 @@ impl Tx {
 
     /// Stamps the users of `ids`.
     pub(crate) async fn stamp_users_of(&mut self, ids: &UserIds) -> Result<()> {
-        let condition = format!("TRUE{}", UserIds::clause("id", 1, self.backend()));
         on_tx_sql!(
             self,
-            format!("UPDATE users SET sweep_stamp = {SQLITE_STAMP} WHERE {condition}"),
-            format!("UPDATE users SET sweep_stamp = {POSTGRES_STAMP} WHERE {condition}"),
+            concat!(
+                "UPDATE users SET sweep_stamp = ",
+                sqlite_stamp!(),
+                " WHERE TRUE",
+                in_ids_sqlite!("id", 1)
+            ),
+            concat!(
+                "UPDATE users SET sweep_stamp = ",
+                postgres_stamp!(),
+                " WHERE TRUE",
+                in_ids_postgres!("id", 1)
+            ),
             sql,
-            c => sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids).execute(c).await?.rows_affected()
+            c => sqlx::query(sql).bind(ids).execute(c).await?.rows_affected()
         );
         Ok(())
     }
 
     /// Stamps one user: something a rule reads about them changed.
     pub async fn stamp_user(&mut self, user_id: i64) -> Result<()> {
-        self.stamp_users("id = $1", user_id).await
+        self.stamp_users(stamp_where!("id = $1"), user_id).await
     }
 
     /// The stamp a range's sweep starts at, taken before it reads anything.
@@ -267,15 +368,23 @@ impl Tx {
     /// The marks of the ranges of the activities `ids`, by activity and
     /// range (one statement for a batch of sweep jobs).
     pub async fn sweep_marks_of(&mut self, ids: &UserIds) -> Result<Vec<SweepMark>> {
-        let sql = format!(
-            "SELECT activity_id, user_lo, user_hi, fingerprint, stamp, day, skipped FROM sweep_marks \
-             WHERE TRUE{} ORDER BY activity_id, user_lo",
-            UserIds::clause("activity_id", 1, self.backend())
-        );
-        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(ids)
-            .fetch_all(c)
-            .await?))
+        macro_rules! marks_of {
+            ($in_ids:expr) => {
+                concat!(
+                    "SELECT activity_id, user_lo, user_hi, fingerprint, stamp, day, skipped FROM sweep_marks \
+                     WHERE TRUE",
+                    $in_ids,
+                    " ORDER BY activity_id, user_lo"
+                )
+            };
+        }
+        Ok(on_tx_sql!(
+            self,
+            marks_of!(in_ids_sqlite!("activity_id", 1)),
+            marks_of!(in_ids_postgres!("activity_id", 1)),
+            sql,
+            c => sqlx::query_as(sql).bind(ids).fetch_all(c).await?
+        ))
     }
 
     /// Writes the marks of an activity's ranges `ranges` (user `lo..hi`
@@ -393,15 +502,13 @@ impl Tx {
         since: &SweepSince,
         today: &str,
     ) -> Result<bool> {
-        let sql = format!("SELECT EXISTS ({})", SweepSince::changed_users(4));
-        Ok(
-            on_tx!(self, c => bind_since!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        const SQL: &str = concat!("SELECT EXISTS (", changed_users!(4, 5, 6), ")");
+        Ok(on_tx!(self, c => bind_since!(sqlx::query_scalar(SQL)
             .bind(activity_id)
             .bind(lo)
             .bind(hi), since, today)
             .fetch_one(c)
-            .await?),
-        )
+            .await?))
     }
 
     /// The users stamped at or after `stamp`, with their stamps, in id
@@ -441,22 +548,43 @@ impl Tx {
     /// that each activity's statements look only at those its scope may
     /// hold.
     pub async fn sweep_user_facts(&mut self, users: &UserIds) -> Result<Vec<SweepUser>> {
-        let backend = self.backend();
-        let people = format!(
-            "SELECT u.id, u.active, u.role = 'integration', u.hired_on, gm.group_id FROM users u \
-             LEFT JOIN group_members gm ON gm.user_id = u.id WHERE TRUE{} ORDER BY u.id",
-            UserIds::clause("u.id", 1, backend)
-        );
-        let skips = format!(
-            "SELECT user_id, activity_id FROM sweep_skips WHERE TRUE{}",
-            UserIds::clause("user_id", 1, backend)
+        macro_rules! people {
+            ($in_ids:expr) => {
+                concat!(
+                    "SELECT u.id, u.active, u.role = 'integration', u.hired_on, gm.group_id FROM users u \
+                     LEFT JOIN group_members gm ON gm.user_id = u.id WHERE TRUE",
+                    $in_ids,
+                    " ORDER BY u.id"
+                )
+            };
+        }
+        macro_rules! skips {
+            ($in_ids:expr) => {
+                concat!(
+                    "SELECT user_id, activity_id FROM sweep_skips WHERE TRUE",
+                    $in_ids
+                )
+            };
+        }
+        let (people, skips) = on_tx_sql!(
+            self,
+            (
+                people!(in_ids_sqlite!("u.id", 1)),
+                skips!(in_ids_sqlite!("user_id", 1))
+            ),
+            (
+                people!(in_ids_postgres!("u.id", 1)),
+                skips!(in_ids_postgres!("user_id", 1))
+            ),
+            sql,
+            _c => sql
         );
         let (rows, skips): (Vec<FactRow>, Vec<(i64, i64)>) = on_tx!(self, c => {
-            let rows = sqlx::query_as(sqlx::AssertSqlSafe(people))
+            let rows = sqlx::query_as(people)
                 .bind(users)
                 .fetch_all(&mut *c)
                 .await?;
-            let skips = sqlx::query_as(sqlx::AssertSqlSafe(skips))
+            let skips = sqlx::query_as(skips)
                 .bind(users)
                 .fetch_all(&mut *c)
                 .await?;
@@ -496,38 +624,62 @@ impl Tx {
         users: &UserIds,
         activities: &UserIds,
     ) -> Result<UserRecords> {
-        let backend = self.backend();
-        let within = |activity: &str| {
-            format!(
-                " WHERE TRUE{}{}",
-                UserIds::clause("user_id", 1, backend),
-                UserIds::clause(activity, 2, backend)
-            )
-        };
         // SQLite would probe the enrollments' (activity, user) index once
         // per pair of the two lists; the unary `+` keeps the activity term
         // off the indexes, so it walks each user's entries of the (user,
         // activity) index instead and keeps those of the batch's activities:
         // a few dozen entries per user rather than one probe per activity.
         // (Exemptions have only the pair index, and few rows.)
-        let enrollments = format!(
-            "SELECT user_id, activity_id, id, status, period, due_on FROM enrollments{}",
-            within(match backend {
-                Backend::Sqlite => "+activity_id",
-                Backend::Postgres => "activity_id",
-            })
-        );
-        let exemptions = format!(
-            "SELECT user_id, activity_id, until FROM exemptions{}",
-            within("activity_id")
+        macro_rules! select_enrollments {
+            () => {
+                "SELECT user_id, activity_id, id, status, period, due_on FROM enrollments"
+            };
+        }
+        macro_rules! select_exemptions {
+            () => {
+                "SELECT user_id, activity_id, until FROM exemptions"
+            };
+        }
+        let (enrollments, exemptions) = on_tx_sql!(
+            self,
+            (
+                concat!(
+                    select_enrollments!(),
+                    " WHERE TRUE",
+                    in_ids_sqlite!("user_id", 1),
+                    in_ids_sqlite!("+activity_id", 2)
+                ),
+                concat!(
+                    select_exemptions!(),
+                    " WHERE TRUE",
+                    in_ids_sqlite!("user_id", 1),
+                    in_ids_sqlite!("activity_id", 2)
+                )
+            ),
+            (
+                concat!(
+                    select_enrollments!(),
+                    " WHERE TRUE",
+                    in_ids_postgres!("user_id", 1),
+                    in_ids_postgres!("activity_id", 2)
+                ),
+                concat!(
+                    select_exemptions!(),
+                    " WHERE TRUE",
+                    in_ids_postgres!("user_id", 1),
+                    in_ids_postgres!("activity_id", 2)
+                )
+            ),
+            sql,
+            _c => sql
         );
         Ok(on_tx!(self, c => {
-            let enrollments = sqlx::query_as(sqlx::AssertSqlSafe(enrollments))
+            let enrollments = sqlx::query_as(enrollments)
                 .bind(users)
                 .bind(activities)
                 .fetch_all(&mut *c)
                 .await?;
-            let exemptions = sqlx::query_as(sqlx::AssertSqlSafe(exemptions))
+            let exemptions = sqlx::query_as(exemptions)
                 .bind(users)
                 .bind(activities)
                 .fetch_all(&mut *c)

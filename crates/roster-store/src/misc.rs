@@ -74,8 +74,11 @@ impl Tx {
     }
 
     pub async fn delete_exemption(&mut self, id: i64) -> Result<()> {
-        self.stamp_users("id = (SELECT user_id FROM exemptions WHERE id = $1)", id)
-            .await?;
+        self.stamp_users(
+            crate::marks::stamp_where!("id = (SELECT user_id FROM exemptions WHERE id = $1)"),
+            id,
+        )
+        .await?;
         on_tx!(self, c => sqlx::query("DELETE FROM exemptions WHERE id = $1").bind(id).execute(c).await?.rows_affected());
         Ok(())
     }

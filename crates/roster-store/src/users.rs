@@ -12,7 +12,6 @@ macro_rules! user_columns {
      employee_number, role, password_hash, created_at"
     };
 }
-const USER_COLUMNS: &str = user_columns!();
 
 /// `user_columns!` of the user named `u` in a join.
 macro_rules! user_columns_of_u {
@@ -109,18 +108,25 @@ impl Tx {
     /// after the other, the second seeing what the first wrote; SQLite's
     /// single writer does so already.
     pub async fn lock_users(&mut self, ids: &UserIds) -> Result<Vec<UserRecord>> {
-        let lock = match self.backend() {
-            crate::db::Backend::Postgres => " FOR UPDATE",
-            crate::db::Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE TRUE{} ORDER BY id{lock}",
-            UserIds::clause("id", 1, self.backend())
-        );
-        Ok(on_tx!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(ids)
-            .fetch_all(c)
-            .await?))
+        Ok(on_tx_sql!(
+            self,
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE TRUE",
+                crate::marks::in_ids_sqlite!("id", 1),
+                " ORDER BY id"
+            ),
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE TRUE",
+                crate::marks::in_ids_postgres!("id", 1),
+                " ORDER BY id FOR UPDATE"
+            ),
+            sql,
+            c => sqlx::query_as(sql).bind(ids).fetch_all(c).await?
+        ))
     }
 
     /// Which of `ids` are users, in one statement per thousand ids.
@@ -261,7 +267,9 @@ impl Tx {
 
     pub async fn delete_group(&mut self, id: i64) -> Result<()> {
         self.stamp_users(
-            "id IN (SELECT user_id FROM group_members WHERE group_id = $1)",
+            crate::marks::stamp_where!(
+                "id IN (SELECT user_id FROM group_members WHERE group_id = $1)"
+            ),
             id,
         )
         .await?;

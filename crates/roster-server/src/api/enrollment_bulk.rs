@@ -20,10 +20,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::attachments::{Attachment, Task};
-use crate::api::enrollments::{AssignedType, check_not_elected, map_engine_error};
+use crate::api::enrollments::{AssignedType, check_not_elected};
 use crate::api::{EnrollmentView, json_response};
 use crate::auth::Actor;
-use crate::engine::enroll::{Change, change, change_fields_of_many, enrollment_json};
+use crate::engine::enroll::{AuditedEnrollment, Change, change, change_fields_of_many};
 use crate::error::{ApiResult, FieldErrors};
 use crate::input::{Body, nullable};
 use crate::state::{AppState, Ctx};
@@ -181,7 +181,8 @@ impl utoipa::PartialSchema for PurgeBody {
                 .required(name)
                 .property(
                     other,
-                    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Boolean, Type::Null])),
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::Boolean, Type::Null])),
                 )
                 .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         };
@@ -263,9 +264,7 @@ pub async fn bulk_update(
         // depends on another's. Read together, updated together.
         let mut found = tx.get_enrollments(&ids).await?;
         let befores = ids.iter().filter_map(|id| found.remove(id)).collect();
-        let afters = change_fields_of_many(&mut tx, &ctx, befores, &change_request)
-            .await
-            .map_err(map_engine_error)?;
+        let afters = change_fields_of_many(&mut tx, &ctx, befores, &change_request).await?;
         tx.commit().await?;
         let results = ids
             .iter()
@@ -348,9 +347,7 @@ async fn update_one_by_one(
             outcomes.push((id, Err(UpdateOutcome::Conflict)));
             continue;
         }
-        let after = change(tx, ctx, before, change_request.clone())
-            .await
-            .map_err(map_engine_error)?;
+        let after = change(tx, ctx, before, change_request.clone()).await?;
         outcomes.push((id, Ok(after)));
     }
     Ok(outcomes)
@@ -367,7 +364,7 @@ async fn delete_one(
 ) -> anyhow::Result<()> {
     let attachments = tx.attachments_of(record.id).await?;
     let tasks = tx.tasks_of(record.id).await?;
-    let mut whole = enrollment_json(record);
+    let mut whole = serde_json::to_value(AuditedEnrollment::of(record))?;
     whole["attachments"] = json!(attachments.iter().map(Attachment::of).collect::<Vec<_>>());
     whole["tasks"] = json!(tasks.iter().map(Task::of).collect::<Vec<_>>());
     tx.delete_enrollment(record.id).await?;

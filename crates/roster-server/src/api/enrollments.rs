@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use roster_core::date::Day;
 use roster_core::{EnrollmentType, Source, Status};
-use roster_store::{EnrollmentFilter, EnrollmentRecord, StoreError, Tx};
+use roster_store::{EnrollmentFilter, EnrollmentRecord, Tx};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -567,9 +567,7 @@ pub async fn patch_enrollment(
         check_learner_change(&change_request)?;
     }
     let ctx = state.ctx(&mut tx, Some(actor.id())).await?;
-    let after = change(&mut tx, &ctx, before, change_request)
-        .await
-        .map_err(map_engine_error)?;
+    let after = change(&mut tx, &ctx, before, change_request).await?;
     tx.commit().await?;
     state.jobs_ready.notify_waiters();
     Ok(json_response(&EnrollmentView::of(
@@ -595,14 +593,6 @@ fn check_learner_change(change_request: &Change) -> ApiResult<()> {
         ));
     }
     Ok(())
-}
-
-/// Engine errors that are really conflicts (a second open enrollment, R2).
-pub fn map_engine_error(error: anyhow::Error) -> ApiError {
-    match error.downcast::<StoreError>() {
-        Ok(store_error) => store_error.into(),
-        Err(other) => ApiError::Internal(other),
-    }
 }
 
 #[cfg(test)]

@@ -351,7 +351,7 @@ async fn queue_sweep(state: &AppState, actor: &Actor) -> ApiResult<SweepRecord> 
     }
     let id = match begin_sweep(&mut tx, &ctx, "manual", ctx.today).await {
         Ok(id) => id,
-        Err(StoreError::Conflict(_)) => {
+        Err(crate::engine::EngineError::Conflict(_)) => {
             // Another process queued one since: name it when it is still there.
             tx.rollback().await?;
             let mut tx = state.store.read().await?;

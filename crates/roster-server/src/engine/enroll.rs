@@ -5,18 +5,20 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use jiff::ToSpan;
 use jiff::civil::Date;
+use jiff::{Timestamp, ToSpan};
 use roster_core::calendar::next_period_on_completion;
 use roster_core::payload::{JobPayload, PostEnrollmentPayload};
 use roster_core::{
     ActivityKind, EnrollmentType, Period, PostRule, Recurrence, Source, Status, Trigger,
 };
 use roster_store::{AuditEntry, EnrollmentInsert, EnrollmentPatch, EnrollmentRecord, NewJob, Tx};
-use serde_json::json;
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::engine::rules::{Activity, activity_from, load_activity, post_rule_from, post_rules};
 use crate::engine::sweep::activity_sweep;
+use crate::engine::{EngineError, EngineResult};
 use crate::state::Ctx;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -71,22 +73,50 @@ pub struct Change {
     pub reason: Option<Option<String>>,
 }
 
-/// The enrollment as the audit log and the API show it.
-pub fn enrollment_json(record: &EnrollmentRecord) -> serde_json::Value {
-    json!({
-        "id": record.id,
-        "user_id": record.user_id,
-        "activity_id": record.activity_id,
-        "type": record.enrollment_type,
-        "status": record.status,
-        "due_on": record.due_on,
-        "required_by": record.required_by,
-        "reason": record.reason,
-        "enrolled_at": crate::api::timestamp_text(record.enrolled_at),
-        "completed_at": record.completed_at.map(crate::api::timestamp_text),
-        "source": serde_json::from_str::<serde_json::Value>(&record.source).unwrap_or(serde_json::Value::Null),
-        "period": record.period,
-    })
+/// An enrollment as the audit log keeps it (fields in the order the log has
+/// always written them).
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditedEnrollment<'a> {
+    pub activity_id: i64,
+    pub completed_at: Option<Timestamp>,
+    pub due_on: Option<&'a str>,
+    pub enrolled_at: Timestamp,
+    pub id: i64,
+    pub period: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub required_by: Option<&'a str>,
+    /// Why it exists, as stored (null when the stored text does not read).
+    pub source: Option<&'a RawValue>,
+    pub status: &'a str,
+    #[serde(rename = "type")]
+    pub enrollment_type: &'a str,
+    pub user_id: i64,
+}
+
+impl<'a> AuditedEnrollment<'a> {
+    pub fn of(record: &'a EnrollmentRecord) -> AuditedEnrollment<'a> {
+        let timestamp =
+            |micros| Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH);
+        AuditedEnrollment {
+            activity_id: record.activity_id,
+            completed_at: record.completed_at.map(timestamp),
+            due_on: record.due_on.as_deref(),
+            enrolled_at: timestamp(record.enrolled_at),
+            id: record.id,
+            period: record.period.as_deref(),
+            reason: record.reason.as_deref(),
+            required_by: record.required_by.as_deref(),
+            source: serde_json::from_str(&record.source).ok(),
+            status: &record.status,
+            enrollment_type: &record.enrollment_type,
+            user_id: record.user_id,
+        }
+    }
+
+    /// The audit log's text of `record`.
+    pub fn text(record: &EnrollmentRecord) -> EngineResult<String> {
+        Ok(serde_json::to_string(&AuditedEnrollment::of(record))?)
+    }
 }
 
 /// Creates the enrollment unless R2 or R14 refuse it, then applies its effects.
@@ -94,7 +124,7 @@ pub fn create<'a>(
     tx: &'a mut Tx,
     ctx: &'a Ctx,
     new: NewEnrollment,
-) -> BoxFuture<'a, anyhow::Result<Created>> {
+) -> BoxFuture<'a, EngineResult<Created>> {
     Box::pin(async move {
         let activity = load_activity(tx, new.activity_id).await?;
         create_in(tx, ctx, new, activity.as_ref()).await
@@ -108,7 +138,7 @@ pub fn create_in<'a>(
     ctx: &'a Ctx,
     new: NewEnrollment,
     activity: Option<&'a Activity>,
-) -> BoxFuture<'a, anyhow::Result<Created>> {
+) -> BoxFuture<'a, EngineResult<Created>> {
     Box::pin(async move {
         let Some(record) = tx.insert_enrollment(&insert_of(ctx, &new)?).await? else {
             return Ok(
@@ -132,11 +162,11 @@ pub async fn create_many_in(
     ctx: &Ctx,
     news: &[NewEnrollment],
     activity: &Activity,
-) -> anyhow::Result<Vec<Created>> {
+) -> EngineResult<Vec<Created>> {
     let inserts = news
         .iter()
         .map(|new| insert_of(ctx, new))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<EngineResult<Vec<_>>>()?;
     let mut by_user: std::collections::HashMap<i64, EnrollmentRecord> = tx
         .insert_enrollments(&inserts)
         .await?
@@ -154,7 +184,7 @@ pub async fn create_many_in(
 }
 
 /// The row a new enrollment is inserted as.
-fn insert_of(ctx: &Ctx, new: &NewEnrollment) -> anyhow::Result<EnrollmentInsert> {
+fn insert_of(ctx: &Ctx, new: &NewEnrollment) -> EngineResult<EnrollmentInsert> {
     Ok(EnrollmentInsert {
         user_id: new.user_id,
         activity_id: new.activity_id,
@@ -177,7 +207,7 @@ async fn inserted(
     ctx: &Ctx,
     record: EnrollmentRecord,
     activity: Option<&Activity>,
-) -> anyhow::Result<Created> {
+) -> EngineResult<Created> {
     tx.audit(
         AuditEntry {
             actor_id: ctx.actor,
@@ -185,7 +215,7 @@ async fn inserted(
             entity: "enrollment",
             entity_id: Some(record.id),
             before: None,
-            after: Some(enrollment_json(&record).to_string()),
+            after: Some(AuditedEnrollment::text(&record)?),
         },
         ctx.micros(),
     )
@@ -208,7 +238,7 @@ pub fn after_create<'a>(
     ctx: &'a Ctx,
     record: &'a EnrollmentRecord,
     activity: &'a Activity,
-) -> BoxFuture<'a, anyhow::Result<()>> {
+) -> BoxFuture<'a, EngineResult<()>> {
     Box::pin(async move {
         let known = activity.post_rules.as_deref();
         fire(tx, ctx, record, Trigger::Enrolled, known).await?;
@@ -253,7 +283,7 @@ pub fn change<'a>(
     ctx: &'a Ctx,
     before: EnrollmentRecord,
     change: Change,
-) -> BoxFuture<'a, anyhow::Result<EnrollmentRecord>> {
+) -> BoxFuture<'a, EngineResult<EnrollmentRecord>> {
     Box::pin(async move {
         let old_status: Status = before.status.parse().unwrap_or(Status::InProgress);
         let new_status = change.status.unwrap_or(old_status);
@@ -261,7 +291,7 @@ pub fn change<'a>(
         let after = tx
             .update_enrollment(before.id, &patch, ctx.micros())
             .await?
-            .ok_or_else(|| anyhow::anyhow!("enrollment {} vanished", before.id))?;
+            .ok_or(EngineError::NotFound("enrollment"))?;
         audit_update(tx, ctx, &before, &after).await?;
         if new_status != old_status {
             match new_status {
@@ -299,8 +329,10 @@ pub async fn change_fields_of_many(
     ctx: &Ctx,
     befores: Vec<EnrollmentRecord>,
     change: &Change,
-) -> anyhow::Result<std::collections::HashMap<i64, EnrollmentRecord>> {
-    anyhow::ensure!(change.status.is_none(), "a status change runs one by one");
+) -> EngineResult<std::collections::HashMap<i64, EnrollmentRecord>> {
+    if change.status.is_some() {
+        return Err(EngineError::internal("a status change runs one by one"));
+    }
     let patches: Vec<(i64, EnrollmentPatch)> = befores
         .iter()
         .map(|before| (before.id, patch_of(ctx, before, change)))
@@ -358,15 +390,15 @@ async fn audit_update(
     ctx: &Ctx,
     before: &EnrollmentRecord,
     after: &EnrollmentRecord,
-) -> anyhow::Result<()> {
+) -> EngineResult<()> {
     tx.audit(
         AuditEntry {
             actor_id: ctx.actor,
             action: "enrollment.update",
             entity: "enrollment",
             entity_id: Some(before.id),
-            before: Some(enrollment_json(before).to_string()),
-            after: Some(enrollment_json(after).to_string()),
+            before: Some(AuditedEnrollment::text(before)?),
+            after: Some(AuditedEnrollment::text(after)?),
         },
         ctx.micros(),
     )
@@ -384,7 +416,7 @@ async fn fire(
     record: &EnrollmentRecord,
     trigger: Trigger,
     known: Option<&[PostRule]>,
-) -> anyhow::Result<()> {
+) -> EngineResult<()> {
     let read;
     let rules = match known {
         Some(rules) => rules,
@@ -451,7 +483,7 @@ async fn on_passed(
     record: &EnrollmentRecord,
     activity: &Activity,
     may_be_item: bool,
-) -> anyhow::Result<()> {
+) -> EngineResult<()> {
     next_period(tx, ctx, record, activity).await?;
     if !may_be_item {
         return Ok(());
@@ -472,7 +504,7 @@ async fn next_period(
     ctx: &Ctx,
     record: &EnrollmentRecord,
     activity: &Activity,
-) -> anyhow::Result<()> {
+) -> EngineResult<()> {
     let (Some(rule), Some(period)) = (
         &activity.rule,
         record.period.as_deref().and_then(Period::parse),
@@ -520,7 +552,7 @@ fn complete_if_all_items_passed<'a>(
     tx: &'a mut Tx,
     ctx: &'a Ctx,
     enrollment_id: i64,
-) -> BoxFuture<'a, anyhow::Result<()>> {
+) -> BoxFuture<'a, EngineResult<()>> {
     Box::pin(async move {
         let Some(parent) = tx.get_enrollment(enrollment_id).await? else {
             return Ok(());

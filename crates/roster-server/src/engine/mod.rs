@@ -5,7 +5,10 @@
 //! the same way whatever the path.
 
 pub mod enroll;
+pub mod error;
 pub mod explain;
 pub mod jobs;
 pub mod rules;
 pub mod sweep;
+
+pub use error::{EngineError, EngineResult};

@@ -3,6 +3,8 @@
 use roster_core::{ActivityKind, AutoRule, MAX_DELAY_DAYS, PostRule, Trigger};
 use roster_store::{ActivityRecord, PostRuleRecord, Tx};
 
+use crate::engine::EngineResult;
+
 /// An activity with its kind parsed and its auto-enrollment rule, if any.
 #[derive(Clone, Debug)]
 pub struct Activity {
@@ -17,7 +19,7 @@ pub struct Activity {
 impl Activity {
     /// The activity with its post-enrollment rules read now, for a caller
     /// that enrolls many users in it within one transaction.
-    pub async fn with_post_rules(mut self, tx: &mut Tx) -> anyhow::Result<Activity> {
+    pub async fn with_post_rules(mut self, tx: &mut Tx) -> EngineResult<Activity> {
         self.post_rules = Some(post_rules(tx, self.record.id).await?);
         Ok(self)
     }
@@ -37,7 +39,7 @@ pub fn activity_from(record: ActivityRecord) -> Activity {
     }
 }
 
-pub async fn load_activity(tx: &mut Tx, id: i64) -> anyhow::Result<Option<Activity>> {
+pub async fn load_activity(tx: &mut Tx, id: i64) -> EngineResult<Option<Activity>> {
     Ok(tx.get_activity(id).await?.map(activity_from))
 }
 
@@ -52,7 +54,7 @@ pub fn post_rule_from(record: &PostRuleRecord) -> PostRule {
     }
 }
 
-pub async fn post_rules(tx: &mut Tx, activity_id: i64) -> anyhow::Result<Vec<PostRule>> {
+pub async fn post_rules(tx: &mut Tx, activity_id: i64) -> EngineResult<Vec<PostRule>> {
     Ok(tx
         .post_rules(activity_id)
         .await?

@@ -10,10 +10,11 @@ use roster_core::{AutoRule, PostRule, Recurrence, Scope, Source, Trigger};
 use roster_store::{
     ActivitySweep, AuditEntry, Changed, Narrowed, NewJob, StoreError, SweepCounts, SweepKind, Tx,
 };
-use serde_json::json;
+use serde::Serialize;
 
 use crate::engine::enroll::{after_create, trigger_job};
 use crate::engine::rules::{Activity, activity_from, post_rules};
+use crate::engine::{EngineError, EngineResult};
 use crate::state::Ctx;
 
 /// User ids per range of a sweep: one transaction each (see `jobs::user_ranges`).
@@ -79,6 +80,38 @@ pub struct RangeOutcome {
     pub adopted: Vec<(i64, i64)>,
 }
 
+/// The audit log's view of an enrollment a new period rolled over (R16).
+#[derive(Serialize)]
+struct RolledOver<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_period: Option<&'a str>,
+    status: &'a str,
+}
+
+/// The audit log's view of an enrollment the rule adopted (R15).
+#[derive(Serialize)]
+struct Adopted<'a> {
+    due_on: Option<&'a str>,
+    period: Option<&'a str>,
+    #[serde(rename = "type")]
+    enrollment_type: &'a str,
+}
+
+/// The audit log's view of the enrollments one range of a sweep created.
+#[derive(Serialize)]
+struct SweepCreated<'a> {
+    enrollment_ids: Vec<i64>,
+    period: &'a str,
+}
+
+/// The audit log's view of a sweep's start.
+#[derive(Serialize)]
+struct SweepStarted<'a> {
+    activities: usize,
+    day: Date,
+    trigger: &'a str,
+}
+
 /// Sweeps one activity's rule over users `lo..hi` on `ctx.today`, in `tx`.
 pub async fn sweep_range(
     tx: &mut Tx,
@@ -86,7 +119,7 @@ pub async fn sweep_range(
     activity: &Activity,
     lo: i64,
     hi: i64,
-) -> anyhow::Result<RangeOutcome> {
+) -> EngineResult<RangeOutcome> {
     sweep_users(tx, ctx, activity, (lo, hi), None, None, true).await
 }
 
@@ -105,7 +138,7 @@ pub async fn sweep_range_since(
     hi: i64,
     since: Option<Changed>,
     narrowed: Option<Narrowed>,
-) -> anyhow::Result<RangeOutcome> {
+) -> EngineResult<RangeOutcome> {
     sweep_users(tx, ctx, activity, (lo, hi), since, narrowed, false).await
 }
 
@@ -119,7 +152,7 @@ async fn sweep_users(
     since: Option<Changed>,
     narrowed: Option<Narrowed>,
     count_skips: bool,
-) -> anyhow::Result<RangeOutcome> {
+) -> EngineResult<RangeOutcome> {
     let mut outcome = RangeOutcome::default();
     let Some(rule) = &activity.rule else {
         return Ok(outcome);
@@ -146,6 +179,14 @@ async fn sweep_users(
     let mut outcome_adopted = Vec::new();
     let closed = tx.sweep_close_earlier(&sweep).await?;
     counts.closed = closed.len() as i64;
+    let rolled_before = serde_json::to_string(&RolledOver {
+        new_period: None,
+        status: "in_progress",
+    })?;
+    let rolled_after = serde_json::to_string(&RolledOver {
+        new_period: Some(&sweep.period),
+        status: "incomplete",
+    })?;
     let entries: Vec<AuditEntry> = closed
         .iter()
         .map(|(id, _)| AuditEntry {
@@ -153,8 +194,8 @@ async fn sweep_users(
             action: "enrollment.rollover",
             entity: "enrollment",
             entity_id: Some(*id),
-            before: Some(json!({"status": "in_progress"}).to_string()),
-            after: Some(json!({"status": "incomplete", "new_period": sweep.period}).to_string()),
+            before: Some(rolled_before.clone()),
+            after: Some(rolled_after.clone()),
         })
         .collect();
     tx.audit_many(&entries, ctx.micros()).await?;
@@ -182,13 +223,16 @@ async fn sweep_users(
                     action: "enrollment.adopt",
                     entity: "enrollment",
                     entity_id: Some(id),
-                    before: Some(
-                        json!({"type": old_type, "due_on": old_due, "period": null}).to_string(),
-                    ),
-                    after: Some(
-                        json!({"type": "required", "due_on": due, "period": sweep.period})
-                            .to_string(),
-                    ),
+                    before: Some(serde_json::to_string(&Adopted {
+                        due_on: old_due.as_deref(),
+                        period: None,
+                        enrollment_type: &old_type,
+                    })?),
+                    after: Some(serde_json::to_string(&Adopted {
+                        due_on: due.as_deref(),
+                        period: Some(&sweep.period),
+                        enrollment_type: "required",
+                    })?),
                 },
                 ctx.micros(),
             )
@@ -220,7 +264,7 @@ pub async fn after_sweep_create(
     period: &str,
     created: &[(i64, i64)],
     rules: Option<Vec<PostRule>>,
-) -> anyhow::Result<()> {
+) -> EngineResult<()> {
     if created.is_empty() {
         return Ok(());
     }
@@ -231,13 +275,10 @@ pub async fn after_sweep_create(
             entity: "activity",
             entity_id: Some(activity.record.id),
             before: None,
-            after: Some(
-                json!({
-                    "period": period,
-                    "enrollment_ids": created.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-                })
-                .to_string(),
-            ),
+            after: Some(serde_json::to_string(&SweepCreated {
+                enrollment_ids: created.iter().map(|(id, _)| *id).collect(),
+                period,
+            })?),
         },
         ctx.micros(),
     )
@@ -278,7 +319,7 @@ pub async fn after_sweep_create(
 }
 
 /// R18: evaluates one user against every saved rule, in the caller's transaction.
-pub async fn evaluate_user(tx: &mut Tx, ctx: &Ctx, user_id: i64) -> anyhow::Result<SweepCounts> {
+pub async fn evaluate_user(tx: &mut Tx, ctx: &Ctx, user_id: i64) -> EngineResult<SweepCounts> {
     let mut total = SweepCounts::default();
     for record in tx.activities_with_rules().await? {
         let activity = activity_from(record);
@@ -296,15 +337,19 @@ pub async fn evaluate_user(tx: &mut Tx, ctx: &Ctx, user_id: i64) -> anyhow::Resu
 /// Starts a sweep: the record and one job per activity with a rule, in one
 /// transaction. `Conflict` when one is queued or running (or the nightly of
 /// `day` exists).
-pub async fn start_sweep(
-    tx: &mut Tx,
-    ctx: &Ctx,
-    trigger_by: &str,
-    day: Date,
-) -> Result<i64, StoreError> {
-    let sweep_id = tx
+pub async fn start_sweep(tx: &mut Tx, ctx: &Ctx, trigger_by: &str, day: Date) -> EngineResult<i64> {
+    let sweep_id = match tx
         .insert_sweep(false, trigger_by, &day.to_string(), ctx.micros(), ctx.actor)
-        .await?;
+        .await
+    {
+        Ok(sweep_id) => sweep_id,
+        Err(StoreError::Conflict(_)) => {
+            return Err(EngineError::Conflict(
+                "another sweep is queued or running".into(),
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
     let activities = tx.activities_with_rules().await?;
     let jobs: Vec<NewJob> = activities
         .iter()
@@ -337,7 +382,11 @@ pub async fn start_sweep(
             entity: "sweep",
             entity_id: Some(sweep_id),
             before: None,
-            after: Some(json!({"trigger": trigger_by, "day": day.to_string(), "activities": activities.len()}).to_string()),
+            after: Some(serde_json::to_string(&SweepStarted {
+                activities: activities.len(),
+                day,
+                trigger: trigger_by,
+            })?),
         },
         ctx.micros(),
     )

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use roster_core::payload::{JobPayload, PostEnrollmentPayload, SweepActivityPayload};
 use roster_store::ClaimedJob;
 
+use crate::engine::{EngineError, EngineResult};
 use crate::state::AppState;
 
 pub use schedule::{
@@ -45,7 +46,7 @@ pub const SWEEP_JOB_BATCH: i64 = 64;
 
 /// Claims and runs due jobs (one, or a batch of post-enrollment jobs).
 /// `Ok(false)` when none is due.
-pub async fn run_next(state: &AppState) -> anyhow::Result<bool> {
+pub async fn run_next(state: &AppState) -> EngineResult<bool> {
     Ok(!run_next_jobs(state).await?.is_empty())
 }
 
@@ -72,7 +73,7 @@ pub struct RanJob {
 /// a lease while their passes run (`run_sweep_activities`): on SQLite one
 /// transaction per range for all of them, on PostgreSQL one per job and
 /// range.
-pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
+pub async fn run_next_jobs(state: &AppState) -> EngineResult<Vec<RanJob>> {
     let mut tx = state.store.write().await?;
     let lease_until = real_micros() + state.lease_seconds * 1_000_000;
     let claimed = tx
@@ -95,7 +96,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
         }
         SweepActivityPayload::KIND => sweep_batch::run_batch(state, tx, job, lease_until).await?,
         other => {
-            let error = anyhow::anyhow!("unknown job kind {other:?}");
+            let error = EngineError::internal(format!("unknown job kind {other:?}"));
             tx.rollback().await?;
             Batch::Stopped(job, started, Err(error))
         }
@@ -117,7 +118,7 @@ pub async fn run_next_jobs(state: &AppState) -> anyhow::Result<Vec<RanJob>> {
 /// when it failed; the batch's others are pending again, unchanged).
 enum Batch {
     Ran(Vec<RanJob>),
-    Stopped(ClaimedJob, std::time::Instant, anyhow::Result<()>),
+    Stopped(ClaimedJob, std::time::Instant, EngineResult<()>),
 }
 
 /// Records a failed attempt of `job`: retried after a backoff, or given up.
@@ -127,19 +128,15 @@ enum Batch {
 async fn record_failure(
     state: &AppState,
     job: &ClaimedJob,
-    error: anyhow::Error,
+    error: EngineError,
     claim_committed: bool,
-) -> anyhow::Result<()> {
+) -> EngineResult<()> {
     tracing::warn!(job_id = job.id, kind = %job.kind, error = %format!("{error:#}"), "job attempt failed");
     metrics::counter!("roster_jobs_failed_attempts_total").increment(1);
     let give_up = !roster_core::retry::should_retry(job.attempts as i32);
     // A transaction another one deadlocked with is not the job's fault: its
     // first such failure is due again at once (the attempt still counts).
-    let transient = error.chain().any(|cause| {
-        cause
-            .downcast_ref::<roster_store::StoreError>()
-            .is_some_and(roster_store::StoreError::is_transient)
-    });
+    let transient = error.is_transient();
     let retry_at = state.clock.now().as_microsecond()
         + roster_core::retry::retry_delay_seconds(job.attempts as i32, transient) * 1_000_000;
     let mut tx = state.store.write().await?;

@@ -19,9 +19,10 @@ use roster_core::decide::{TargetFacts, decide_target};
 use roster_core::payload::{JobPayload, PayloadError, PostEnrollmentPayload};
 use roster_core::{PostRule, Source, TargetOutcome};
 use roster_store::{ClaimedJob, Tx, UserIds};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{Batch, JOB_BATCH, RanJob, record_failure};
+use crate::engine::EngineResult;
 use crate::engine::enroll::{Created, NewEnrollment, create_in};
 use crate::engine::rules::{Activity, activity_from, post_rule_from};
 use crate::state::{AppState, Ctx};
@@ -39,7 +40,7 @@ pub(super) async fn run_batch(
     job: ClaimedJob,
     started: std::time::Instant,
     lease_until: i64,
-) -> anyhow::Result<Batch> {
+) -> EngineResult<Batch> {
     let mut batch = vec![job];
     batch.extend(
         tx.claim_more_jobs(
@@ -154,7 +155,7 @@ impl PostReads {
         state: &AppState,
         tx: &mut Tx,
         payloads: &[Result<PostEnrollmentPayload, PayloadError>],
-    ) -> anyhow::Result<Ctx> {
+    ) -> EngineResult<Ctx> {
         let ctx = state.ctx(tx, None).await?;
         let payloads: Vec<&PostEnrollmentPayload> = payloads.iter().flatten().collect();
         let mut user_ids: Vec<i64> = payloads.iter().map(|p| p.user_id).collect();
@@ -225,7 +226,7 @@ impl PostReads {
         user_id: i64,
         target: i64,
         today: &str,
-    ) -> anyhow::Result<(bool, bool, bool)> {
+    ) -> EngineResult<(bool, bool, bool)> {
         match self.facts.get(&(user_id, target)) {
             Some(facts) if !self.written.contains(&user_id) => Ok(*facts),
             _ => Ok(tx.target_facts(user_id, target, today).await?),
@@ -241,7 +242,7 @@ async fn run_post_enrollment(
     ctx: &Ctx,
     payload: Result<PostEnrollmentPayload, PayloadError>,
     reads: &mut PostReads,
-) -> anyhow::Result<String> {
+) -> EngineResult<String> {
     let PostEnrollmentPayload {
         user_id,
         rule_id,
@@ -259,11 +260,11 @@ async fn run_post_enrollment(
     for target in target_ids {
         // Every target of the batch's payloads was read for the batch.
         let Some(activity) = reads.targets.get(&target).and_then(Option::as_ref) else {
-            outcomes.push(json!({"activity_id": target, "outcome": "target_missing"}));
+            outcomes.push(TargetDone::named(target, "target_missing"));
             continue;
         };
         if service_account && user_active {
-            outcomes.push(json!({"activity_id": target, "outcome": "service_account"}));
+            outcomes.push(TargetDone::named(target, "service_account"));
             continue;
         }
         let (exempt, has_open, ever_passed) = reads.facts(tx, user_id, target, &today).await?;
@@ -289,18 +290,52 @@ async fn run_post_enrollment(
                 {
                     Created::Created(record) => {
                         reads.written.insert(user_id);
-                        json!({"activity_id": target, "outcome": "created", "enrollment_id": record.id})
+                        TargetDone {
+                            enrollment_id: Some(record.id),
+                            ..TargetDone::named(target, "created")
+                        }
                     }
                     Created::AlreadyEnrolled | Created::PeriodHeld => {
-                        json!({"activity_id": target, "outcome": "already_enrolled"})
+                        TargetDone::named(target, "already_enrolled")
                     }
                 }
             }
-            other => json!({"activity_id": target, "outcome": other}),
+            other => TargetDone {
+                activity_id: target,
+                enrollment_id: None,
+                outcome: Done::Decided(other),
+            },
         };
         outcomes.push(outcome);
     }
-    Ok(Value::Array(outcomes).to_string())
+    Ok(serde_json::to_string(&outcomes)?)
+}
+
+/// What a post-enrollment job did for one target, as its outcome records it.
+#[derive(Serialize)]
+struct TargetDone {
+    activity_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrollment_id: Option<i64>,
+    outcome: Done,
+}
+
+/// A target's outcome: the core's decision, or what the job found first.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Done {
+    Named(&'static str),
+    Decided(TargetOutcome),
+}
+
+impl TargetDone {
+    fn named(activity_id: i64, outcome: &'static str) -> TargetDone {
+        TargetDone {
+            activity_id,
+            enrollment_id: None,
+            outcome: Done::Named(outcome),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,15 +5,16 @@
 use std::time::Duration;
 
 use jiff::{Timestamp, ToSpan};
-use roster_store::{StoreError, SweepCounts};
+use roster_store::SweepCounts;
 
 use super::{run_next, run_next_jobs};
 use crate::engine::sweep::{start_sweep, sweep_range};
+use crate::engine::{EngineError, EngineResult};
 use crate::state::{AppState, Ctx};
 
 /// Runs every job due at the clock's time, including those that running jobs
 /// make due, and waits for due jobs other workers hold. Returns how many ran.
-pub async fn run_due(state: &AppState) -> anyhow::Result<u64> {
+pub async fn run_due(state: &AppState) -> EngineResult<u64> {
     let mut ran = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
@@ -57,7 +58,7 @@ pub fn next_nightly_after(after: Timestamp, ctx: &Ctx) -> Timestamp {
 
 /// Plays a manual clock forward to `target`: every job at its `run_at` and
 /// every nightly sweep at its time, in order, each seeing its own time.
-pub async fn advance_clock(state: &AppState, target: Timestamp) -> anyhow::Result<()> {
+pub async fn advance_clock(state: &AppState, target: Timestamp) -> EngineResult<()> {
     run_due(state).await?;
     loop {
         let current = state.clock.now();
@@ -92,7 +93,7 @@ pub async fn advance_clock(state: &AppState, target: Timestamp) -> anyhow::Resul
 
 /// Starts the nightly sweep of the clock's local day, unless it exists or a
 /// sweep is running (whichever process sees the time first wins).
-pub async fn start_nightly(state: &AppState) -> anyhow::Result<Option<i64>> {
+pub async fn start_nightly(state: &AppState) -> EngineResult<Option<i64>> {
     let mut tx = state.store.write().await?;
     let ctx = state.ctx(&mut tx, None).await?;
     if tx.nightly_sweep_exists(&ctx.today.to_string()).await? {
@@ -106,11 +107,11 @@ pub async fn start_nightly(state: &AppState) -> anyhow::Result<Option<i64>> {
             state.jobs_ready.notify_waiters();
             Ok(Some(id))
         }
-        Err(StoreError::Conflict(_)) => {
+        Err(EngineError::Conflict(_)) => {
             tx.rollback().await?;
             Ok(None)
         }
-        Err(error) => Err(error.into()),
+        Err(error) => Err(error),
     }
 }
 
@@ -148,7 +149,7 @@ pub async fn scheduler_loop(state: AppState) {
     }
 }
 
-async fn scheduler_tick(state: &AppState) -> anyhow::Result<()> {
+async fn scheduler_tick(state: &AppState) -> EngineResult<()> {
     let mut tx = state.store.read().await?;
     let ctx = state.ctx(&mut tx, None).await?;
     let exists = tx.nightly_sweep_exists(&ctx.today.to_string()).await?;
@@ -162,7 +163,7 @@ async fn scheduler_tick(state: &AppState) -> anyhow::Result<()> {
 
 /// A dry-run sweep: every activity swept inside a transaction that is rolled
 /// back; only the counts remain.
-pub async fn dry_run_counts(state: &AppState, actor: Option<i64>) -> anyhow::Result<SweepCounts> {
+pub async fn dry_run_counts(state: &AppState, actor: Option<i64>) -> EngineResult<SweepCounts> {
     let mut tx = state.store.read().await?;
     let activities = tx.activities_with_rules().await?;
     tx.rollback().await?;

@@ -16,11 +16,12 @@
 
 use roster_core::payload::{JobPayload, SweepActivityPayload};
 use roster_store::{Backend, ClaimedJob, MarksWrite, SweepCounts, Tx, UserIds};
-use serde_json::json;
+use serde::Serialize;
 
 use super::sweep_plan::{BatchReads, SweepPlan, create_ahead, plan_sweep_activity};
 use super::sweep_run::{run_sweep_activities, sweep_pass_unmarked};
 use super::{Batch, JOB_BATCH, RanJob, SWEEP_JOB_BATCH};
+use crate::engine::EngineResult;
 use crate::state::AppState;
 
 /// Runs the claimed sweep job `job` in `tx`, the transaction that claimed it,
@@ -37,7 +38,7 @@ pub(super) async fn run_batch(
     mut tx: Tx,
     job: ClaimedJob,
     lease_until: i64,
-) -> anyhow::Result<Batch> {
+) -> EngineResult<Batch> {
     let mut batch = vec![job];
     let mut reads = BatchReads::default();
     let prefetched = async {
@@ -270,7 +271,7 @@ async fn sort_planned(
 /// still to run), or rolled back because of this job.
 enum SweepNext {
     Commit,
-    Rollback(ClaimedJob, std::time::Instant, anyhow::Result<()>),
+    Rollback(ClaimedJob, std::time::Instant, EngineResult<()>),
 }
 
 /// A claimed sweep job whose passes run after its claim commits, and what
@@ -303,7 +304,7 @@ async fn finish_here(
     tx: &mut Tx,
     here: &[FinishedHere],
     tally: &mut SweepTally,
-) -> anyhow::Result<bool> {
+) -> EngineResult<bool> {
     let days: Vec<String> = here
         .iter()
         .map(|done| done.plan.ctx.today.to_string())
@@ -338,7 +339,7 @@ async fn finish_here(
         .iter()
         .zip(&counts)
         .map(|(done, counts)| sweep_outcome(&done.plan, *counts))
-        .collect();
+        .collect::<EngineResult<_>>()?;
     let done = tx
         .complete_jobs(
             &ids,
@@ -362,15 +363,24 @@ async fn finish_here(
 
 /// A sweep job's outcome: the counts of its passes plus the skips of the
 /// ranges left alone.
-fn sweep_outcome(plan: &SweepPlan, passes: SweepCounts) -> String {
-    json!({
-        "activity_id": plan.activity_id,
-        "created": passes.created,
-        "adopted": passes.adopted,
-        "closed": passes.closed,
-        "skipped": passes.skipped + plan.unchanged_skipped,
-    })
-    .to_string()
+fn sweep_outcome(plan: &SweepPlan, passes: SweepCounts) -> EngineResult<String> {
+    Ok(serde_json::to_string(&SweepDone {
+        activity_id: plan.activity_id,
+        adopted: passes.adopted,
+        closed: passes.closed,
+        created: passes.created,
+        skipped: passes.skipped + plan.unchanged_skipped,
+    })?)
+}
+
+/// A sweep job's outcome as it is recorded.
+#[derive(Serialize)]
+struct SweepDone {
+    activity_id: i64,
+    adopted: i64,
+    closed: i64,
+    created: i64,
+    skipped: i64,
 }
 
 /// Marks a sweep job done, its outcome the counts of its passes plus the
@@ -383,12 +393,12 @@ pub(super) async fn finish_sweep_activity(
     job: &ClaimedJob,
     plan: &SweepPlan,
     passes: SweepCounts,
-) -> anyhow::Result<Option<SweepCounts>> {
+) -> EngineResult<Option<SweepCounts>> {
     if !tx
         .complete_job(
             job.id,
             &state.worker_id,
-            &sweep_outcome(plan, passes),
+            &sweep_outcome(plan, passes)?,
             state.clock.now().as_microsecond(),
         )
         .await?
@@ -436,7 +446,7 @@ impl SweepTally {
     }
 
     /// Adds the passes' counts to their sweeps (no job finished).
-    pub(super) async fn write_counts(&self, tx: &mut Tx) -> anyhow::Result<()> {
+    pub(super) async fn write_counts(&self, tx: &mut Tx) -> EngineResult<()> {
         for (sweep_id, _, counts) in &self.0 {
             if *counts != SweepCounts::default() {
                 tx.add_sweep_counts(
@@ -452,7 +462,7 @@ impl SweepTally {
         Ok(())
     }
 
-    pub(super) async fn write(&self, tx: &mut Tx, state: &AppState) -> anyhow::Result<()> {
+    pub(super) async fn write(&self, tx: &mut Tx, state: &AppState) -> EngineResult<()> {
         for (sweep_id, jobs, counts) in &self.0 {
             tx.finish_sweep_jobs(*sweep_id, *jobs, counts, state.clock.now().as_microsecond())
                 .await?;

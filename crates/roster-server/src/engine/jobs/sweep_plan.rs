@@ -22,6 +22,7 @@ use roster_store::{
     AutoEnrollment, Changed, ClaimedJob, Narrowed, SweepMark, SweepSince, SweepUser, Tx, UserIds,
 };
 
+use crate::engine::EngineResult;
 use crate::engine::rules::{Activity, activity_from, load_activity, post_rule_from};
 use crate::engine::sweep::{BATCH_USERS, activity_sweep, after_sweep_create, fingerprint};
 use crate::state::{AppState, Ctx};
@@ -77,11 +78,7 @@ type Ended = ((String, String), Vec<(i64, i64)>);
 
 impl BatchReads {
     /// Reads the activities of the sweep jobs `jobs` and their marks.
-    pub(super) async fn prefetch(
-        &mut self,
-        tx: &mut Tx,
-        jobs: &[ClaimedJob],
-    ) -> anyhow::Result<()> {
+    pub(super) async fn prefetch(&mut self, tx: &mut Tx, jobs: &[ClaimedJob]) -> EngineResult<()> {
         // A payload that does not read fails its job when the job is planned.
         let ids: Vec<i64> = jobs
             .iter()
@@ -104,7 +101,7 @@ impl BatchReads {
     }
 
     /// The activity, as read with the batch or now.
-    async fn activity(&mut self, tx: &mut Tx, id: i64) -> anyhow::Result<Option<Activity>> {
+    async fn activity(&mut self, tx: &mut Tx, id: i64) -> EngineResult<Option<Activity>> {
         match self.activities.remove(&id) {
             Some(activity) => Ok(activity),
             None => load_activity(tx, id).await,
@@ -112,7 +109,7 @@ impl BatchReads {
     }
 
     /// The activity's marks, as read with the batch or now.
-    async fn marks(&mut self, tx: &mut Tx, id: i64) -> anyhow::Result<Vec<SweepMark>> {
+    async fn marks(&mut self, tx: &mut Tx, id: i64) -> EngineResult<Vec<SweepMark>> {
         match self.marks.remove(&id) {
             Some(marks) => Ok(marks),
             None => Ok(tx.sweep_marks(id).await?),
@@ -128,7 +125,7 @@ impl BatchReads {
         activity_id: i64,
         since: &SweepSince,
         today: &str,
-    ) -> anyhow::Result<Option<Vec<i64>>> {
+    ) -> EngineResult<Option<Vec<i64>>> {
         let covered = matches!(&self.stamped, Some((from, _, _)) if *from <= since.stamp);
         if !covered {
             let users = tx.sweep_stamped_users(since.stamp, BATCH_USERS).await?;
@@ -173,7 +170,7 @@ impl BatchReads {
         activity_id: i64,
         rule: &AutoRule,
         users: &[i64],
-    ) -> anyhow::Result<Narrowed> {
+    ) -> EngineResult<Narrowed> {
         let missing: Vec<i64> = users
             .iter()
             .copied()
@@ -235,7 +232,7 @@ pub(super) async fn plan_sweep_activity(
     tx: &mut Tx,
     job: &ClaimedJob,
     reads: &mut BatchReads,
-) -> anyhow::Result<SweepPlan> {
+) -> EngineResult<SweepPlan> {
     let SweepActivityPayload {
         activity_id,
         day,
@@ -277,7 +274,7 @@ async fn plan_passes(
     rule: &AutoRule,
     fingerprint: &str,
     today: &str,
-) -> anyhow::Result<(Vec<Pass>, i64)> {
+) -> EngineResult<(Vec<Pass>, i64)> {
     let max_user = match reads.max_user {
         Some(max_user) => max_user,
         None => *reads.max_user.insert(tx.max_user_id().await?),
@@ -367,7 +364,7 @@ async fn range_passes(
     valid: &[Option<&SweepMark>],
     any_changed: bool,
     today: &str,
-) -> anyhow::Result<(Vec<Pass>, i64)> {
+) -> EngineResult<(Vec<Pass>, i64)> {
     let mut passes = Vec::new();
     let mut unchanged_skipped = 0;
     for (&(lo, hi), mark) in ranges.iter().zip(valid) {
@@ -422,7 +419,7 @@ pub(super) async fn create_ahead(
     tx: &mut Tx,
     plans: &mut [(ClaimedJob, std::time::Instant, SweepPlan)],
     reads: &BatchReads,
-) -> anyhow::Result<()> {
+) -> EngineResult<()> {
     let Some(records) = read_ahead(tx, plans).await? else {
         return Ok(());
     };
@@ -445,7 +442,7 @@ type AheadRecords = (HashMap<i64, Held>, HashMap<i64, Exempted>);
 async fn read_ahead(
     tx: &mut Tx,
     plans: &[(ClaimedJob, std::time::Instant, SweepPlan)],
-) -> anyhow::Result<Option<AheadRecords>> {
+) -> EngineResult<Option<AheadRecords>> {
     let mut users = std::collections::BTreeSet::new();
     let mut activities = Vec::new();
     for (_, _, plan) in plans.iter() {
@@ -582,7 +579,7 @@ async fn write_ahead(
     ahead: &Ahead,
     today: &str,
     now: i64,
-) -> anyhow::Result<()> {
+) -> EngineResult<()> {
     let mut created: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
     for (id, user, activity) in tx.sweep_create_many(&ahead.creations, today, now).await? {
         created.entry(activity).or_default().push((id, user));

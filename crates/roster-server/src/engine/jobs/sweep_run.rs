@@ -18,6 +18,7 @@ use super::sweep_batch::{Deferred, SweepTally, add_counts, finish_sweep_activity
 use super::sweep_plan::{Pass, SweepPlan};
 use super::{RanJob, SWEEP_JOB_BATCH, real_micros, record_failure};
 use crate::engine::sweep::sweep_range_since;
+use crate::engine::{EngineError, EngineResult};
 use crate::state::AppState;
 
 /// One transaction of `run_sweep_activities`: the passes of one job (or of
@@ -66,7 +67,7 @@ pub(super) async fn run_sweep_activities(
     state: &AppState,
     mut jobs: Vec<Deferred>,
     mut lease_until: i64,
-) -> anyhow::Result<Vec<RanJob>> {
+) -> EngineResult<Vec<RanJob>> {
     let mut ran = Vec::new();
     if jobs.is_empty() {
         // A batch whose jobs all finished in the claiming transaction.
@@ -136,7 +137,7 @@ struct StepRun<'a> {
 
 /// A job that leaves the batch in a step: its index, and the error of its
 /// pass (`None`: its lease was lost).
-type Left = (usize, Option<anyhow::Error>);
+type Left = (usize, Option<EngineError>);
 
 /// Writes one step in a transaction of its own, renewing the leases when
 /// due, and answers whether it committed. When a job's pass failed or its
@@ -149,7 +150,7 @@ async fn run_step(
     step: &StepRun<'_>,
     lease_until: &mut i64,
     ran: &mut Vec<RanJob>,
-) -> anyhow::Result<bool> {
+) -> EngineResult<bool> {
     let mut tx = state.store.write_sweep().await?;
     let (counts, mut failed) = step_passes(&mut tx, jobs, step).await?;
     // The leases' new end, once this transaction commits.
@@ -243,7 +244,7 @@ async fn step_passes(
     tx: &mut Tx,
     jobs: &[Deferred],
     step: &StepRun<'_>,
-) -> anyhow::Result<(Vec<SweepCounts>, Option<Left>)> {
+) -> EngineResult<(Vec<SweepCounts>, Option<Left>)> {
     let stamp = tx.sweep_stamp_now().await?;
     let mut counts = Vec::with_capacity(jobs.len());
     for (at, deferred) in jobs.iter().enumerate() {
@@ -272,7 +273,7 @@ async fn finish_left(
     state: &AppState,
     jobs: Vec<Deferred>,
     ran: &mut Vec<RanJob>,
-) -> anyhow::Result<()> {
+) -> EngineResult<()> {
     let mut tx = state.store.write().await?;
     let mut tally = SweepTally::default();
     let mut done = Vec::new();
@@ -313,7 +314,7 @@ async fn sweep_pass(
     plan: &SweepPlan,
     pass: &Pass,
     stamp: Option<i64>,
-) -> anyhow::Result<SweepCounts> {
+) -> EngineResult<SweepCounts> {
     if plan.activity.is_none() {
         return Ok(SweepCounts::default());
     }
@@ -339,7 +340,7 @@ pub(super) async fn sweep_pass_unmarked(
     plan: &SweepPlan,
     pass: &Pass,
     stamp: Option<i64>,
-) -> anyhow::Result<(SweepCounts, i64)> {
+) -> EngineResult<(SweepCounts, i64)> {
     let stamp = match pass.stamp.or(stamp) {
         Some(stamp) => stamp,
         None => tx.sweep_stamp_now().await?,
