@@ -1,6 +1,5 @@
 //! Validation of rules as they arrive from outside, with field-level errors.
 
-use jiff::civil::Date;
 use serde::Deserialize;
 
 use crate::date::Day;
@@ -163,15 +162,16 @@ pub struct AutoRuleInput {
     /// The groups of scope `groups`; none for `company`.
     #[serde(default, deserialize_with = "present")]
     pub group_ids: Option<Vec<i64>>,
-    /// Only people hired after this day.
-    #[serde(default, with = "crate::date::strict_option")]
-    pub hired_after: Option<Date>,
+    /// Only people hired after this day (`null` or absent: everyone).
+    #[serde(default, deserialize_with = "given")]
+    pub hired_after: Option<Option<Day>>,
     /// Required unless the scope is `none`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub recurrence: Option<Recurrence>,
-    /// Annual and every_months rules: days a newcomer has before the first due date.
-    #[serde(default)]
-    pub initial_due_days: Option<u32>,
+    /// Annual and every_months rules: days a newcomer has before the first
+    /// due date (`null` or absent: none).
+    #[serde(default, deserialize_with = "given")]
+    pub initial_due_days: Option<Option<u32>>,
 }
 
 /// The document's schema says what the checks below check, so that a body
@@ -205,7 +205,11 @@ impl utoipa::PartialSchema for AutoRuleInput {
                 .minimum(Some(0))
                 .maximum(Some(MAX_DUE_DAYS))
         };
-        let ids = || ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Integer));
+        let ids = || {
+            ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Integer).format(Some(
+                utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64),
+            )))
+        };
         let one_time: Object = closed(
             ObjectBuilder::new()
                 .property("kind", word("one_time"))
@@ -304,6 +308,16 @@ impl utoipa::PartialSchema for AutoRuleInput {
 
 impl utoipa::ToSchema for AutoRuleInput {}
 
+/// A field that may be `null`: absent is `None`, given (even as `null`) is
+/// `Some`, so that `{"scope":"none"}` can refuse every other field.
+fn given<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 /// A field that may be left out but, when given, is not `null`.
 fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
@@ -341,9 +355,9 @@ impl TryFrom<AutoRuleInput> for Option<AutoRule> {
         let rule = AutoRule {
             scope: input.scope,
             group_ids: input.group_ids.unwrap_or_default(),
-            hired_after: input.hired_after,
+            hired_after: input.hired_after.flatten().map(Day::date),
             recurrence,
-            initial_due_days: input.initial_due_days,
+            initial_due_days: input.initial_due_days.flatten(),
         };
         let mut errors = FieldErrors::new();
         errors.extend(check_auto_rule(&rule));

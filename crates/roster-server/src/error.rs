@@ -53,7 +53,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
-    /// A body names records that do not exist: 404 with the fields.
+    /// A body names records that do not exist: 409 with the fields (the
+    /// request is valid by the document; the state it names is not there).
     #[error("{}", describe(.0))]
     UnknownReference(Vec<FieldError>),
     #[error("{0}")]
@@ -97,7 +98,7 @@ impl ApiError {
         }
     }
 
-    /// A 404 for a body that names records that do not exist.
+    /// A 409 for a body that names records that do not exist.
     pub fn unknown(field: &str, message: impl Into<String>) -> ApiError {
         ApiError::UnknownReference(vec![FieldError::new(field, message)])
     }
@@ -128,8 +129,10 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) | ApiError::UnknownReference(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) | ApiError::SweepRunning { .. } => StatusCode::CONFLICT,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_)
+            | ApiError::SweepRunning { .. }
+            | ApiError::UnknownReference(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,

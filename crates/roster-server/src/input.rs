@@ -70,6 +70,13 @@ async fn body_bytes<S: Send + Sync>(
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|error| not_json(&error))?;
+    if value.is_array() {
+        // serde reads a struct from an array of its fields in order; a body
+        // is an object, as the document says.
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
     integral_floats_to_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();

@@ -70,25 +70,39 @@ impl Modify for Shared {
 /// document (the router's operations are merged in after `ApiDoc`).
 pub fn add_shared_problems(document: &mut OpenApi) {
     for item in document.paths.paths.values_mut() {
-        for operation in operations(item) {
-            add_problems(operation);
+        for (operation, write) in operations(item) {
+            add_problems(operation, write);
         }
     }
 }
 
-fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+/// The operations of a path, each with whether it writes with a body.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&mut Operation, bool)> {
     [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.patch.as_mut(),
+        (item.get.as_mut(), false),
+        (item.put.as_mut(), true),
+        (item.post.as_mut(), true),
+        (item.delete.as_mut(), false),
+        (item.patch.as_mut(), true),
     ]
     .into_iter()
-    .flatten()
+    .filter_map(|(operation, write)| operation.map(|operation| (operation, write)))
 }
 
-fn add_problems(operation: &mut Operation) {
+/// What a write may meet besides the shared problems: the state it names
+/// is not there, or not as it must be (SPEC §3 409; docs/decisions.md).
+const WRITE_CONFLICT: &str = "Conflict with the current state: a record the body names does not exist, or a unique value is taken";
+
+fn add_problems(operation: &mut Operation, write: bool) {
+    if write {
+        operation
+            .responses
+            .responses
+            .entry("409".to_string())
+            .or_insert_with(|| problem(WRITE_CONFLICT).into());
+    }
     for (status, description) in SHARED_PROBLEMS {
         operation
             .responses

@@ -455,7 +455,7 @@ async fn a_job_state_that_does_not_exist_is_422_naming_state() {
 }
 
 #[tokio::test]
-async fn r21_an_exemption_naming_an_unknown_user_or_activity_is_404_with_the_fields() {
+async fn r21_an_exemption_naming_an_unknown_user_or_activity_is_409_with_the_fields() {
     let app = spawn_app().await;
 
     let reply = app
@@ -467,7 +467,7 @@ async fn r21_an_exemption_naming_an_unknown_user_or_activity_is_404_with_the_fie
         )
         .await;
 
-    assert_problem(&reply, 404);
+    assert_problem(&reply, 409);
     let fields: Vec<&str> = reply.json["errors"]
         .as_array()
         .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())

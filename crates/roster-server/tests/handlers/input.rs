@@ -60,12 +60,12 @@ async fn each_kind_of_bad_user_body_gets_its_status() {
 }
 
 #[tokio::test]
-async fn a_body_naming_a_group_that_does_not_exist_is_404_with_the_field() {
+async fn a_body_naming_a_group_that_does_not_exist_is_409_with_the_field() {
     let harness = Harness::new().await;
 
     let (status, fields) = post_user(&harness, r#"{"username":"ann","group_ids":[4040]}"#).await;
 
-    assert_eq!((status, fields), (404, vec!["group_ids".to_string()]));
+    assert_eq!((status, fields), (409, vec!["group_ids".to_string()]));
 }
 
 #[tokio::test]
