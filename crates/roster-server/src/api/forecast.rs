@@ -214,7 +214,7 @@ async fn due_events(
         .due_counts(record.id, &from.to_string(), &to.to_string())
         .await?
     {
-        let Ok(due_on) = due_on.parse::<Date>() else {
+        let Some(due_on) = roster_core::date::parse_date(&due_on) else {
             continue;
         };
         days.entry(due_on)

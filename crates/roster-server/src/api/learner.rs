@@ -550,7 +550,14 @@ pub async fn plan_ics(State(state): State<AppState>, actor: Actor) -> ApiResult<
         let Some(due) = record.due_on.as_deref() else {
             continue;
         };
-        let Ok(date) = chrono::NaiveDate::parse_from_str(due, "%Y-%m-%d") else {
+        // The one date parser reads the stored day; icalendar takes chrono's.
+        let Some(date) = roster_core::date::parse_date(due).and_then(|day| {
+            chrono::NaiveDate::from_ymd_opt(
+                i32::from(day.year()),
+                u32::try_from(day.month()).ok()?,
+                u32::try_from(day.day()).ok()?,
+            )
+        }) else {
             continue;
         };
         // An all-day event ends, exclusively, the day after it starts (RFC 5545

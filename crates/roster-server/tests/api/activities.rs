@@ -131,7 +131,7 @@ async fn a_curriculum_item_that_is_not_a_course_is_refused_with_422() {
 }
 
 #[tokio::test]
-async fn an_unknown_prerequisite_is_refused() {
+async fn an_unknown_prerequisite_is_409_naming_the_field() {
     let app = spawn_app().await;
 
     let reply = app
@@ -143,12 +143,9 @@ async fn an_unknown_prerequisite_is_refused() {
         )
         .await;
 
-    assert!(
-        reply.status == 404 || reply.status == 422,
-        "{}",
-        reply.text()
-    );
-    assert_problem(&reply, reply.status);
+    // docs/decisions.md: a body naming a record that does not exist is 409.
+    assert_problem(&reply, 409);
+    assert_eq!(reply.json["errors"][0]["field"], "prerequisite_ids", "{}", reply.text());
 }
 
 #[tokio::test]
