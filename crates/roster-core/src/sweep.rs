@@ -12,6 +12,31 @@ use crate::calendar::current_period;
 use crate::decide::{EnrollmentFacts, UserFacts, plan_sweep};
 use crate::{AutoRule, Period, Recurrence, Role, Scope, Status};
 
+/// The users a sweep pass covers: ids from `lo` up to, not including, `hi`.
+/// One type, so that the two ends cannot be passed the wrong way round or
+/// mixed up with another id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserRange {
+    pub lo: i64,
+    pub hi: i64,
+}
+
+impl UserRange {
+    /// Every user.
+    pub const ALL: UserRange = UserRange {
+        lo: 0,
+        hi: i64::MAX,
+    };
+
+    /// The one user `user_id`.
+    pub fn one(user_id: i64) -> UserRange {
+        UserRange {
+            lo: user_id,
+            hi: user_id + 1,
+        }
+    }
+}
+
 /// What a rule's scope reads of a user, and where a skip is recorded for
 /// them (`Tx::sweep_user_facts`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -163,7 +163,13 @@ async fn rule_events(
             continue;
         }
         if let Recurrence::Annual { due_each_year_on } = rule.recurrence {
-            let probe = activity_sweep(activity.record.id, &rule, ctx.today, ctx, 0, i64::MAX);
+            let probe = activity_sweep(
+                activity.record.id,
+                &rule,
+                ctx.today,
+                ctx,
+                roster_core::sweep::UserRange::ALL,
+            );
             let matching = tx.sweep_matching_count(&probe).await?;
             for (day, period) in annual_starts(from, to, due_each_year_on) {
                 days.entry(day)

@@ -372,7 +372,7 @@ pub async fn preview_auto_enrollment(
     let activity = load_activity(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("activity"))?;
-    let outcome = sweep_range(&mut tx, &ctx, &activity, 0, i64::MAX).await?;
+    let outcome = sweep_range(&mut tx, &ctx, &activity, roster_core::sweep::UserRange::ALL).await?;
     let users = preview_users(&mut tx, &outcome, limit, cursor).await?;
     tx.rollback().await?;
     let counts = outcome.counts;

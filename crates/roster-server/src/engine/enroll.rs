@@ -524,8 +524,7 @@ async fn next_period(
         rule,
         ctx.today,
         ctx,
-        record.user_id,
-        record.user_id + 1,
+        roster_core::sweep::UserRange::one(record.user_id),
     );
     if tx.sweep_matching_count(&probe).await? == 0 {
         return Ok(());

@@ -6,6 +6,7 @@
 use jiff::civil::Date;
 use roster_core::calendar::{current_period, due_for_new};
 use roster_core::payload::{JobPayload, SweepActivityPayload};
+use roster_core::sweep::UserRange;
 use roster_core::{AutoRule, PostRule, Recurrence, Scope, Source, Trigger};
 use roster_store::{
     ActivitySweep, AuditEntry, Changed, Narrowed, NewJob, StoreError, SweepCounts, SweepKind, Tx,
@@ -20,14 +21,13 @@ use crate::state::Ctx;
 /// User ids per range of a sweep: one transaction each (see `jobs::user_ranges`).
 pub const BATCH_USERS: i64 = 5_000;
 
-/// The store's description of `rule` on `today` over users `lo..hi`.
+/// The store's description of `rule` on `today` over `users`.
 pub fn activity_sweep(
     activity_id: i64,
     rule: &AutoRule,
     today: Date,
     ctx: &Ctx,
-    lo: i64,
-    hi: i64,
+    users: UserRange,
 ) -> ActivitySweep {
     let period = current_period(&rule.recurrence, today);
     let kind = match rule.recurrence {
@@ -50,8 +50,8 @@ pub fn activity_sweep(
         today: today.to_string(),
         now: ctx.micros(),
         source_json: serde_json::to_string(&source).unwrap_or_default(),
-        user_lo: lo,
-        user_hi: hi,
+        user_lo: users.lo,
+        user_hi: users.hi,
         since: None,
         matching: None,
         count_skips: true,
@@ -112,18 +112,17 @@ struct SweepStarted<'a> {
     trigger: &'a str,
 }
 
-/// Sweeps one activity's rule over users `lo..hi` on `ctx.today`, in `tx`.
+/// Sweeps one activity's rule over `users` on `ctx.today`, in `tx`.
 pub async fn sweep_range(
     tx: &mut Tx,
     ctx: &Ctx,
     activity: &Activity,
-    lo: i64,
-    hi: i64,
+    users: UserRange,
 ) -> EngineResult<RangeOutcome> {
-    sweep_users(tx, ctx, activity, (lo, hi), None, None, true).await
+    sweep_users(tx, ctx, activity, users, None, None, true).await
 }
 
-/// A pass of a sweep job: sweeps one activity's rule over users `lo..hi` on
+/// A pass of a sweep job: sweeps one activity's rule over `users` on
 /// `ctx.today`, in `tx` — every user of the range, or with `since` only those
 /// changed. The skipped count is left at 0: the marks the caller writes next
 /// count the skips of their ranges (`Tx::put_sweep_marks`).
@@ -134,21 +133,20 @@ pub async fn sweep_range_since(
     tx: &mut Tx,
     ctx: &Ctx,
     activity: &Activity,
-    lo: i64,
-    hi: i64,
+    users: UserRange,
     since: Option<Changed>,
     narrowed: Option<Narrowed>,
 ) -> EngineResult<RangeOutcome> {
-    sweep_users(tx, ctx, activity, (lo, hi), since, narrowed, false).await
+    sweep_users(tx, ctx, activity, users, since, narrowed, false).await
 }
 
-/// The sweep of users `lo..hi` (or of the users `since` names among them),
+/// The sweep of `users` (or of the users `since` names among them),
 /// counting the range's skips afterwards when `count_skips`.
 async fn sweep_users(
     tx: &mut Tx,
     ctx: &Ctx,
     activity: &Activity,
-    (lo, hi): (i64, i64),
+    users: UserRange,
     since: Option<Changed>,
     narrowed: Option<Narrowed>,
     count_skips: bool,
@@ -160,7 +158,7 @@ async fn sweep_users(
     if rule.scope == Scope::None {
         return Ok(outcome);
     }
-    let mut sweep = activity_sweep(activity.record.id, rule, ctx.today, ctx, lo, hi);
+    let mut sweep = activity_sweep(activity.record.id, rule, ctx.today, ctx, users);
     sweep.since = since;
     sweep.narrowed = narrowed;
     sweep.count_skips = count_skips;
@@ -323,7 +321,7 @@ pub async fn evaluate_user(tx: &mut Tx, ctx: &Ctx, user_id: i64) -> EngineResult
     let mut total = SweepCounts::default();
     for record in tx.activities_with_rules().await? {
         let activity = activity_from(record);
-        let counts = sweep_range(tx, ctx, &activity, user_id, user_id + 1)
+        let counts = sweep_range(tx, ctx, &activity, UserRange::one(user_id))
             .await?
             .counts;
         total.created += counts.created;

@@ -145,7 +145,12 @@ async fn an_unknown_prerequisite_is_409_naming_the_field() {
 
     // docs/decisions.md: a body naming a record that does not exist is 409.
     assert_problem(&reply, 409);
-    assert_eq!(reply.json["errors"][0]["field"], "prerequisite_ids", "{}", reply.text());
+    assert_eq!(
+        reply.json["errors"][0]["field"],
+        "prerequisite_ids",
+        "{}",
+        reply.text()
+    );
 }
 
 #[tokio::test]

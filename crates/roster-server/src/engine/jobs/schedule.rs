@@ -172,7 +172,7 @@ pub async fn dry_run_counts(state: &AppState, actor: Option<i64>) -> EngineResul
         let activity = crate::engine::rules::activity_from(record);
         let mut tx = state.store.write().await?;
         let ctx = state.ctx(&mut tx, actor).await?;
-        let counts = sweep_range(&mut tx, &ctx, &activity, 0, i64::MAX)
+        let counts = sweep_range(&mut tx, &ctx, &activity, roster_core::sweep::UserRange::ALL)
             .await?
             .counts;
         tx.rollback().await?;

@@ -526,8 +526,10 @@ fn decide_ahead(
             rule,
             plan.ctx.today,
             &plan.ctx,
-            pass.lo,
-            pass.hi,
+            roster_core::sweep::UserRange {
+                lo: pass.lo,
+                hi: pass.hi,
+            },
         );
         let on = SweepOn {
             activity_id: sweep.activity_id,

@@ -352,8 +352,10 @@ pub(super) async fn sweep_pass_unmarked(
         tx,
         &plan.ctx,
         activity,
-        pass.lo,
-        pass.hi,
+        roster_core::sweep::UserRange {
+            lo: pass.lo,
+            hi: pass.hi,
+        },
         pass.users.clone(),
         pass.narrowed.clone(),
     )
