@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use roster_core::decide::{Mismatch, UserFacts, match_user};
 use roster_core::payload::{JobPayload, PostEnrollmentPayload};
-use roster_core::{ActivityKind, Role, Scope, Source};
-use roster_store::{ActivityRecord, EnrollmentRecord, Tx, UserRecord};
+use roster_core::{ActivityKind, AutoRule, Role, Scope, Source};
+use roster_store::{ActivityRecord, EnrollmentRecord, ExemptionRecord, Tx, UserRecord};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -249,167 +249,46 @@ pub async fn explain_pair(
     let activity = activity_from(activity);
     let enrollments = tx.enrollments_of(user.id, activity.record.id).await?;
     let open = enrollments.iter().find(|e| e.status == "in_progress");
-    let mut reasons: Vec<Reason> = Vec::new();
-    let mut push = |code: ReasonCode, message: String| reasons.push(Reason { code, message });
-
-    let exemption = tx
-        .exemption_on(user.id, activity.record.id, &ctx.today.to_string())
-        .await?;
-    match &activity.rule {
-        None => push(
-            ReasonCode::NoRule,
-            "The activity has no auto-enrollment rule".into(),
-        ),
-        Some(rule) if rule.scope == Scope::None => push(
-            ReasonCode::NoRule,
-            "The activity has no auto-enrollment rule".into(),
-        ),
-        Some(rule) => {
-            let facts = UserFacts {
-                id: user.id,
-                active: user.active,
-                role: user.role.parse().unwrap_or(Role::Learner),
-                hired_on: user.hired_on.as_deref().and_then(|d| d.parse().ok()),
-                group_ids: tx.user_group_ids(user.id).await?.into_iter().collect(),
-                exempt: exemption.is_some(),
-            };
-            match match_user(rule, &facts) {
-                Ok(()) => {
-                    let period = roster_core::calendar::current_period(&rule.recurrence, ctx.today)
-                        .to_string();
-                    if enrollments
-                        .iter()
-                        .any(|e| e.period.as_deref() == Some(period.as_str()))
-                    {
-                        push(
-                            ReasonCode::PeriodHeld,
-                            format!(
-                                "The rule's current period {period} already has its enrollment"
-                            ),
-                        );
-                    } else if open.is_some() {
-                        push(
-                            ReasonCode::OpenEnrollment,
-                            "The learner already has an open enrollment in the activity (R2)"
-                                .into(),
-                        );
-                    } else {
-                        push(
-                            ReasonCode::AwaitingSweep,
-                            format!(
-                                "The rule matches the learner; the next sweep enrolls them for period {period} (R13)"
-                            ),
-                        );
-                    }
-                }
-                Err(Mismatch::NoRule) => push(
-                    ReasonCode::NoRule,
-                    "The activity has no auto-enrollment rule".into(),
-                ),
-                Err(Mismatch::ServiceAccount) => push(
-                    ReasonCode::ServiceAccount,
-                    "The user is an integration account; no rule enrolls service accounts (R10)"
-                        .into(),
-                ),
-                Err(Mismatch::Inactive) => push(
-                    ReasonCode::InactiveUser,
-                    "The user is inactive; inactive users are never auto-enrolled (R10)".into(),
-                ),
-                Err(Mismatch::NotInGroups) => push(
-                    ReasonCode::NotInGroups,
-                    format!(
-                        "The user is in none of the rule's groups {:?} (R10)",
-                        rule.group_ids
-                    ),
-                ),
-                Err(Mismatch::NoHireDate) => push(
-                    ReasonCode::NoHireDate,
-                    "The rule enrolls users hired after a date and the user has no hire date (R11)"
-                        .into(),
-                ),
-                Err(Mismatch::HiredTooEarly(after)) => push(
-                    ReasonCode::HiredTooEarly,
-                    format!(
-                        "The rule enrolls users hired after {after}; the user was hired on {} (R11)",
-                        user.hired_on.as_deref().unwrap_or("?")
-                    ),
-                ),
-                Err(Mismatch::Exempt) => {
-                    let exemption = exemption.as_ref();
-                    push(
-                        ReasonCode::Exempt,
-                        format!(
-                            "The user is exempt from this activity's automation: {} (until {}) (R21)",
-                            exemption.map(|e| e.reason.as_str()).unwrap_or_default(),
-                            exemption
-                                .and_then(|e| e.until.as_deref())
-                                .unwrap_or("further notice")
-                        ),
-                    );
-                }
-            }
-        }
-    }
+    let mut reasons = vec![rule_reason(tx, ctx, user, &activity, &enrollments).await?];
     if !activity.record.active {
-        push(
-            ReasonCode::InactiveActivity,
-            "The activity is inactive: learners cannot self-enroll and do not see it (R3, R37)"
-                .into(),
-        );
+        reasons.push(Reason {
+            code: ReasonCode::InactiveActivity,
+            message:
+                "The activity is inactive: learners cannot self-enroll and do not see it (R3, R37)"
+                    .into(),
+        });
     }
-    let mut missing = Vec::new();
-    for prerequisite in tx.prerequisite_ids(activity.record.id).await? {
-        if !tx.ever_passed(user.id, prerequisite).await? {
-            missing.push(MissingPrerequisite {
-                activity_id: prerequisite,
-                title: title(tx, prerequisite).await?,
-            });
-        }
-    }
+    let missing = missing_prerequisites(tx, user.id, activity.record.id).await?;
     if !missing.is_empty() {
-        push(
-            ReasonCode::Prerequisites,
-            format!(
+        let titles: Vec<&str> = missing
+            .iter()
+            .map(|missing| missing.title.as_str())
+            .collect();
+        reasons.push(Reason {
+            code: ReasonCode::Prerequisites,
+            message: format!(
                 "Self-enrollment needs these prerequisites passed first: {} (R4)",
-                missing
-                    .iter()
-                    .map(|missing| missing.title.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                titles.join(", ")
             ),
-        );
+        });
     }
     if activity.kind == ActivityKind::CourseBundle || activity.kind == ActivityKind::Curriculum {
         let items = tx.item_ids(activity.record.id).await?;
-        push(
-            ReasonCode::Items,
-            format!("The {} holds {} course(s)", activity.kind, items.len()),
-        );
+        reasons.push(Reason {
+            code: ReasonCode::Items,
+            message: format!("The {} holds {} course(s)", activity.kind, items.len()),
+        });
     }
-    let mut pending = Vec::new();
-    for job in tx.pending_jobs_of_user(user.id).await? {
-        // A payload that does not read names no target here; its job fails
-        // when it runs.
-        let targets = PostEnrollmentPayload::from_json(&job.payload)
-            .map(|payload| payload.target_ids)
-            .unwrap_or_default();
-        if targets.contains(&activity.record.id) {
-            pending.push(PendingJob {
-                job_id: job.id,
-                run_at: job.run_at,
-                rule_id: job.rule_id,
-            });
-        }
-    }
-    if !pending.is_empty() {
-        push(
-            ReasonCode::PendingJob,
-            format!(
+    let pending = pending_jobs(tx, user.id, activity.record.id).await?;
+    if let Some(first) = pending.first() {
+        reasons.push(Reason {
+            code: ReasonCode::PendingJob,
+            message: format!(
                 "{} pending post-enrollment job(s) will enroll the learner; the first runs at {}",
                 pending.len(),
-                Timestamp::from_microsecond(pending[0].run_at).unwrap_or(Timestamp::UNIX_EPOCH)
+                Timestamp::from_microsecond(first.run_at).unwrap_or(Timestamp::UNIX_EPOCH)
             ),
-        );
+        });
     }
     let explanation = match open {
         Some(record) => Some(explain_enrollment(tx, ctx, record).await?),
@@ -425,4 +304,165 @@ pub async fn explain_pair(
         missing_prerequisites: missing,
         pending_jobs: pending,
     })
+}
+
+/// What the activity's auto-enrollment rule does for the user (R10-R13, R21).
+async fn rule_reason(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    user: &UserRecord,
+    activity: &crate::engine::rules::Activity,
+    enrollments: &[EnrollmentRecord],
+) -> anyhow::Result<Reason> {
+    let no_rule = || Reason {
+        code: ReasonCode::NoRule,
+        message: "The activity has no auto-enrollment rule".into(),
+    };
+    let Some(rule) = activity
+        .rule
+        .as_ref()
+        .filter(|rule| rule.scope != Scope::None)
+    else {
+        return Ok(no_rule());
+    };
+    let exemption = tx
+        .exemption_on(user.id, activity.record.id, &ctx.today.to_string())
+        .await?;
+    let facts = UserFacts {
+        id: user.id,
+        active: user.active,
+        role: user.role.parse().unwrap_or(Role::Learner),
+        hired_on: user
+            .hired_on
+            .as_deref()
+            .and_then(roster_core::date::parse_date),
+        group_ids: tx.user_group_ids(user.id).await?.into_iter().collect(),
+        exempt: exemption.is_some(),
+    };
+    Ok(match match_user(rule, &facts) {
+        Ok(()) => matching_reason(rule, ctx, enrollments),
+        Err(Mismatch::NoRule) => no_rule(),
+        Err(mismatch) => mismatch_reason(mismatch, rule, user, exemption.as_ref()),
+    })
+}
+
+/// The rule matches the user: whether its period is held, another open
+/// enrollment stands in the way (R2), or the next sweep enrolls them.
+fn matching_reason(rule: &AutoRule, ctx: &Ctx, enrollments: &[EnrollmentRecord]) -> Reason {
+    let period = roster_core::calendar::current_period(&rule.recurrence, ctx.today).to_string();
+    if enrollments
+        .iter()
+        .any(|e| e.period.as_deref() == Some(period.as_str()))
+    {
+        Reason {
+            code: ReasonCode::PeriodHeld,
+            message: format!("The rule's current period {period} already has its enrollment"),
+        }
+    } else if enrollments.iter().any(|e| e.status == "in_progress") {
+        Reason {
+            code: ReasonCode::OpenEnrollment,
+            message: "The learner already has an open enrollment in the activity (R2)".into(),
+        }
+    } else {
+        Reason {
+            code: ReasonCode::AwaitingSweep,
+            message: format!(
+                "The rule matches the learner; the next sweep enrolls them for period {period} (R13)"
+            ),
+        }
+    }
+}
+
+/// Why the rule does not match the user.
+fn mismatch_reason(
+    mismatch: Mismatch,
+    rule: &AutoRule,
+    user: &UserRecord,
+    exemption: Option<&ExemptionRecord>,
+) -> Reason {
+    let (code, message) = match mismatch {
+        Mismatch::NoRule => (
+            ReasonCode::NoRule,
+            "The activity has no auto-enrollment rule".to_string(),
+        ),
+        Mismatch::ServiceAccount => (
+            ReasonCode::ServiceAccount,
+            "The user is an integration account; no rule enrolls service accounts (R10)".into(),
+        ),
+        Mismatch::Inactive => (
+            ReasonCode::InactiveUser,
+            "The user is inactive; inactive users are never auto-enrolled (R10)".into(),
+        ),
+        Mismatch::NotInGroups => (
+            ReasonCode::NotInGroups,
+            format!(
+                "The user is in none of the rule's groups {:?} (R10)",
+                rule.group_ids
+            ),
+        ),
+        Mismatch::NoHireDate => (
+            ReasonCode::NoHireDate,
+            "The rule enrolls users hired after a date and the user has no hire date (R11)".into(),
+        ),
+        Mismatch::HiredTooEarly(after) => (
+            ReasonCode::HiredTooEarly,
+            format!(
+                "The rule enrolls users hired after {after}; the user was hired on {} (R11)",
+                user.hired_on.as_deref().unwrap_or("?")
+            ),
+        ),
+        Mismatch::Exempt => (
+            ReasonCode::Exempt,
+            format!(
+                "The user is exempt from this activity's automation: {} (until {}) (R21)",
+                exemption.map(|e| e.reason.as_str()).unwrap_or_default(),
+                exemption
+                    .and_then(|e| e.until.as_deref())
+                    .unwrap_or("further notice")
+            ),
+        ),
+    };
+    Reason { code, message }
+}
+
+/// The prerequisites of the activity the user has not passed (R4).
+async fn missing_prerequisites(
+    tx: &mut Tx,
+    user_id: i64,
+    activity_id: i64,
+) -> anyhow::Result<Vec<MissingPrerequisite>> {
+    let mut missing = Vec::new();
+    for prerequisite in tx.prerequisite_ids(activity_id).await? {
+        if !tx.ever_passed(user_id, prerequisite).await? {
+            missing.push(MissingPrerequisite {
+                activity_id: prerequisite,
+                title: title(tx, prerequisite).await?,
+            });
+        }
+    }
+    Ok(missing)
+}
+
+/// The user's pending post-enrollment jobs that target the activity.
+async fn pending_jobs(
+    tx: &mut Tx,
+    user_id: i64,
+    activity_id: i64,
+) -> anyhow::Result<Vec<PendingJob>> {
+    let mut pending = Vec::new();
+    for job in tx.pending_jobs_of_user(user_id).await? {
+        // A payload that does not read names no target here; its job fails
+        // when it runs.
+        let targets = PostEnrollmentPayload::from_json(&job.payload)
+            .map(|payload| payload.target_ids)
+            .unwrap_or_default();
+        if targets.contains(&activity_id) {
+            pending.push(PendingJob {
+                job_id: job.id,
+                run_at: job.run_at,
+                rule_id: job.rule_id,
+            });
+        }
+    }
+    Ok(pending)
 }
