@@ -4,12 +4,12 @@
 
 use jiff::ToSpan;
 use roster_core::{EnrollmentType, Source, Status};
-use roster_store::{ActivityRecord, PostRuleRecord, UserInsert};
+use roster_store::{ActivityRecord, PostRuleRecord, Tx, UserInsert};
 
 use crate::auth::{hash_token, new_token};
 use crate::engine::enroll::{Change, NewEnrollment, change, create};
 use crate::engine::sweep::evaluate_user;
-use crate::state::AppState;
+use crate::state::{AppState, Ctx};
 
 const DEPARTMENTS: &[&str] = &[
     "Sales",
@@ -43,7 +43,19 @@ impl Dice {
     }
 }
 
+/// The demo's activities by title.
+type Catalog = std::collections::BTreeMap<&'static str, i64>;
+
+/// The groups the demo makes: the departments, then managers and new hires.
+struct Groups {
+    all: Vec<i64>,
+    managers: i64,
+    new_hires: i64,
+}
+
 /// Loads the demo organisation; answers with what it made and how to use it.
+/// The steps run in this order so that the dice draw the same organisation
+/// every time.
 pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
     let mut dice = Dice(2026);
     let mut tx = state.store.write().await?;
@@ -52,13 +64,69 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
     if tx.find_group_by_name("Sales").await?.is_some() {
         anyhow::bail!("the demo organisation is already loaded in this database");
     }
+    let groups = make_groups(&mut tx, now).await?;
+    let catalog = make_catalog(&mut tx, now).await?;
+    make_rules(&mut tx, &catalog, &groups, now).await?;
+    let user_ids = make_people(&mut tx, &mut dice, users, &groups, ctx.today, now).await?;
+    let (demo_admin, admin_token) = make_demo_admin(&mut tx, now).await?;
+    let learner = user_ids[0];
+    let learner_token = new_token();
+    tx.insert_token(learner, &hash_token(&learner_token), now)
+        .await?;
+    tx.commit().await?;
 
-    let mut groups = Vec::new();
-    for name in DEPARTMENTS.iter().chain(["Managers", "New hires"].iter()) {
-        groups.push(tx.insert_group(name, now).await?);
+    // Rules enroll everyone who matches, as the nightly sweep would.
+    ctx.actor = Some(demo_admin);
+    for user_id in &user_ids {
+        let mut tx = state.store.write().await?;
+        evaluate_user(&mut tx, &ctx, *user_id).await?;
+        tx.commit().await?;
     }
-    let (managers, new_hires) = (groups[6], groups[7]);
+    let mut tx = state.store.write().await?;
+    make_history(&mut tx, &ctx, &mut dice, &user_ids, &catalog, demo_admin).await?;
+    tx.commit().await?;
+    state.activity_cache.clear();
+    crate::engine::jobs::run_due(state).await?;
 
+    let mut tx = state.store.read().await?;
+    let enrollments = tx
+        .list_enrollments(&roster_store::EnrollmentFilter {
+            today: ctx.today.to_string(),
+            limit: i64::MAX,
+            ..Default::default()
+        })
+        .await?
+        .len();
+    let learner_name = tx
+        .get_user(learner)
+        .await?
+        .map(|user| user.username)
+        .unwrap_or_default();
+    tx.rollback().await?;
+    Ok(format!(
+        "demo organisation loaded: {} users in {} groups, {} activities, {} enrollments\n  \
+         administrator demo.admin, token {admin_token}\n  learner {learner_name}, token {learner_token}",
+        user_ids.len() + 1,
+        groups.all.len(),
+        catalog.len(),
+        enrollments
+    ))
+}
+
+async fn make_groups(tx: &mut Tx, now: i64) -> anyhow::Result<Groups> {
+    let mut all = Vec::new();
+    for name in DEPARTMENTS.iter().chain(["Managers", "New hires"].iter()) {
+        all.push(tx.insert_group(name, now).await?);
+    }
+    Ok(Groups {
+        managers: all[6],
+        new_hires: all[7],
+        all,
+    })
+}
+
+/// The activities, their prerequisites and items; one retired.
+async fn make_catalog(tx: &mut Tx, now: i64) -> anyhow::Result<Catalog> {
     let course = |title: &str, kind: &str, in_catalog: bool, allow_failure: bool| ActivityRecord {
         id: 0,
         title: title.into(),
@@ -70,7 +138,7 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
         auto_rule: None,
         created_at: now,
     };
-    let mut ids = std::collections::BTreeMap::new();
+    let mut ids = Catalog::new();
     for (title, kind, in_catalog, allow_failure) in [
         ("Code of Conduct", "online_course", true, false),
         ("Information Security Basics", "online_course", true, true),
@@ -115,94 +183,110 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("missing"))?;
     retired.active = false;
     tx.update_activity(&retired, now).await?;
+    Ok(ids)
+}
 
-    let rule = |json: serde_json::Value| json.to_string();
-    tx.set_auto_rule(
-        id("Code of Conduct"),
-        Some(&rule(serde_json::json!({"scope":"company","group_ids":[],"hired_after":null,"recurrence":{"kind":"annual","due_each_year_on":"12-31"},"initial_due_days":30}))),
-        &[],
-        now,
-    )
-    .await?;
-    tx.set_auto_rule(
-        id("Information Security Basics"),
-        Some(&rule(serde_json::json!({"scope":"groups","group_ids":[groups[1], groups[2]],"hired_after":null,"recurrence":{"kind":"every_months","months":12},"initial_due_days":45}))),
-        &[groups[1], groups[2]],
-        now,
-    )
-    .await?;
-    tx.set_auto_rule(
-        id("Onboarding Path"),
-        Some(&rule(serde_json::json!({"scope":"groups","group_ids":[new_hires],"hired_after":null,"recurrence":{"kind":"one_time","due":{"within_days":30}},"initial_due_days":null}))),
-        &[new_hires],
-        now,
-    )
-    .await?;
-    tx.set_auto_rule(
-        id("Manager Essentials"),
-        Some(&rule(serde_json::json!({"scope":"groups","group_ids":[managers],"hired_after":null,"recurrence":{"kind":"one_time","due":null},"initial_due_days":null}))),
-        &[managers],
-        now,
-    )
-    .await?;
-    let post = |activity: i64, when: &str, delay: i64, targets: &[i64], consecutive: bool| {
-        PostRuleRecord {
-            id: 0,
-            activity_id: activity,
-            trigger_on: when.into(),
-            delay_days: delay,
-            target_ids: serde_json::to_string(targets).unwrap_or_default(),
-            allow_consecutive: consecutive,
-        }
-    };
-    for record in [
-        post(
-            id("Onboarding Path"),
-            "enrolled",
-            0,
-            &[id("Welcome to the Company")],
-            false,
+/// The auto-enrollment rules and the post-enrollment chains.
+async fn make_rules(tx: &mut Tx, ids: &Catalog, groups: &Groups, now: i64) -> anyhow::Result<()> {
+    let id = |title: &str| ids[title];
+    let (sales_two, managers, new_hires) = (
+        [groups.all[1], groups.all[2]],
+        groups.managers,
+        groups.new_hires,
+    );
+    for (title, rule, group_ids) in [
+        (
+            "Code of Conduct",
+            serde_json::json!({"scope":"company","group_ids":[],"hired_after":null,"recurrence":{"kind":"annual","due_each_year_on":"12-31"},"initial_due_days":30}),
+            vec![],
         ),
-        post(
-            id("Welcome to the Company"),
-            "completed",
-            2,
-            &[id("Tools and Systems Tour")],
-            false,
+        (
+            "Information Security Basics",
+            serde_json::json!({"scope":"groups","group_ids":sales_two,"hired_after":null,"recurrence":{"kind":"every_months","months":12},"initial_due_days":45}),
+            sales_two.to_vec(),
         ),
-        post(
-            id("Tools and Systems Tour"),
-            "completed",
-            0,
-            &[id("Meet Your Team")],
-            false,
+        (
+            "Onboarding Path",
+            serde_json::json!({"scope":"groups","group_ids":[new_hires],"hired_after":null,"recurrence":{"kind":"one_time","due":{"within_days":30}},"initial_due_days":null}),
+            vec![new_hires],
         ),
-        post(
-            id("Information Security Basics"),
-            "failed",
-            0,
-            &[id("Anti-Bribery Remediation")],
-            false,
-        ),
-        post(
-            id("Information Security Basics"),
-            "completed",
-            180,
-            &[id("Security Refresher")],
-            true,
-        ),
-        post(
-            id("Negotiation Skills"),
-            "completed",
-            7,
-            &[id("Advanced Negotiation")],
-            false,
+        (
+            "Manager Essentials",
+            serde_json::json!({"scope":"groups","group_ids":[managers],"hired_after":null,"recurrence":{"kind":"one_time","due":null},"initial_due_days":null}),
+            vec![managers],
         ),
     ] {
+        tx.set_auto_rule(id(title), Some(&rule.to_string()), &group_ids, now)
+            .await?;
+    }
+    let chains: [(&str, &str, i64, &str, bool); 6] = [
+        (
+            "Onboarding Path",
+            "enrolled",
+            0,
+            "Welcome to the Company",
+            false,
+        ),
+        (
+            "Welcome to the Company",
+            "completed",
+            2,
+            "Tools and Systems Tour",
+            false,
+        ),
+        (
+            "Tools and Systems Tour",
+            "completed",
+            0,
+            "Meet Your Team",
+            false,
+        ),
+        (
+            "Information Security Basics",
+            "failed",
+            0,
+            "Anti-Bribery Remediation",
+            false,
+        ),
+        (
+            "Information Security Basics",
+            "completed",
+            180,
+            "Security Refresher",
+            true,
+        ),
+        (
+            "Negotiation Skills",
+            "completed",
+            7,
+            "Advanced Negotiation",
+            false,
+        ),
+    ];
+    for (activity, when, delay, target, consecutive) in chains {
+        let record = PostRuleRecord {
+            id: 0,
+            activity_id: id(activity),
+            trigger_on: when.into(),
+            delay_days: delay,
+            target_ids: serde_json::to_string(&[id(target)]).unwrap_or_default(),
+            allow_consecutive: consecutive,
+        };
         tx.insert_post_rule(&record, now).await?;
     }
+    Ok(())
+}
 
-    let today = ctx.today;
+/// `users` learners in departments, some managers, the recently hired in
+/// "New hires"; one in twenty inactive.
+async fn make_people(
+    tx: &mut Tx,
+    dice: &mut Dice,
+    users: usize,
+    groups: &Groups,
+    today: jiff::civil::Date,
+    now: i64,
+) -> anyhow::Result<Vec<i64>> {
     let mut user_ids = Vec::new();
     for index in 0..users {
         let first = FIRST[dice.next(FIRST.len() as u64) as usize];
@@ -231,19 +315,22 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
                 now,
             )
             .await?;
-        tx.add_member(groups[index % DEPARTMENTS.len()], user_id)
+        tx.add_member(groups.all[index % DEPARTMENTS.len()], user_id)
             .await?;
         if dice.next(12) == 0 {
-            tx.add_member(managers, user_id).await?;
+            tx.add_member(groups.managers, user_id).await?;
         }
         if hired_days < 60 {
-            tx.add_member(new_hires, user_id).await?;
+            tx.add_member(groups.new_hires, user_id).await?;
         }
         user_ids.push(user_id);
     }
-    // An administrator and a learner to log in as.
+    Ok(user_ids)
+}
+
+/// The demo administrator to sign in as, and their token.
+async fn make_demo_admin(tx: &mut Tx, now: i64) -> anyhow::Result<(i64, String)> {
     let admin_token = new_token();
-    let learner_token = new_token();
     let demo_admin = tx
         .insert_user(
             &UserInsert {
@@ -259,21 +346,19 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
         .await?;
     tx.insert_token(demo_admin, &hash_token(&admin_token), now)
         .await?;
-    let learner = user_ids[0];
-    tx.insert_token(learner, &hash_token(&learner_token), now)
-        .await?;
-    tx.commit().await?;
+    Ok((demo_admin, admin_token))
+}
 
-    // Rules enroll everyone who matches, as the nightly sweep would.
-    ctx.actor = Some(demo_admin);
-    for user_id in &user_ids {
-        let mut tx = state.store.write().await?;
-        evaluate_user(&mut tx, &ctx, *user_id).await?;
-        tx.commit().await?;
-    }
-
-    // Administrators' work: recommendations, completions, failures, no-shows.
-    let mut tx = state.store.write().await?;
+/// Administrators' work: recommendations, self-enrollments in the retired
+/// course, completions, failures, no-shows.
+async fn make_history(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    dice: &mut Dice,
+    user_ids: &[i64],
+    ids: &Catalog,
+    demo_admin: i64,
+) -> anyhow::Result<()> {
     let statuses = [
         Status::Passed,
         Status::Passed,
@@ -284,10 +369,13 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
     ];
     for (index, user_id) in user_ids.iter().enumerate() {
         if index % 3 == 0 {
-            let due = today.checked_add((dice.next(120) as i64 - 30).days()).ok();
+            let due = ctx
+                .today
+                .checked_add((dice.next(120) as i64 - 30).days())
+                .ok();
             let new = NewEnrollment {
                 user_id: *user_id,
-                activity_id: id("Negotiation Skills"),
+                activity_id: ids["Negotiation Skills"],
                 enrollment_type: EnrollmentType::Recommended,
                 status: statuses[dice.next(statuses.len() as u64) as usize],
                 due_on: due,
@@ -296,12 +384,12 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
                 source: Source::Manual { by: demo_admin },
                 period: None,
             };
-            create(&mut tx, &ctx, new).await?;
+            create(tx, ctx, new).await?;
         }
         if index % 5 == 0 {
             let new = NewEnrollment {
                 user_id: *user_id,
-                activity_id: id("Data Privacy (retired)"),
+                activity_id: ids["Data Privacy (retired)"],
                 enrollment_type: EnrollmentType::Elected,
                 status: Status::Passed,
                 due_on: None,
@@ -310,25 +398,20 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
                 source: Source::SelfEnrolled,
                 period: None,
             };
-            create(&mut tx, &ctx, new).await?;
+            create(tx, ctx, new).await?;
         }
     }
-    for record in tx.open_enrollments_in(id("Code of Conduct")).await? {
+    for record in tx.open_enrollments_in(ids["Code of Conduct"]).await? {
         if dice.next(2) == 0 {
-            change(
-                &mut tx,
-                &ctx,
-                record,
-                Change {
-                    status: Some(Status::Passed),
-                    ..Change::default()
-                },
-            )
-            .await?;
+            let passed = Change {
+                status: Some(Status::Passed),
+                ..Change::default()
+            };
+            change(tx, ctx, record, passed).await?;
         }
     }
     for record in tx
-        .open_enrollments_in(id("Information Security Basics"))
+        .open_enrollments_in(ids["Information Security Basics"])
         .await?
     {
         let status = match dice.next(4) {
@@ -337,43 +420,12 @@ pub async fn load(state: &AppState, users: usize) -> anyhow::Result<String> {
             _ => None,
         };
         if status.is_some() {
-            change(
-                &mut tx,
-                &ctx,
-                record,
-                Change {
-                    status,
-                    ..Change::default()
-                },
-            )
-            .await?;
+            let changed = Change {
+                status,
+                ..Change::default()
+            };
+            change(tx, ctx, record, changed).await?;
         }
     }
-    tx.commit().await?;
-    state.activity_cache.clear();
-    crate::engine::jobs::run_due(state).await?;
-
-    let mut tx = state.store.read().await?;
-    let enrollments = tx
-        .list_enrollments(&roster_store::EnrollmentFilter {
-            today: today.to_string(),
-            limit: i64::MAX,
-            ..Default::default()
-        })
-        .await?
-        .len();
-    let learner_name = tx
-        .get_user(learner)
-        .await?
-        .map(|user| user.username)
-        .unwrap_or_default();
-    tx.rollback().await?;
-    Ok(format!(
-        "demo organisation loaded: {} users in {} groups, {} activities, {} enrollments\n  \
-         administrator demo.admin, token {admin_token}\n  learner {learner_name}, token {learner_token}",
-        user_ids.len() + 1,
-        groups.len(),
-        ids.len(),
-        enrollments
-    ))
+    Ok(())
 }
