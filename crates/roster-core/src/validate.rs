@@ -174,6 +174,73 @@ pub struct AutoRuleInput {
     pub initial_due_days: Option<Option<u32>>,
 }
 
+/// The three kinds of recurrence as closed schemas, for the rule input's
+/// branches.
+fn recurrence_branches() -> (
+    utoipa::openapi::schema::Object,
+    utoipa::openapi::schema::Object,
+    utoipa::openapi::schema::Object,
+) {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, Object, ObjectBuilder, OneOfBuilder, Type,
+    };
+    let null = || ObjectBuilder::new().schema_type(Type::Null);
+    let word = |text: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([text.to_string()]))
+    };
+    let closed = |builder: ObjectBuilder| {
+        builder.additional_properties(Some(AdditionalProperties::FreeForm(false)))
+    };
+    let one_of = |items: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>| {
+        let mut builder = OneOfBuilder::new();
+        for item in items {
+            builder = builder.item(item);
+        }
+        builder
+    };
+    let one_time: Object = closed(
+        ObjectBuilder::new()
+            .property("kind", word("one_time"))
+            .property(
+                "due",
+                one_of(vec![
+                    <OneTimeDue as utoipa::PartialSchema>::schema(),
+                    null().into(),
+                ]),
+            )
+            .required("kind"),
+    )
+    .build();
+    let annual: Object = closed(
+        ObjectBuilder::new()
+            .property("kind", word("annual"))
+            .property(
+                "due_each_year_on",
+                <MonthDay as utoipa::PartialSchema>::schema(),
+            )
+            .required("kind")
+            .required("due_each_year_on"),
+    )
+    .build();
+    let every_months: Object = closed(
+        ObjectBuilder::new()
+            .property("kind", word("every_months"))
+            .property(
+                "months",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(*MONTHS_RANGE.start()))
+                    .maximum(Some(*MONTHS_RANGE.end())),
+            )
+            .required("kind")
+            .required("months"),
+    )
+    .build();
+    (one_time, annual, every_months)
+}
+
 /// The document's schema says what the checks below check, so that a body
 /// the document calls valid is one the server takes: `none` clears; a
 /// `company` rule names no groups; a `groups` rule names at least one; a
@@ -181,7 +248,7 @@ pub struct AutoRuleInput {
 impl utoipa::PartialSchema for AutoRuleInput {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{
-            AdditionalProperties, ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Type,
+            AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
         };
         let null = || ObjectBuilder::new().schema_type(Type::Null);
         let one_of = |items: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>| {
@@ -210,44 +277,7 @@ impl utoipa::PartialSchema for AutoRuleInput {
                 utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64),
             )))
         };
-        let one_time: Object = closed(
-            ObjectBuilder::new()
-                .property("kind", word("one_time"))
-                .property(
-                    "due",
-                    one_of(vec![
-                        <OneTimeDue as utoipa::PartialSchema>::schema(),
-                        null().into(),
-                    ]),
-                )
-                .required("kind"),
-        )
-        .build();
-        let annual: Object = closed(
-            ObjectBuilder::new()
-                .property("kind", word("annual"))
-                .property(
-                    "due_each_year_on",
-                    <MonthDay as utoipa::PartialSchema>::schema(),
-                )
-                .required("kind")
-                .required("due_each_year_on"),
-        )
-        .build();
-        let every_months: Object = closed(
-            ObjectBuilder::new()
-                .property("kind", word("every_months"))
-                .property(
-                    "months",
-                    ObjectBuilder::new()
-                        .schema_type(Type::Integer)
-                        .minimum(Some(*MONTHS_RANGE.start()))
-                        .maximum(Some(*MONTHS_RANGE.end())),
-                )
-                .required("kind")
-                .required("months"),
-        )
-        .build();
+        let (one_time, annual, every_months) = recurrence_branches();
         let hired_after = || {
             one_of(vec![
                 <Day as utoipa::PartialSchema>::schema(),

@@ -240,6 +240,82 @@ where
     })
 }
 
+/// Pushes onto `$query` the conditions of `$filter`, each only when given:
+/// a generic `($2 IS NULL OR e.user_id = $2)` keeps SQLite from using any
+/// index, and a learner's History would scan every enrollment. A macro, so
+/// that each backend's `QueryBuilder` binds its own types.
+macro_rules! push_enrollment_filters {
+    ($query:ident, $filter:ident, $pattern:ident) => {{
+        let filter = $filter;
+        let pattern = &$pattern;
+        let query = &mut $query;
+        if let Some(user_id) = filter.user_id {
+            query.push(" AND e.user_id = ").push_bind(user_id);
+        }
+        if let Some(activity_id) = filter.activity_id {
+            query.push(" AND e.activity_id = ").push_bind(activity_id);
+        }
+        if let Some(status) = &filter.status {
+            // A known status is written as a literal: bound, it would
+            // make SQLite re-prepare the statement on every execution
+            // (the partial index on open enrollments depends on it).
+            match roster_core::Status::ALL
+                .iter()
+                .find(|known| known.as_str() == status)
+            {
+                Some(known) => query.push(format_args!(" AND e.status = '{}'", known.as_str())),
+                None => query.push(" AND e.status = ").push_bind(status),
+            };
+        }
+        if let Some(enrollment_type) = &filter.enrollment_type {
+            query.push(" AND e.type = ").push_bind(enrollment_type);
+        }
+        if let Some(source_kind) = &filter.source_kind {
+            query.push(" AND e.source_kind = ").push_bind(source_kind);
+        }
+        if let Some(overdue) = filter.overdue {
+            query
+                .push(" AND (")
+                .push_bind(overdue)
+                .push(OVERDUE_BEFORE)
+                .push_bind(&filter.today)
+                .push("))");
+        }
+        if let Some(due_from) = &filter.due_from {
+            query.push(" AND e.due_on >= ").push_bind(due_from);
+        }
+        if let Some(due_to) = &filter.due_to {
+            query.push(" AND e.due_on <= ").push_bind(due_to);
+        }
+        if let Some(enrolled_from) = filter.enrolled_from {
+            query
+                .push(" AND e.enrolled_at >= ")
+                .push_bind(enrolled_from);
+        }
+        if let Some(enrolled_to) = filter.enrolled_to {
+            query.push(" AND e.enrolled_at < ").push_bind(enrolled_to);
+        }
+        if let Some(pattern) = &pattern {
+            query.push(" AND LOWER(a.title) LIKE ").push_bind(pattern);
+        }
+        if let Some(activity_active) = filter.activity_active {
+            query.push(" AND a.active = ").push_bind(activity_active);
+        }
+        if let Some(user_active) = filter.user_active {
+            query.push(" AND u.active = ").push_bind(user_active);
+        }
+        match (filter.cursor, filter.newest_first) {
+            (Some(cursor), true) => {
+                query.push(" AND e.id < ").push_bind(cursor);
+            }
+            (Some(cursor), false) => {
+                query.push(" AND e.id > ").push_bind(cursor);
+            }
+            (None, _) => {}
+        }
+    }};
+}
+
 impl Tx {
     /// Inserts the enrollment unless a unique key refuses it (an open one
     /// exists, R2, or the period is held, R14): then `None`.
@@ -720,68 +796,7 @@ impl Tx {
                 }
                 query.push(" WHERE TRUE");
             }
-            if let Some(user_id) = filter.user_id {
-                query.push(" AND e.user_id = ").push_bind(user_id);
-            }
-            if let Some(activity_id) = filter.activity_id {
-                query.push(" AND e.activity_id = ").push_bind(activity_id);
-            }
-            if let Some(status) = &filter.status {
-                // A known status is written as a literal: bound, it would
-                // make SQLite re-prepare the statement on every execution
-                // (the partial index on open enrollments depends on it).
-                match roster_core::Status::ALL
-                    .iter()
-                    .find(|known| known.as_str() == status)
-                {
-                    Some(known) => query.push(format_args!(" AND e.status = '{}'", known.as_str())),
-                    None => query.push(" AND e.status = ").push_bind(status),
-                };
-            }
-            if let Some(enrollment_type) = &filter.enrollment_type {
-                query.push(" AND e.type = ").push_bind(enrollment_type);
-            }
-            if let Some(source_kind) = &filter.source_kind {
-                query.push(" AND e.source_kind = ").push_bind(source_kind);
-            }
-            if let Some(overdue) = filter.overdue {
-                query
-                    .push(" AND (")
-                    .push_bind(overdue)
-                    .push(OVERDUE_BEFORE)
-                    .push_bind(&filter.today)
-                    .push("))");
-            }
-            if let Some(due_from) = &filter.due_from {
-                query.push(" AND e.due_on >= ").push_bind(due_from);
-            }
-            if let Some(due_to) = &filter.due_to {
-                query.push(" AND e.due_on <= ").push_bind(due_to);
-            }
-            if let Some(enrolled_from) = filter.enrolled_from {
-                query.push(" AND e.enrolled_at >= ").push_bind(enrolled_from);
-            }
-            if let Some(enrolled_to) = filter.enrolled_to {
-                query.push(" AND e.enrolled_at < ").push_bind(enrolled_to);
-            }
-            if let Some(pattern) = &pattern {
-                query.push(" AND LOWER(a.title) LIKE ").push_bind(pattern);
-            }
-            if let Some(activity_active) = filter.activity_active {
-                query.push(" AND a.active = ").push_bind(activity_active);
-            }
-            if let Some(user_active) = filter.user_active {
-                query.push(" AND u.active = ").push_bind(user_active);
-            }
-            match (filter.cursor, filter.newest_first) {
-                (Some(cursor), true) => {
-                    query.push(" AND e.id < ").push_bind(cursor);
-                }
-                (Some(cursor), false) => {
-                    query.push(" AND e.id > ").push_bind(cursor);
-                }
-                (None, _) => {}
-            }
+            push_enrollment_filters!(query, filter, pattern);
             query.push(if filter.newest_first {
                 " ORDER BY e.id DESC LIMIT "
             } else {
