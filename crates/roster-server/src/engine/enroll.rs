@@ -428,7 +428,13 @@ async fn fire(
     let jobs: Vec<NewJob> = rules
         .iter()
         .filter(|rule| rule.when == trigger)
-        .map(|rule| trigger_job(ctx, rule, trigger, record.id, record.user_id))
+        .map(|rule| {
+            let fired = Fired {
+                enrollment_id: record.id,
+                user_id: record.user_id,
+            };
+            trigger_job(ctx, rule, trigger, fired)
+        })
         .collect();
     // Written when the transaction commits, with every other job it set
     // off: one statement for all of them.
@@ -438,16 +444,22 @@ async fn fire(
     Ok(())
 }
 
+/// The enrollment whose event fires a post-enrollment rule (R32), and its
+/// learner: named, so that the two ids cannot be swapped.
+#[derive(Clone, Copy, Debug)]
+pub struct Fired {
+    pub enrollment_id: i64,
+    pub user_id: i64,
+}
+
 /// The job capturing `rule` for a trigger on enrollment `enrollment_id` of
 /// `user_id` (R33): due `delay_days` × 24 hours from now, with the rule's
 /// snapshot. The sweep writes the same jobs in batches.
-pub fn trigger_job(
-    ctx: &Ctx,
-    rule: &PostRule,
-    trigger: Trigger,
-    enrollment_id: i64,
-    user_id: i64,
-) -> NewJob {
+pub fn trigger_job(ctx: &Ctx, rule: &PostRule, trigger: Trigger, fired: Fired) -> NewJob {
+    let Fired {
+        enrollment_id,
+        user_id,
+    } = fired;
     let run_at = ctx
         .now
         .checked_add((rule.delay_days as i64 * 24).hours())

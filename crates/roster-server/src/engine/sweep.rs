@@ -13,7 +13,7 @@ use roster_store::{
 };
 use serde::Serialize;
 
-use crate::engine::enroll::{after_create, trigger_job};
+use crate::engine::enroll::{Fired, after_create, trigger_job};
 use crate::engine::rules::{Activity, activity_from, post_rules};
 use crate::engine::{EngineError, EngineResult};
 use crate::state::Ctx;
@@ -305,9 +305,13 @@ pub async fn after_sweep_create(
     let jobs: Vec<NewJob> = created
         .iter()
         .flat_map(|(id, user_id)| {
-            rules
-                .iter()
-                .map(|rule| trigger_job(ctx, rule, Trigger::Enrolled, *id, *user_id))
+            rules.iter().map(|rule| {
+                let fired = Fired {
+                    enrollment_id: *id,
+                    user_id: *user_id,
+                };
+                trigger_job(ctx, rule, Trigger::Enrolled, fired)
+            })
         })
         .collect();
     if !jobs.is_empty() {
